@@ -1,0 +1,85 @@
+//! Fetching the discovery document and JWKS.
+//!
+//! We fetch discovery ourselves rather than with `ProviderMetadata::discover_async` because
+//! that compares `issuer` with `issuerUrl` byte for byte, and the seed's `issuerUrl` ends with
+//! `/` while Keycloak's `issuer` does not. Here they must match up to that trailing slash; ID
+//! tokens are then checked against discovery's `issuer`.
+
+use openidconnect::JsonWebKeySet;
+use openidconnect::core::CoreProviderMetadata;
+
+use super::OidcError;
+
+/// Largest discovery or JWKS document we read.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// `issuerUrl` + `.well-known/openid-configuration` (one `/` between them).
+pub fn discovery_url(issuer_url: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer_url.trim_end_matches('/')
+    )
+}
+
+pub(super) async fn fetch(
+    http: &openidconnect::reqwest::Client,
+    issuer_url: &str,
+) -> Result<CoreProviderMetadata, OidcError> {
+    let url = discovery_url(issuer_url);
+    let err = |reason: String| OidcError::Discovery {
+        url: url.clone(),
+        reason,
+    };
+    let body = get(http, &url).await.map_err(err)?;
+    let mut metadata: CoreProviderMetadata =
+        serde_json::from_slice(&body).map_err(|e| err(format!("not a discovery document: {e}")))?;
+    let found = metadata.issuer().as_str();
+    if found.trim_end_matches('/') != issuer_url.trim_end_matches('/') {
+        return Err(OidcError::IssuerMismatch {
+            url,
+            configured: issuer_url.to_owned(),
+            found: found.to_owned(),
+        });
+    }
+    let jwks_url = metadata.jwks_uri().to_string();
+    let jwks_body = get(http, &jwks_url)
+        .await
+        .map_err(|reason| OidcError::Discovery {
+            url: jwks_url.clone(),
+            reason,
+        })?;
+    let jwks: JsonWebKeySet<_> =
+        serde_json::from_slice(&jwks_body).map_err(|e| OidcError::Discovery {
+            url: jwks_url,
+            reason: format!("not a JWKS: {e}"),
+        })?;
+    metadata = metadata.set_jwks(jwks);
+    Ok(metadata)
+}
+
+async fn get(http: &openidconnect::reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    let response = http
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    if response
+        .content_length()
+        .is_some_and(|l| l > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err("document too large".into());
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err("document too large".into());
+    }
+    Ok(body.to_vec())
+}

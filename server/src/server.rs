@@ -1,0 +1,277 @@
+//! Assembles the flow from loaded config and serves it on three listeners (gRPC, HTTP,
+//! admin). Used by `extauth serve`, by the harness and by tests, on port 0 where they like.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Loaded, StoreConfig};
+use crate::flow::{Flow, Route};
+use crate::oidc::{OidcError, Provider};
+use crate::secret::Secret;
+use crate::session::memory::MemoryStore;
+use crate::session::redis::RedisStore;
+use crate::session::{SessionStore, StoreError};
+use crate::state::StateCodec;
+use crate::transport;
+
+/// Which session store to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreChoice {
+    /// What each AuthConfig says (`session.redis`).
+    #[default]
+    FromConfig,
+    /// One in-process store for every AuthConfig (tests; no Redis available).
+    Memory,
+}
+
+/// Where to listen and which store to use.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// gRPC ext_authz listener.
+    pub grpc: SocketAddr,
+    /// HTTP ext_authz / forward-auth listener.
+    pub http: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// Session store selection.
+    pub session_store: StoreChoice,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A session store could not be created.
+    #[error("session store for {config}: {source}")]
+    Store {
+        /// The AuthConfig.
+        config: String,
+        /// The cause.
+        source: StoreError,
+    },
+    /// The IdP client could not be created.
+    #[error("identity provider client for {config}: {source}")]
+    Provider {
+        /// The AuthConfig.
+        config: String,
+        /// The cause.
+        source: OidcError,
+    },
+}
+
+/// A running server. Dropping it stops the listeners.
+#[derive(Debug)]
+pub struct RunningServer {
+    grpc: SocketAddr,
+    http: SocketAddr,
+    admin: SocketAddr,
+    flow: Arc<Flow>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+    }
+    /// Bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+    /// Bound admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+    }
+    /// The flow (for in-process callers such as benches).
+    pub fn flow(&self) -> &Arc<Flow> {
+        &self.flow
+    }
+    /// Stops accepting, lets in-flight requests finish, and waits for the listeners to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+    /// Resolves when the server stops (all listeners ended).
+    pub async fn wait(mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts with the system clock.
+pub async fn start(loaded: Loaded, opts: ServeOptions) -> Result<RunningServer, ServeError> {
+    start_with_clock(loaded, opts, Arc::new(SystemClock)).await
+}
+
+/// Builds the flow for `loaded` (no listeners): for benches and in-process use.
+pub fn build_flow(
+    loaded: &Loaded,
+    store: StoreChoice,
+    clock: SharedClock,
+) -> Result<Flow, ServeError> {
+    let signing_key = loaded.signing_key.clone().unwrap_or_else(|| {
+        tracing::warn!(
+            "no SIGNING_KEY and no extauth-signing-key Secret: using a generated key; replicas will not share it, so a login started on one replica fails on another"
+        );
+        generated_key()
+    });
+    let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(Arc::clone(&clock)));
+    let mut routes = Vec::with_capacity(loaded.auth_configs.len());
+    for config in &loaded.auth_configs {
+        let store: Arc<dyn SessionStore> = match (store, &config.session.store) {
+            (StoreChoice::Memory, _) => Arc::clone(&memory),
+            (StoreChoice::FromConfig, s @ StoreConfig::Redis { .. }) => {
+                Arc::new(RedisStore::new(&s.redis_url(), "").map_err(|source| {
+                    ServeError::Store {
+                        config: config.id.clone(),
+                        source,
+                    }
+                })?)
+            }
+        };
+        let provider = Provider::new(Arc::clone(config), Arc::clone(&clock)).map_err(|source| {
+            ServeError::Provider {
+                config: config.id.clone(),
+                source,
+            }
+        })?;
+        routes.push(Route {
+            config: Arc::clone(config),
+            provider,
+            store,
+        });
+    }
+    Ok(Flow::new(routes, StateCodec::new(&signing_key), clock))
+}
+
+/// Starts with a given clock (tests move time with [`crate::clock::ManualClock`]).
+pub async fn start_with_clock(
+    loaded: Loaded,
+    opts: ServeOptions,
+    clock: SharedClock,
+) -> Result<RunningServer, ServeError> {
+    let flow = Arc::new(build_flow(&loaded, opts.session_store, clock)?);
+    let bind = |what: &'static str, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { what, addr, source })
+    };
+    let grpc = bind("gRPC", opts.grpc).await?;
+    let http = bind("HTTP", opts.http).await?;
+    let admin = bind("admin", opts.admin).await?;
+    let addr = |l: &TcpListener, what, want| {
+        l.local_addr().map_err(|source| ServeError::Bind {
+            what,
+            addr: want,
+            source,
+        })
+    };
+    let (grpc_addr, http_addr, admin_addr) = (
+        addr(&grpc, "gRPC", opts.grpc)?,
+        addr(&http, "HTTP", opts.http)?,
+        addr(&admin, "admin", opts.admin)?,
+    );
+    let (shutdown, rx) = watch::channel(false);
+
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+
+    let grpc_service = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+        transport::grpc::AuthorizationService::new(Arc::clone(&flow)),
+    );
+    let grpc_task = tokio::spawn({
+        let rx = rx.clone();
+        async move {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+            if let Err(e) = tonic::transport::Server::builder()
+                .add_service(grpc_service)
+                .serve_with_incoming_shutdown(incoming, stopped(rx))
+                .await
+            {
+                tracing::error!(error = %e, "gRPC listener failed");
+            }
+        }
+    });
+    let http_router = transport::http::router(Arc::clone(&flow))
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let http_task = tokio::spawn({
+        let rx = rx.clone();
+        async move {
+            if let Err(e) = axum::serve(http, http_router)
+                .with_graceful_shutdown(stopped(rx))
+                .await
+            {
+                tracing::error!(error = %e, "HTTP listener failed");
+            }
+        }
+    });
+    let admin_task = tokio::spawn({
+        let rx = rx.clone();
+        async move {
+            if let Err(e) = axum::serve(admin, transport::admin::router())
+                .with_graceful_shutdown(stopped(rx))
+                .await
+            {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        }
+    });
+    // Warm discovery so the first login does not pay for it; failures are retried on use.
+    for route in flow.routes() {
+        let flow = Arc::clone(&flow);
+        let id = route.config.id.clone();
+        tokio::spawn(async move {
+            if let Some(route) = flow.routes().iter().find(|r| r.config.id == id) {
+                if let Err(e) = route.provider.discovered().await {
+                    tracing::warn!(config = %id, error = %e, "discovery failed at startup; will retry on the first request");
+                }
+            }
+        });
+    }
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, admin = %admin_addr, configs = flow.routes().len(), "extauth listening");
+    Ok(RunningServer {
+        grpc: grpc_addr,
+        http: http_addr,
+        admin: admin_addr,
+        flow,
+        shutdown,
+        tasks: vec![grpc_task, http_task, admin_task],
+    })
+}
+
+fn generated_key() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(base64::engine::general_purpose::STANDARD.encode(bytes))
+}

@@ -1,0 +1,92 @@
+//! Sessions: the id in the cookie, the data behind it, and where that data lives.
+//!
+//! [`SessionStore`] is the only interface the flow uses; [`memory`] and [`redis`] implement
+//! it. A store never decides what an error means for the request: the flow does
+//! (`failOnFetchFailure`), and no store method deletes anything on a read error.
+
+pub mod id;
+pub mod memory;
+pub mod redis;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use id::SessionId;
+
+/// What a session holds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionData {
+    /// The raw ID token, forwarded upstream.
+    pub id_token: String,
+    /// The access token.
+    pub access_token: String,
+    /// The refresh token, when the IdP issued one.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// `exp` of the ID token (seconds since the epoch).
+    pub expires_at: i64,
+    /// `sub` of the ID token.
+    pub subject: String,
+    /// When the session was created (seconds since the epoch).
+    pub created_at: i64,
+}
+
+impl fmt::Debug for SessionData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionData")
+            .field("id_token", &"[redacted]")
+            .field("access_token", &"[redacted]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("expires_at", &self.expires_at)
+            .field("subject", &self.subject)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A store failure. Both kinds are transient from the flow's point of view: the session is
+/// kept, and `failOnFetchFailure` decides between a 503 and a fresh login.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time.
+    #[error("session store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored value could not be decoded.
+    #[error("stored session could not be decoded: {0}")]
+    Corrupt(String),
+}
+
+/// Where sessions live.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// The session for `id`, or `None` when there is none (or it expired).
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError>;
+    /// Stores `data` under `id` for `ttl`.
+    async fn save(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+    /// Removes the session.
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
+    /// Checks that the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+fn encode(data: &SessionData) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(data).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode(bytes: &[u8]) -> Result<SessionData, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

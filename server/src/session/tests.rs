@@ -1,0 +1,122 @@
+//! One behaviour suite, run against every store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::memory::MemoryStore;
+use super::redis::RedisStore;
+use super::*;
+use crate::clock::ManualClock;
+use crate::testing::RedisProcess;
+
+pub(crate) fn sample(subject: &str) -> SessionData {
+    SessionData {
+        id_token: "header.payload.signature".into(),
+        access_token: "at".into(),
+        refresh_token: Some("rt".into()),
+        expires_at: 2_000_000_000,
+        subject: subject.into(),
+        created_at: 1_700_000_000,
+    }
+}
+
+async fn save_then_load_round_trips(store: &dyn SessionStore) {
+    let id = SessionId::generate();
+    store
+        .save(&id, &sample("u1"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), Some(sample("u1")));
+}
+
+async fn unknown_id_is_no_session(store: &dyn SessionStore) {
+    assert_eq!(store.load(&SessionId::generate()).await.unwrap(), None);
+}
+
+async fn delete_removes_only_that_session(store: &dyn SessionStore) {
+    let (a, b) = (SessionId::generate(), SessionId::generate());
+    store
+        .save(&a, &sample("a"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    store
+        .save(&b, &sample("b"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.delete(&a).await.unwrap();
+    assert_eq!(store.load(&a).await.unwrap(), None);
+    assert_eq!(store.load(&b).await.unwrap(), Some(sample("b")));
+}
+
+async fn run_suite(store: &dyn SessionStore) {
+    store.ping().await.unwrap();
+    save_then_load_round_trips(store).await;
+    unknown_id_is_no_session(store).await;
+    delete_removes_only_that_session(store).await;
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_suite() {
+    run_suite(&MemoryStore::new(Arc::new(ManualClock::at_system_time()))).await;
+}
+
+#[tokio::test]
+async fn redis_store_passes_the_suite() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    run_suite(&RedisStore::new(&redis.url(), "test:").unwrap()).await;
+}
+
+#[tokio::test]
+async fn memory_sessions_expire_with_the_clock() {
+    let clock = ManualClock::new(1_000);
+    let store = MemoryStore::new(Arc::new(clock.clone()));
+    let id = SessionId::generate();
+    store
+        .save(&id, &sample("u"), Duration::from_secs(30))
+        .await
+        .unwrap();
+    clock.advance(29);
+    assert!(store.load(&id).await.unwrap().is_some());
+    clock.advance(1);
+    assert!(store.load(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn redis_sessions_get_the_ttl_and_prefix() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::new(&redis.url(), "pre:").unwrap();
+    let id = SessionId::generate();
+    store
+        .save(&id, &sample("u"), Duration::from_secs(2_592_000))
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl: i64 = ::redis::cmd("TTL")
+        .arg(format!("pre:{}", id.expose()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((2_591_990..=2_592_000).contains(&ttl), "ttl {ttl}");
+}
+
+#[tokio::test]
+async fn redis_outage_is_an_error_not_a_missing_session_and_keeps_data() {
+    let mut redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::new(&redis.url(), "").unwrap();
+    let id = SessionId::generate();
+    store
+        .save(&id, &sample("u"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    redis.stop();
+    let started = std::time::Instant::now();
+    let err = store.load(&id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    // Fails fast rather than holding the request for the crate's ~10 s default.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
