@@ -1,0 +1,273 @@
+//! `POST /realms/{realm}/protocol/openid-connect/token`: the token endpoint.
+//!
+//! Authenticates the client (`client_secret_basic` or `client_secret_post`; a public client by
+//! `client_id`), then serves the `authorization_code` and `refresh_token` grants. Codes and
+//! refresh tokens are consumed on presentation, so replays fail. Every client fault is a 4xx
+//! JSON error in Keycloak's words, with `Cache-Control: no-store`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Serialize;
+
+use super::error::no_store_json;
+use super::params::Params;
+use super::{AppState, HttpError, RealmState};
+use crate::realm::{Client, User};
+use crate::store::RefreshGrant;
+use crate::tokens::{self, Grant, Scope};
+
+/// The successful token response, in Keycloak's field order.
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+    refresh_expires_in: u64,
+    refresh_token: String,
+    token_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    #[serde(rename = "not-before-policy")]
+    not_before_policy: u64,
+    session_state: String,
+    scope: String,
+}
+
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let rs = state.realm(&realm)?;
+    let form = Params::parse(&body);
+    let grant_type = form
+        .get("grant_type")
+        .ok_or_else(|| HttpError::invalid_request("Missing form parameter: grant_type"))?;
+    let client = authenticate_client(&rs, &headers, &form)?;
+    match grant_type {
+        "authorization_code" => authorization_code(&state, &rs, client, &form),
+        "refresh_token" => refresh_token(&state, &rs, client, &form),
+        _ => Err(HttpError::OAuth {
+            status: StatusCode::BAD_REQUEST,
+            error: "unsupported_grant_type",
+            description: "Unsupported grant_type".to_owned(),
+        }),
+    }
+}
+
+/// Client credentials from `Authorization: Basic` (RFC 6749 2.3.1: id and secret are each
+/// form-urlencoded before base64) or from the form body.
+fn authenticate_client<'r>(
+    rs: &'r RealmState,
+    headers: &HeaderMap,
+    form: &Params,
+) -> Result<&'r Client, HttpError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
+        });
+    let (client_id, secret) = match basic {
+        Some(encoded) => {
+            let (id, secret) = decode_basic(encoded).ok_or_else(HttpError::invalid_client)?;
+            // Two different identities in one request is a client fault.
+            if form.get("client_id").is_some_and(|f| f != id) {
+                return Err(HttpError::invalid_client());
+            }
+            (id, Some(secret))
+        }
+        None => (
+            form.get("client_id")
+                .ok_or_else(HttpError::invalid_client)?
+                .to_owned(),
+            form.get("client_secret").map(str::to_owned),
+        ),
+    };
+    let client = rs
+        .realm
+        .client(&client_id)
+        .filter(|c| c.enabled())
+        .ok_or_else(HttpError::invalid_client)?;
+    if client.is_public() {
+        return Ok(client);
+    }
+    match (client.secret(), secret) {
+        (Some(expected), Some(given)) if expected.matches(&given) => Ok(client),
+        _ => Err(HttpError::invalid_client()),
+    }
+}
+
+fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let raw = STANDARD.decode(encoded).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    Some((form_decode(id), form_decode(secret)))
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value (`+` is a space).
+fn form_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn authorization_code(
+    state: &AppState,
+    rs: &RealmState,
+    client: &Client,
+    form: &Params,
+) -> Result<Response, HttpError> {
+    let code = form
+        .get("code")
+        .ok_or_else(|| HttpError::invalid_request("Missing parameter: code"))?;
+    let now = state.now();
+    let mut store = rs.store();
+    // Taken out first: whatever happens next, this code is spent.
+    let grant = store
+        .redeem_code(code, now)
+        .ok_or_else(|| HttpError::invalid_grant("Code not valid"))?;
+    let req = &grant.request;
+    if req.client_id != client.client_id() {
+        return Err(HttpError::invalid_grant("Code not valid"));
+    }
+    let redirect_ok = match form.get("redirect_uri") {
+        Some(uri) => uri == req.redirect_uri,
+        None => !req.redirect_uri_sent,
+    };
+    if !redirect_ok {
+        return Err(HttpError::invalid_grant("Incorrect redirect_uri"));
+    }
+    if let Some(pkce) = &req.pkce {
+        pkce.verify(form.get("code_verifier"))
+            .map_err(|f| HttpError::invalid_grant(f.description()))?;
+    }
+    let user = active_user(rs, &grant.user_id)?;
+    let refresh_expires_at = store
+        .touch_session(&grant.sid, now)
+        .ok_or_else(|| HttpError::invalid_grant("Session not active"))?;
+    let refresh = RefreshGrant {
+        client_id: req.client_id.clone(),
+        sid: grant.sid.clone(),
+        user_id: grant.user_id.clone(),
+        nonce: req.nonce.clone(),
+        scope: req.scope.clone(),
+        auth_time: grant.auth_time,
+        acr: grant.acr,
+    };
+    drop(store);
+    issue(state, rs, user, refresh, now, refresh_expires_at)
+}
+
+fn refresh_token(
+    state: &AppState,
+    rs: &RealmState,
+    client: &Client,
+    form: &Params,
+) -> Result<Response, HttpError> {
+    let token = form
+        .get("refresh_token")
+        .ok_or_else(|| HttpError::invalid_request("Missing parameter: refresh_token"))?;
+    let now = state.now();
+    let claims = tokens::verify_refresh(&state.keys, &rs.issuer, now, token)
+        .map_err(|_| HttpError::invalid_grant("Invalid refresh token"))?;
+    let mut store = rs.store();
+    let belongs = store
+        .peek_refresh(&claims.jti)
+        .map(|g| g.client_id == client.client_id());
+    match belongs {
+        None => return Err(HttpError::invalid_grant("Invalid refresh token")),
+        Some(false) => {
+            return Err(HttpError::invalid_grant(
+                "Invalid refresh token. Token client and authorized client don't match",
+            ));
+        }
+        Some(true) => {}
+    }
+    // Rotation: the presented token is spent, the response carries its successor.
+    let grant = store
+        .take_refresh(&claims.jti)
+        .ok_or_else(|| HttpError::invalid_grant("Invalid refresh token"))?;
+    let refresh_expires_at = store
+        .touch_session(&grant.sid, now)
+        .ok_or_else(|| HttpError::invalid_grant("Session not active"))?;
+    drop(store);
+    let user = active_user(rs, &grant.user_id)?;
+    issue(state, rs, user, grant, now, refresh_expires_at)
+}
+
+fn active_user<'r>(rs: &'r RealmState, user_id: &str) -> Result<&'r User, HttpError> {
+    rs.realm
+        .user_by_id(user_id)
+        .filter(|u| u.enabled())
+        .ok_or_else(|| HttpError::invalid_grant("User disabled"))
+}
+
+fn issue(
+    state: &AppState,
+    rs: &RealmState,
+    user: &User,
+    grant: RefreshGrant,
+    now: u64,
+    refresh_expires_at: u64,
+) -> Result<Response, HttpError> {
+    let scope: &Scope = &grant.scope;
+    let minted = tokens::mint(
+        &state.keys,
+        &Grant {
+            issuer: &rs.issuer,
+            user,
+            client_id: &grant.client_id,
+            sid: &grant.sid,
+            nonce: grant.nonce.as_deref(),
+            scope,
+            auth_time: grant.auth_time,
+            acr: grant.acr,
+            now,
+            access_lifetime: rs.realm.lifetimes().access_token,
+            refresh_expires_at,
+        },
+    )
+    .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let body = TokenResponse {
+        access_token: minted.access_token,
+        expires_in: minted.expires_in,
+        refresh_expires_in: minted.refresh_expires_in,
+        refresh_token: minted.refresh_token,
+        token_type: "Bearer",
+        id_token: minted.id_token,
+        not_before_policy: 0,
+        session_state: grant.sid.clone(),
+        scope: grant.scope.to_string(),
+    };
+    rs.store().remember_refresh(minted.refresh_jti, grant);
+    // Serialized from the struct, so the fields keep Keycloak's order on the wire.
+    Ok(no_store_json(StatusCode::OK, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_urldecoded() {
+        // RFC 6749 2.3.1: "a b:c" and "p%w+d" are encoded before base64.
+        let encoded = STANDARD.encode("a+b%3Ac:p%25w%2Bd");
+        assert_eq!(
+            decode_basic(&encoded),
+            Some(("a b:c".to_owned(), "p%w+d".to_owned()))
+        );
+    }
+
+    #[test]
+    fn basic_credentials_without_a_colon_are_rejected() {
+        assert_eq!(decode_basic(&STANDARD.encode("nocolon")), None);
+        assert_eq!(decode_basic("%%%"), None);
+    }
+}

@@ -1,0 +1,56 @@
+//! `GET|POST /realms/{realm}/protocol/openid-connect/userinfo`: the user's claims for a valid
+//! bearer access token whose SSO session is still alive; otherwise `401` with
+//! `WWW-Authenticate: Bearer ... error="invalid_token"` (RFC 6750 3.1).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use serde::Serialize;
+
+use super::{AppState, HttpError};
+use crate::tokens::{self, ProfileClaims};
+
+#[derive(Serialize)]
+pub(crate) struct UserInfo {
+    sub: String,
+    #[serde(flatten)]
+    profile: ProfileClaims,
+}
+
+pub(crate) async fn userinfo(
+    State(state): State<AppState>,
+    Path(realm): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<UserInfo>, HttpError> {
+    let rs = state.realm(&realm)?;
+    let reject = |description| HttpError::Bearer {
+        realm: rs.realm.name().to_owned(),
+        description,
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| reject("Token not provided"))?;
+    let now = state.now();
+    let claims = tokens::verify_access(&state.keys, &rs.issuer, now, token)
+        .map_err(|_| reject("Token verification failed"))?;
+    if rs.store().live_session(&claims.sid, now).is_none() {
+        return Err(reject(
+            "User session not found or doesn't have client attached on it",
+        ));
+    }
+    let user = rs
+        .realm
+        .user_by_id(&claims.sub)
+        .filter(|u| u.enabled())
+        .ok_or_else(|| reject("User not found"))?;
+    Ok(Json(UserInfo {
+        sub: user.id().to_owned(),
+        profile: ProfileClaims::of(user),
+    }))
+}

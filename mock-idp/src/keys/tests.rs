@@ -1,0 +1,47 @@
+use super::*;
+
+#[test]
+fn shared_key_is_generated_once_per_process() {
+    let a = SigningKey::shared().unwrap();
+    let b = SigningKey::shared().unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+}
+
+#[test]
+fn public_jwk_is_an_rs256_signing_key_with_a_2048_bit_modulus() {
+    let key = SigningKey::shared().unwrap();
+    let jwk = key.public_jwk();
+    assert_eq!(jwk["kty"], "RSA");
+    assert_eq!(jwk["alg"], "RS256");
+    assert_eq!(jwk["use"], "sig");
+    assert_eq!(jwk["e"], "AQAB");
+    assert_eq!(jwk["kid"], key.kid());
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    assert_eq!(n.len() * 8, RSA_BITS);
+}
+
+#[test]
+fn kid_is_the_rfc7638_thumbprint() {
+    // RFC 7638 section 3.1's example key and thumbprint.
+    let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    assert_eq!(
+        jwk_thumbprint(n, "AQAB"),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
+}
+
+#[test]
+fn debug_output_shows_the_kid_but_no_key_material() {
+    let key = SigningKey::shared().unwrap();
+    let shown = format!("{key:?}");
+    assert!(shown.contains(key.kid()));
+    assert!(!shown.contains(key.public_jwk()["n"].as_str().unwrap()));
+    let hmac = format!("{:?}", HmacKey::generate());
+    assert!(hmac.starts_with("HmacKey { kid: "));
+}
+
+#[test]
+fn trimming_drops_only_leading_zero_bytes() {
+    assert_eq!(be_bytes_trimmed(&[0, 0, 1, 0, 1]), vec![1, 0, 1]);
+    assert_eq!(be_bytes_trimmed(&[0, 0]), Vec::<u8>::new());
+}

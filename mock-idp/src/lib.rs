@@ -1,0 +1,45 @@
+//! `mock-idp`: a Keycloak-compatible OpenID Connect provider for tests.
+//!
+//! It serves Keycloak's URL layout (`/realms/{realm}/...`), reads Keycloak realm-export JSON,
+//! renders Keycloak's login form (`form#kc-form-login`, `#username`, `#password`, `#kc-login`)
+//! and issues tokens with Keycloak's claims, so that the same browser driver, the same realm
+//! file and the same relying party work against this mock and against a real Keycloak.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mock_idp::Error> {
+//! let realm = mock_idp::Realm::from_file("scenarios/realms/master.json")?;
+//! let idp = mock_idp::MockIdp::builder()
+//!     .realm(realm)
+//!     .public_host("localhost")
+//!     .start()
+//!     .await?;
+//! println!("issuer: {}", idp.issuer("master"));
+//! idp.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout (one module per concern):
+//! - [`realm`]: the realm-export input, parsed and validated once.
+//! - [`clock`]: the only source of "now"; every `iat`/`exp`/`auth_time` and lifetime uses it.
+//! - [`keys`]: the RS256 signing key (JWKS) and the refresh-token HMAC key.
+//! - `tokens`: claim sets and token minting/verification.
+//! - `store`: server-side state (pending logins, SSO sessions, codes, refresh tokens).
+//! - `http`: the axum router, one file per endpoint, and the one place mapping errors to
+//!   responses.
+//! - [`server`]: the builder and the running server handle.
+
+pub mod clock;
+mod error;
+mod http;
+mod ids;
+pub mod keys;
+pub mod realm;
+pub mod server;
+mod store;
+mod tokens;
+
+pub use clock::{Clock, SystemClock};
+pub use error::Error;
+pub use keys::{KeyError, SigningKey};
+pub use realm::{Realm, RealmError};
+pub use server::{MockIdp, MockIdpBuilder, RunningIdp};

@@ -1,0 +1,360 @@
+//! Starting and stopping an IdP: [`MockIdp::builder`] → [`MockIdpBuilder::start`] →
+//! [`RunningIdp`].
+//!
+//! The builder binds first (port 0 is the norm in tests), then derives the public base URL
+//! (often containing the bound port), the issuers, and the shared state, and serves the router
+//! on a background task until [`RunningIdp::shutdown`] or drop.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Error;
+use crate::http::{self, AppState, RealmState};
+use crate::keys::{Keys, SigningKey};
+use crate::realm::Realm;
+
+/// How long [`RunningIdp::shutdown`] waits for open connections before cutting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Entry point: `MockIdp::builder()`.
+#[derive(Debug)]
+pub struct MockIdp;
+
+impl MockIdp {
+    /// A builder with defaults: listen on `127.0.0.1:0`, public URL `http://<bound addr>`,
+    /// the system clock and the process-wide signing key.
+    pub fn builder() -> MockIdpBuilder {
+        MockIdpBuilder {
+            realms: Vec::new(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            public: PublicBase::Listen,
+            clock: Arc::new(SystemClock),
+            signing_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum PublicBase {
+    /// `http://<bound address>`.
+    Listen,
+    /// `http://<host>:<bound port>`.
+    Host(String),
+    /// As given.
+    Url(Url),
+}
+
+/// Configures an IdP; [`start`](Self::start) binds and serves it.
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `.start().await`"]
+pub struct MockIdpBuilder {
+    realms: Vec<Realm>,
+    listen: SocketAddr,
+    public: PublicBase,
+    clock: Arc<dyn Clock>,
+    signing_key: Option<Arc<SigningKey>>,
+}
+
+impl MockIdpBuilder {
+    /// Serves this realm at `/realms/<name>`. Call once per realm.
+    pub fn realm(mut self, realm: Realm) -> Self {
+        self.realms.push(realm);
+        self
+    }
+
+    /// The address to bind. Default `127.0.0.1:0` (any free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The public base URL, as browsers and relying parties reach the IdP (e.g. through a
+    /// proxy). Issuers are `<public url>/realms/<name>`.
+    pub fn public_url(mut self, url: Url) -> Self {
+        self.public = PublicBase::Url(url);
+        self
+    }
+
+    /// The public host; the public URL becomes `http://<host>:<bound port>`. Use
+    /// `"localhost"` to keep the IdP's cookies apart from an app on `127.0.0.x`.
+    pub fn public_host(mut self, host: impl Into<String>) -> Self {
+        self.public = PublicBase::Host(host.into());
+        self
+    }
+
+    /// The clock for every issued-at, expiry and lifetime check. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The RS256 signing key. Default: [`SigningKey::shared`], one per process.
+    pub fn signing_key(mut self, key: Arc<SigningKey>) -> Self {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// Binds, then serves in the background.
+    pub async fn start(self) -> Result<RunningIdp, Error> {
+        if self.realms.is_empty() {
+            return Err(Error::NoRealm);
+        }
+        let signing = match self.signing_key {
+            Some(k) => k,
+            None => tokio::task::spawn_blocking(SigningKey::shared)
+                .await
+                .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??,
+        };
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: self.listen,
+            source,
+        })?;
+        let base_url = public_base(&self.public, addr)?;
+
+        let mut realms = HashMap::new();
+        for realm in self.realms {
+            let name = realm.name().to_owned();
+            let state = RealmState::new(realm, issuer_url(&base_url, &name));
+            if realms.insert(name.clone(), Arc::new(state)).is_some() {
+                return Err(Error::DuplicateRealm(name));
+            }
+        }
+        let issuers: Vec<String> = realms.values().map(|r| r.issuer.clone()).collect();
+        let state = AppState {
+            realms: Arc::new(realms),
+            keys: Arc::new(Keys::new(signing)),
+            clock: self.clock,
+        };
+        let app = http::router(state);
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let result = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    // A dropped sender also means "stop".
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "mock-idp server stopped with an error");
+            }
+        });
+        tracing::info!(%addr, base_url = %base_url, ?issuers, "mock-idp started");
+        Ok(RunningIdp {
+            addr,
+            base_url,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// Validates or derives the public base URL; the result always ends in `/`.
+fn public_base(public: &PublicBase, addr: SocketAddr) -> Result<Url, Error> {
+    let mut url = match public {
+        PublicBase::Listen => {
+            // A wildcard bind is reached through loopback.
+            let ip = match addr.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            let text = format!("http://{}/", SocketAddr::new(ip, addr.port()));
+            Url::parse(&text).map_err(|_| Error::PublicUrl {
+                url: text,
+                reason: "not a URL",
+            })?
+        }
+        PublicBase::Host(host) => {
+            let text = format!("http://{host}:{}/", addr.port());
+            let url = Url::parse(&text).map_err(|_| Error::PublicUrl {
+                url: host.clone(),
+                reason: "not a valid host name",
+            })?;
+            if url.path() != "/" || url.query().is_some() || url.username() != "" {
+                return Err(Error::PublicUrl {
+                    url: host.clone(),
+                    reason: "expected a bare host name",
+                });
+            }
+            url
+        }
+        PublicBase::Url(url) => url.clone(),
+    };
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(Error::PublicUrl {
+            url: url.to_string(),
+            reason: "expected an http or https URL with a host",
+        });
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::PublicUrl {
+            url: url.to_string(),
+            reason: "a public URL has no query or fragment",
+        });
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// `<base>/realms/<name>` (the realm name percent-encoded as one path segment).
+fn issuer_url(base: &Url, realm: &str) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().push("realms").push(realm);
+    }
+    url
+}
+
+/// A running IdP. Stops on [`shutdown`](Self::shutdown) or when dropped.
+pub struct RunningIdp {
+    addr: SocketAddr,
+    base_url: Url,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for RunningIdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningIdp")
+            .field("addr", &self.addr)
+            .field("base_url", &self.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningIdp {
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The public base URL, ending in `/` (e.g. `http://localhost:41234/`).
+    pub fn base_url(&self) -> Url {
+        self.base_url.clone()
+    }
+
+    /// The issuer of a realm, e.g. `http://localhost:41234/realms/master` (no trailing
+    /// slash, like Keycloak).
+    pub fn issuer(&self, realm: &str) -> String {
+        issuer_url(&self.base_url, realm).to_string()
+    }
+
+    /// Stops accepting connections and waits (up to 5 s) for open ones to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningIdp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn public_base_cases() {
+        let cases = [
+            (
+                "listen v4",
+                PublicBase::Listen,
+                "127.0.0.1:4000",
+                "http://127.0.0.1:4000/",
+            ),
+            (
+                "listen wildcard",
+                PublicBase::Listen,
+                "0.0.0.0:4000",
+                "http://127.0.0.1:4000/",
+            ),
+            (
+                "listen v6",
+                PublicBase::Listen,
+                "[::1]:4000",
+                "http://[::1]:4000/",
+            ),
+            (
+                "public host",
+                PublicBase::Host("localhost".into()),
+                "127.0.0.1:4000",
+                "http://localhost:4000/",
+            ),
+            (
+                "url without slash",
+                PublicBase::Url(Url::parse("https://idp.example/auth").unwrap()),
+                "127.0.0.1:4000",
+                "https://idp.example/auth/",
+            ),
+        ];
+        for (label, public, bound, want) in cases {
+            let got = public_base(&public, addr(bound)).unwrap();
+            assert_eq!(got.as_str(), want, "{label}");
+        }
+    }
+
+    #[test]
+    fn public_base_rejects_unusable_urls() {
+        let cases = [
+            ("host with path", PublicBase::Host("localhost/x".into())),
+            ("not http", PublicBase::Url(Url::parse("ftp://h/").unwrap())),
+            (
+                "query",
+                PublicBase::Url(Url::parse("http://h/?a=1").unwrap()),
+            ),
+        ];
+        for (label, public) in cases {
+            let err = public_base(&public, addr("127.0.0.1:1")).unwrap_err();
+            assert!(matches!(err, Error::PublicUrl { .. }), "{label}: {err}");
+        }
+    }
+
+    #[test]
+    fn issuer_has_no_trailing_slash_and_keeps_a_base_path() {
+        let base = Url::parse("http://localhost:8080/auth/").unwrap();
+        assert_eq!(
+            issuer_url(&base, "master").as_str(),
+            "http://localhost:8080/auth/realms/master"
+        );
+        let base = Url::parse("http://localhost:8080/").unwrap();
+        assert_eq!(
+            issuer_url(&base, "my realm").as_str(),
+            "http://localhost:8080/realms/my%20realm"
+        );
+    }
+}
