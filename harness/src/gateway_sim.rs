@@ -1,0 +1,540 @@
+//! A gateway simulator that behaves like agentgateway/Envoy with the ext_authz filter.
+//!
+//! For every request it builds an `envoy.service.auth.v3.CheckRequest` (method, lowercase
+//! headers with repeated values joined by `,`, path with query, host, scheme `http`,
+//! protocol, small bodies), calls `Authorization/Check` over gRPC, and then:
+//! - denied (`DeniedResponse`/`ErrorResponse`, or a non-OK status) → the denied status,
+//!   headers and body go to the client (403 when the status is unset, Envoy's default);
+//! - allowed → the request goes to the upstream minus `headers_to_remove`, plus `headers`,
+//!   and the upstream's answer comes back plus `response_headers_to_add`;
+//! - ext_authz unreachable or timing out → `503 ext_authz unavailable`; any other RPC error →
+//!   403 (Envoy's `status_on_error` default), logged.
+//!
+//! Header options follow the `append` flag when it is set. When it is unset, the default is
+//! agentgateway's (overwrite), which is stricter than Envoy's (`append_action`): a server
+//! that forgets `append: true` on its second `Set-Cookie` loses the first here, as it would
+//! behind agentgateway. [`AppendSemantics::Envoy`] switches to Envoy's reading.
+//! This module owns no auth logic: it only transports decisions.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::config::core::v3::{
+    Address, HeaderValueOption, SocketAddress, address, socket_address,
+};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+    HttpRequest, Peer, Request as AttrRequest,
+};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+use url::Url;
+
+/// Bodies up to this size are sent to ext_authz (Envoy's `with_request_body` default size).
+pub const MAX_CHECK_BODY: usize = 8 * 1024;
+/// Larger request bodies are refused with 413.
+pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
+/// Time allowed for one `Check` call.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time allowed for connecting to ext_authz.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// gRPC code `OK`.
+const GRPC_OK: i32 = 0;
+
+/// Hop-by-hop headers a proxy never forwards (RFC 9110 §7.6.1), plus the ones it recomputes.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// How a header option with no `append` flag is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendSemantics {
+    /// agentgateway: no `append` means overwrite.
+    #[default]
+    Agentgateway,
+    /// Envoy: no `append` means `append_action` (whose zero value appends).
+    Envoy,
+}
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The listen address could not be bound.
+    #[error("gateway simulator cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The ext_authz address does not make a gRPC endpoint.
+    #[error("gateway simulator: bad ext_authz endpoint {addr}: {source}")]
+    Endpoint {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: tonic::transport::Error,
+    },
+    /// The upstream HTTP client could not be built.
+    #[error("gateway simulator: upstream client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Builder-free entry point: see [`GatewaySim::start`].
+#[derive(Debug)]
+pub struct GatewaySim;
+
+impl GatewaySim {
+    /// Binds `listen` and serves, calling ext_authz at `extauth_grpc` and forwarding allowed
+    /// requests to `upstream_base`.
+    pub async fn start(
+        listen: SocketAddr,
+        extauth_grpc: SocketAddr,
+        upstream_base: Url,
+    ) -> Result<RunningGateway, GatewayError> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: listen,
+                source,
+            })?;
+        Self::serve(
+            listener,
+            extauth_grpc,
+            upstream_base,
+            AppendSemantics::default(),
+        )
+    }
+
+    /// Serves on an already bound listener (the stack binds port 80 itself).
+    pub fn serve(
+        listener: TcpListener,
+        extauth_grpc: SocketAddr,
+        upstream_base: Url,
+        semantics: AppendSemantics,
+    ) -> Result<RunningGateway, GatewayError> {
+        let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
+        let channel = Endpoint::from_shared(format!("http://{extauth_grpc}"))
+            .map_err(|source| GatewayError::Endpoint {
+                addr: extauth_grpc,
+                source,
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CHECK_TIMEOUT)
+            .connect_lazy();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(GatewayError::Client)?;
+        let state = Sim {
+            authz: AuthorizationClient::new(channel),
+            upstream_base,
+            client,
+            local: addr,
+            semantics,
+        };
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(error = %e, "gateway simulator stopped with an error");
+            }
+        });
+        Ok(RunningGateway {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running simulator; dropping it stops it.
+#[derive(Debug)]
+pub struct RunningGateway {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningGateway {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR` with no trailing slash; the port is left out when it is 80, as a browser
+    /// and the `Host` header would write it.
+    pub fn url(&self) -> String {
+        if self.addr.port() == 80 {
+            format!("http://{}", self.addr.ip())
+        } else {
+            format!("http://{}", self.addr)
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Sim {
+    authz: AuthorizationClient<Channel>,
+    upstream_base: Url,
+    client: reqwest::Client,
+    local: SocketAddr,
+    semantics: AppendSemantics,
+}
+
+async fn handle(
+    State(sim): State<Sim>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: axum::extract::Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::warn!(error = %e, "request body refused");
+            return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+    };
+    let check = check_request(&parts, &body, peer, sim.local);
+    let mut authz = sim.authz.clone();
+    let answer = authz.check(check).await;
+    let response = match answer {
+        Ok(answer) => answer.into_inner(),
+        Err(status) => return rpc_failure(&status),
+    };
+    match verdict(response) {
+        Verdict::Deny(denied) => denied_response(denied, sim.semantics),
+        Verdict::Allow(ok) => forward(&sim, parts, body, ok).await,
+    }
+}
+
+/// What the gateway does with a `CheckResponse`.
+#[derive(Debug)]
+enum Verdict {
+    Allow(OkHttpResponse),
+    Deny(DeniedHttpResponse),
+}
+
+/// Envoy's reading: the status decides, the http_response details it.
+fn verdict(response: CheckResponse) -> Verdict {
+    let code = response.status.as_ref().map_or(GRPC_OK, |s| s.code);
+    match (code == GRPC_OK, response.http_response) {
+        (true, Some(HttpResponse::OkResponse(ok))) => Verdict::Allow(ok),
+        (true, None) => Verdict::Allow(OkHttpResponse::default()),
+        (_, Some(HttpResponse::DeniedResponse(denied) | HttpResponse::ErrorResponse(denied))) => {
+            Verdict::Deny(denied)
+        }
+        (false, Some(HttpResponse::OkResponse(_)) | None) => {
+            let message = response.status.map(|s| s.message).unwrap_or_default();
+            tracing::warn!(grpc_code = code, %message, "ext_authz denied with no http response: 403");
+            Verdict::Deny(DeniedHttpResponse::default())
+        }
+    }
+}
+
+/// The `CheckRequest` Envoy would send for this request.
+fn check_request(
+    parts: &http::request::Parts,
+    body: &[u8],
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> CheckRequest {
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_else(|| local.to_string());
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers
+            .entry(name.as_str().to_ascii_lowercase())
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    // Envoy puts the pseudo-headers in the map too.
+    headers.insert(":authority".into(), host.clone());
+    headers.insert(":method".into(), parts.method.as_str().to_owned());
+    headers.insert(":path".into(), path.clone());
+    headers.insert(":scheme".into(), "http".into());
+    let (body_text, size) = if body.len() <= MAX_CHECK_BODY {
+        (String::from_utf8_lossy(body).into_owned(), body.len())
+    } else {
+        (String::new(), body.len())
+    };
+    let protocol = match parts.version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(peer_of(peer)),
+            destination: Some(peer_of(local)),
+            request: Some(AttrRequest {
+                time: None,
+                http: Some(HttpRequest {
+                    method: parts.method.as_str().to_owned(),
+                    headers: headers.into_iter().collect(),
+                    path,
+                    host,
+                    scheme: "http".into(),
+                    protocol: protocol.into(),
+                    body: body_text,
+                    size: i64::try_from(size).unwrap_or(i64::MAX),
+                    ..HttpRequest::default()
+                }),
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
+fn peer_of(addr: SocketAddr) -> Peer {
+    Peer {
+        address: Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: addr.ip().to_string(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                    addr.port(),
+                ))),
+                ..SocketAddress::default()
+            })),
+        }),
+        ..Peer::default()
+    }
+}
+
+/// What one header option does to a header map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Append,
+    AddIfAbsent,
+    Overwrite,
+    OverwriteIfExists,
+}
+
+#[allow(deprecated)] // `append` is deprecated in Envoy but is what agentgateway reads.
+fn action_of(option: &HeaderValueOption, semantics: AppendSemantics) -> Action {
+    match (option.append.as_ref(), semantics) {
+        (Some(flag), _) if flag.value => Action::Append,
+        (Some(_), _) | (None, AppendSemantics::Agentgateway) => Action::Overwrite,
+        (None, AppendSemantics::Envoy) => {
+            match HeaderAppendAction::try_from(option.append_action) {
+                Ok(HeaderAppendAction::AppendIfExistsOrAdd) | Err(_) => Action::Append,
+                Ok(HeaderAppendAction::AddIfAbsent) => Action::AddIfAbsent,
+                Ok(HeaderAppendAction::OverwriteIfExistsOrAdd) => Action::Overwrite,
+                Ok(HeaderAppendAction::OverwriteIfExists) => Action::OverwriteIfExists,
+            }
+        }
+    }
+}
+
+/// Applies ext_authz header options to `map`; invalid names or values are logged and skipped.
+fn apply_options(map: &mut HeaderMap, options: &[HeaderValueOption], semantics: AppendSemantics) {
+    for option in options {
+        let Some(header) = option.header.as_ref() else {
+            continue;
+        };
+        let raw = if header.raw_value.is_empty() {
+            header.value.as_bytes()
+        } else {
+            header.raw_value.as_slice()
+        };
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(header.key.to_ascii_lowercase().as_bytes()),
+            HeaderValue::from_bytes(raw),
+        ) else {
+            tracing::warn!(key = %header.key, "ext_authz sent an invalid header; skipped");
+            continue;
+        };
+        match action_of(option, semantics) {
+            Action::Append => {
+                map.append(name, value);
+            }
+            Action::AddIfAbsent => {
+                if !map.contains_key(&name) {
+                    map.insert(name, value);
+                }
+            }
+            Action::Overwrite => {
+                map.insert(name, value);
+            }
+            Action::OverwriteIfExists => {
+                if map.contains_key(&name) {
+                    map.insert(name, value);
+                }
+            }
+        }
+    }
+}
+
+fn denied_response(denied: DeniedHttpResponse, semantics: AppendSemantics) -> Response {
+    let status = denied
+        .status
+        .and_then(|s| u16::try_from(s.code).ok())
+        .filter(|code| *code != 0)
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::FORBIDDEN);
+    let mut headers = HeaderMap::new();
+    apply_options(&mut headers, &denied.headers, semantics);
+    let mut response = Response::new(Body::from(denied.body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+async fn forward(
+    sim: &Sim,
+    parts: http::request::Parts,
+    body: bytes::Bytes,
+    ok: OkHttpResponse,
+) -> Response {
+    let mut headers = parts.headers;
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+    for name in &ok.headers_to_remove {
+        if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    apply_options(&mut headers, &ok.headers, sim.semantics);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let target = format!(
+        "{}{}",
+        sim.upstream_base.as_str().trim_end_matches('/'),
+        path
+    );
+    let upstream = sim
+        .client
+        .request(parts.method, &target)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let upstream = match upstream {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::warn!(error = %e, %target, "upstream unreachable");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable\n");
+        }
+    };
+    let status = upstream.status();
+    let mut response_headers = upstream.headers().clone();
+    for name in HOP_BY_HOP {
+        response_headers.remove(*name);
+    }
+    let bytes = match upstream.bytes().await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream body failed");
+            return plain(StatusCode::BAD_GATEWAY, "upstream body failed\n");
+        }
+    };
+    apply_options(
+        &mut response_headers,
+        &ok.response_headers_to_add,
+        sim.semantics,
+    );
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    *response.headers_mut() = response_headers;
+    response
+}
+
+fn rpc_failure(status: &tonic::Status) -> Response {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            tracing::warn!(code = ?status.code(), message = %status.message(), "ext_authz unavailable: 503");
+            plain(StatusCode::SERVICE_UNAVAILABLE, "ext_authz unavailable\n")
+        }
+        code => {
+            tracing::warn!(?code, message = %status.message(), "ext_authz call failed: 403 (Envoy's status_on_error)");
+            plain(StatusCode::FORBIDDEN, "")
+        }
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    if !body.is_empty() {
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,328 @@
+//! The plain-HTTP login driver: reqwest with redirects off, every hop by hand.
+//!
+//! 1. `GET` the authorization URL (IdP cookies kept in a jar for the IdP only);
+//! 2. parse `form#kc-form-login`'s `action` (HTML-unescaped) and `POST` username/password;
+//! 3. expect a 302 to the `redirect_uri` carrying `code` and `state`;
+//! 4. `GET` that callback through the gateway, capture its `Set-Cookie`s and 302 `location`;
+//! 5. `GET` the location with the cookies and record the final status and text.
+//!
+//! The gateway requests use a client with no jar, so the cookies sent are exactly the ones
+//! captured (a jar might refuse a `Secure` cookie over http).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, Response, StatusCode};
+use url::Url;
+
+use super::{
+    CookieValue, Credentials, Driver, INVALID_CREDENTIALS_TEXT, LoginCookie, LoginError,
+    LoginOutcome,
+};
+
+/// Runs the login (see the module docs), bounded by `timeout` overall.
+pub async fn login(
+    start_url: &Url,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<LoginOutcome, LoginError> {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, run(start_url, credentials)).await {
+        Ok(result) => result,
+        Err(_) => Err(LoginError::Timeout {
+            step: "http login",
+            waited: started.elapsed(),
+            last_seen: start_url.origin().ascii_serialization(),
+        }),
+    }
+}
+
+fn client(jar: Option<Arc<reqwest::cookie::Jar>>) -> Result<Client, LoginError> {
+    let builder = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10));
+    let builder = match jar {
+        Some(jar) => builder.cookie_provider(jar),
+        None => builder,
+    };
+    builder.build().map_err(|source| LoginError::Http {
+        step: "build client",
+        source,
+    })
+}
+
+async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome, LoginError> {
+    let idp = client(Some(Arc::new(reqwest::cookie::Jar::default())))?;
+    let gateway = client(None)?;
+    let mut hops = Vec::new();
+
+    // 1. The login page.
+    let step = "GET the IdP login page";
+    let page = idp
+        .get(start_url.clone())
+        .send()
+        .await
+        .map_err(|source| LoginError::Http { step, source })?;
+    hops.push(format!("GET {start_url} -> {}", page.status().as_u16()));
+    let page_url = page.url().clone();
+    let html = expect_page(step, page).await?;
+    let action = form_action(&html).ok_or_else(|| LoginError::Unexpected {
+        step,
+        detail: "no form#kc-form-login with an action on the page".into(),
+    })?;
+    let action = page_url.join(&action).map_err(|e| LoginError::Unexpected {
+        step,
+        detail: format!("form action is not a URL: {e}"),
+    })?;
+
+    // 2-3. Submit; expect the redirect to the callback.
+    let step = "POST the login form";
+    let answer = idp
+        .post(action.clone())
+        .form(&[
+            ("username", credentials.user.as_str()),
+            ("password", credentials.password()),
+            ("credentialId", ""),
+        ])
+        .send()
+        .await
+        .map_err(|source| LoginError::Http { step, source })?;
+    hops.push(format!("POST {action} -> {}", answer.status().as_u16()));
+    let callback = if answer.status().is_redirection() {
+        location(step, &answer, &action)?
+    } else {
+        let status = answer.status();
+        let html = answer.text().await.unwrap_or_default();
+        return Err(classify_page(step, status, &html));
+    };
+    let has = |name: &str| callback.query_pairs().any(|(k, _)| k == name);
+    if !(has("code") && has("state")) {
+        return Err(LoginError::Unexpected {
+            step,
+            detail: format!(
+                "the IdP redirected to {} without code and state (params: {})",
+                callback.origin().ascii_serialization(),
+                callback
+                    .query_pairs()
+                    .map(|(k, _)| k.into_owned())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        });
+    }
+
+    // 4. The callback at the gateway.
+    let step = "GET the callback at the gateway";
+    let answer = gateway
+        .get(callback.clone())
+        .send()
+        .await
+        .map_err(|source| LoginError::Http { step, source })?;
+    hops.push(format!("GET {callback} -> {}", answer.status().as_u16()));
+    if !answer.status().is_redirection() {
+        let status = answer.status();
+        let body = answer.text().await.unwrap_or_default();
+        return Err(LoginError::Unexpected {
+            step,
+            detail: format!(
+                "status {status} (expected a 302 back to the original URL): {}",
+                clip(&body)
+            ),
+        });
+    }
+    let cookies = set_cookies(&answer);
+    let original = location(step, &answer, &callback)?;
+
+    // 5. Back to the original URL with the cookies.
+    let step = "GET the original URL with the cookie";
+    let mut request = gateway.get(original.clone());
+    let header = cookies
+        .iter()
+        .map(LoginCookie::pair)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !header.is_empty() {
+        request = request.header(COOKIE, header);
+    }
+    let last = request
+        .send()
+        .await
+        .map_err(|source| LoginError::Http { step, source })?;
+    let final_status = last.status().as_u16();
+    hops.push(format!("GET {original} -> {final_status}"));
+    let page_text = last
+        .text()
+        .await
+        .map_err(|source| LoginError::Http { step, source })?;
+    Ok(LoginOutcome {
+        driver: Driver::Http,
+        final_url: original,
+        final_status: Some(final_status),
+        cookies,
+        page_text,
+        hops,
+    })
+}
+
+async fn expect_page(step: &'static str, response: Response) -> Result<String, LoginError> {
+    let status = response.status();
+    let html = response
+        .text()
+        .await
+        .map_err(|source| LoginError::Http { step, source })?;
+    if status == StatusCode::OK && html.contains("kc-form-login") {
+        Ok(html)
+    } else {
+        Err(classify_page(step, status, &html))
+    }
+}
+
+/// What a non-redirect IdP page means.
+fn classify_page(step: &'static str, status: StatusCode, html: &str) -> LoginError {
+    if html.contains("id=\"input-error\"") && html.contains(INVALID_CREDENTIALS_TEXT) {
+        LoginError::InvalidCredentials
+    } else if let Some(message) = element_text(html, "kc-error-message") {
+        LoginError::IdpError { step, message }
+    } else {
+        LoginError::Unexpected {
+            step,
+            detail: format!("status {status}: {}", clip(html)),
+        }
+    }
+}
+
+fn location(step: &'static str, response: &Response, base: &Url) -> Result<Url, LoginError> {
+    let value = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| LoginError::Unexpected {
+            step,
+            detail: format!("status {} without a location", response.status()),
+        })?;
+    base.join(value).map_err(|e| LoginError::Unexpected {
+        step,
+        detail: format!("location is not a URL: {e}"),
+    })
+}
+
+/// The cookies a response sets (name, value, path, flags); expired ones are left out.
+fn set_cookies(response: &Response) -> Vec<LoginCookie> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(parse_set_cookie)
+        .collect()
+}
+
+/// Parses one `Set-Cookie` value; `None` for a deletion (`Max-Age=0` or empty value).
+pub(crate) fn parse_set_cookie(header: &str) -> Option<LoginCookie> {
+    let mut parts = header.split(';');
+    let (name, value) = parts.next()?.split_once('=')?;
+    let mut cookie = LoginCookie {
+        name: name.trim().to_owned(),
+        value: CookieValue::new(value.trim().trim_matches('"')),
+        path: "/".to_owned(),
+        http_only: false,
+        secure: false,
+    };
+    for attribute in parts {
+        let (key, val) = attribute
+            .split_once('=')
+            .map_or((attribute.trim(), ""), |(k, v)| (k.trim(), v.trim()));
+        match key.to_ascii_lowercase().as_str() {
+            "path" => cookie.path = val.to_owned(),
+            "httponly" => cookie.http_only = true,
+            "secure" => cookie.secure = true,
+            "max-age" if val.parse::<i64>().is_ok_and(|age| age <= 0) => return None,
+            _ => {}
+        }
+    }
+    (!cookie.name.is_empty() && !cookie.value.expose().is_empty()).then_some(cookie)
+}
+
+/// The `action` of `form#kc-form-login`, HTML-unescaped.
+pub(crate) fn form_action(html: &str) -> Option<String> {
+    let at = html.find("id=\"kc-form-login\"")?;
+    let start = html[..at].rfind("<form")?;
+    let end = start + html[start..].find('>')?;
+    let tag = &html[start..end];
+    let value_start = tag.find("action=\"")? + "action=\"".len();
+    let value_len = tag[value_start..].find('"')?;
+    Some(unescape(&tag[value_start..value_start + value_len]))
+}
+
+/// The text inside the element with `id` (tags stripped, whitespace collapsed).
+fn element_text(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let open_end = at + html[at..].find('>')? + 1;
+    let rest = &html[open_end..];
+    // Up to the closing tag of the outer element: good enough for Keycloak's error page.
+    let close = rest.find("</div>").unwrap_or(rest.len());
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in rest[..close].chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    Some(unescape(
+        &text.split_whitespace().collect::<Vec<_>>().join(" "),
+    ))
+}
+
+/// Decodes the entities Keycloak and the mock write in attributes and text.
+pub(crate) fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';').filter(|end| *end <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn clip(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 200 {
+        format!("{}…", flat.chars().take(200).collect::<String>())
+    } else {
+        flat
+    }
+}

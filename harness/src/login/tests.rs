@@ -1,0 +1,215 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::extract::Query;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use super::http::{form_action, parse_set_cookie, unescape};
+use super::*;
+
+fn realm_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/realms/master.json")
+}
+
+/// A stand-in for the gateway: `/cb?code&state` sets a session cookie and 302s to `/done`,
+/// which answers 200 only with that cookie.
+async fn fake_app() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    async fn callback(Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+        if q.contains_key("code") && q.contains_key("state") {
+            (
+                [(
+                    axum::http::header::SET_COOKIE,
+                    "app-session=ABC234; Path=/; HttpOnly",
+                )],
+                Redirect::to("/done"),
+            )
+                .into_response()
+        } else {
+            (axum::http::StatusCode::BAD_REQUEST, "no code").into_response()
+        }
+    }
+    async fn done(headers: HeaderMap) -> Response {
+        let cookie = headers
+            .get("cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if cookie.contains("app-session=ABC234") {
+            "welcome to the app".into_response()
+        } else {
+            (axum::http::StatusCode::UNAUTHORIZED, "no session").into_response()
+        }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = axum::Router::new()
+        .route("/cb", get(callback))
+        .route("/done", get(done));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
+}
+
+struct Fixture {
+    idp: mock_idp::RunningIdp,
+    app: SocketAddr,
+    _app_task: tokio::task::JoinHandle<()>,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let realm = mock_idp::Realm::from_file(realm_file()).expect("realm");
+        let idp = mock_idp::MockIdp::builder()
+            .realm(realm)
+            .listen("127.0.0.1:0".parse().expect("addr"))
+            .public_host("localhost")
+            .start()
+            .await
+            .expect("idp starts");
+        let (app, task) = fake_app().await;
+        Self {
+            idp,
+            app,
+            _app_task: task,
+        }
+    }
+
+    fn auth_url(&self) -> Url {
+        let mut url = Url::parse(&format!(
+            "{}/protocol/openid-connect/auth",
+            self.idp.issuer("master")
+        ))
+        .expect("url");
+        url.query_pairs_mut()
+            .append_pair("client_id", "agentgateway")
+            .append_pair("redirect_uri", &format!("http://{}/cb", self.app))
+            .append_pair("response_type", "code")
+            .append_pair("scope", "email openid")
+            .append_pair("state", "s1");
+        url
+    }
+}
+
+async fn logs_in_and_lands_on_the_app(driver: Driver) {
+    let f = Fixture::start().await;
+    let outcome = login(
+        driver,
+        &f.auth_url(),
+        &Credentials::new("user1", "password"),
+        DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect("login succeeds");
+    assert_eq!(outcome.final_url.as_str(), format!("http://{}/done", f.app));
+    assert!(
+        outcome.page_text.contains("welcome to the app"),
+        "{}",
+        outcome.page_text
+    );
+    let cookie = outcome.cookie("app-session").expect("session cookie");
+    assert_eq!(cookie.value.expose(), "ABC234");
+    assert!(cookie.http_only);
+}
+
+async fn wrong_password_is_invalid_credentials(driver: Driver) {
+    let f = Fixture::start().await;
+    let err = login(
+        driver,
+        &f.auth_url(),
+        &Credentials::new("user1", "not-the-password"),
+        DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect_err("login refused");
+    assert!(matches!(err, LoginError::InvalidCredentials), "{err:?}");
+}
+
+#[tokio::test]
+async fn http_driver_logs_in_and_lands_on_the_app_with_its_cookie() {
+    logs_in_and_lands_on_the_app(Driver::Http).await;
+}
+
+#[tokio::test]
+async fn http_driver_reports_a_wrong_password_as_invalid_credentials() {
+    wrong_password_is_invalid_credentials(Driver::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_driver_logs_in_and_lands_on_the_app_with_its_cookie() {
+    logs_in_and_lands_on_the_app(Driver::Browser).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_driver_reports_a_wrong_password_as_invalid_credentials() {
+    wrong_password_is_invalid_credentials(Driver::Browser).await;
+}
+
+#[tokio::test]
+async fn http_driver_reports_the_idp_error_page_for_an_unknown_client() {
+    let f = Fixture::start().await;
+    let mut url = f.auth_url();
+    url.set_query(Some(
+        "client_id=nobody&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb",
+    ));
+    let err = login(
+        Driver::Http,
+        &url,
+        &Credentials::new("user1", "password"),
+        DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect_err("no such client");
+    assert!(
+        matches!(&err, LoginError::IdpError { message, .. } if message.contains("Client not found")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn form_action_is_found_and_unescaped() {
+    let html = r#"<div><form id="kc-form-login" onsubmit="x" action="http://localhost:1/realms/master/login-actions/authenticate?session_code=a&amp;tab_id=b" method="post"></form>"#;
+    assert_eq!(
+        form_action(html).as_deref(),
+        Some("http://localhost:1/realms/master/login-actions/authenticate?session_code=a&tab_id=b")
+    );
+    assert_eq!(form_action("<form id=\"other\" action=\"/x\">"), None);
+}
+
+#[test]
+fn unescape_decodes_named_and_numeric_entities_and_keeps_stray_ampersands() {
+    let cases = [
+        ("named", "a&amp;b&lt;&gt;&quot;&apos;", "a&b<>\"'"),
+        ("decimal", "&#39;x&#39;", "'x'"),
+        ("hex", "&#x3D;&#X41;", "=A"),
+        ("stray", "a & b &unknown; c", "a & b &unknown; c"),
+    ];
+    for (label, input, want) in cases {
+        assert_eq!(unescape(input), want, "{label}");
+    }
+}
+
+#[test]
+fn set_cookie_parsing_keeps_flags_and_drops_deletions() {
+    let cookie =
+        parse_set_cookie("keycloak-session=ABC=; Path=/; HttpOnly; Secure; Max-Age=2592000")
+            .expect("cookie");
+    assert_eq!(cookie.name, "keycloak-session");
+    assert_eq!(cookie.value.expose(), "ABC=");
+    assert!(cookie.http_only && cookie.secure);
+    assert_eq!(
+        parse_set_cookie("keycloak-session=; Path=/; Max-Age=0"),
+        None
+    );
+}
+
+#[test]
+fn secrets_do_not_print_in_debug() {
+    let creds = Credentials::new("user1", "hunter2");
+    assert!(!format!("{creds:?}").contains("hunter2"));
+    let value = CookieValue::new("SESSIONID");
+    assert!(!format!("{value:?}").contains("SESSIONID"));
+}

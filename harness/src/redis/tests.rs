@@ -1,0 +1,44 @@
+use std::path::Path;
+
+use super::*;
+
+fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn started_server_answers_ping_and_leaves_no_process_after_drop() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let pid = server.pid().expect("running");
+    assert!(process_exists(pid));
+    assert_eq!(ping(server.port()), Ok(()));
+    assert_eq!(server.url(), format!("redis://127.0.0.1:{}", server.port()));
+    drop(server);
+    assert!(!process_exists(pid), "redis-server {pid} survived the drop");
+}
+
+#[test]
+fn stopped_server_refuses_connections_and_starts_again_on_the_same_port() {
+    let mut server = RedisServer::start().expect("redis-server starts");
+    let port = server.port();
+    let first_pid = server.pid().expect("running");
+    server.stop();
+    assert!(!server.is_running());
+    assert!(!process_exists(first_pid));
+    assert!(ping(port).is_err(), "a stopped Redis still answers");
+    server.start_again().expect("restarts");
+    assert_eq!(server.port(), port);
+    assert!(server.is_running());
+    assert_eq!(ping(port), Ok(()));
+}
+
+#[test]
+fn missing_binary_is_reported_with_the_install_hint() {
+    let err = RedisServer::start_with_binary(Path::new("/nonexistent/redis-server"))
+        .expect_err("no binary");
+    assert!(matches!(err, RedisError::NotFound));
+    assert_eq!(
+        err.to_string(),
+        "redis-server not found: install it (apt-get install redis-server)"
+    );
+}

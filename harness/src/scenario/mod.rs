@@ -1,0 +1,179 @@
+//! Scenarios: YAML files that describe a regression run against the stack, and their runner.
+//!
+//! A scenario names a stack (login driver, session store, ...), then steps: `request` steps
+//! to the gateway with expectations on the status, the redirect `location` and its `state`
+//! JWT, the body and what the upstream LLM received (down to verifying the ID token against
+//! the IdP's JWKS); `login` steps that fill the IdP's form with a browser or plain HTTP; and
+//! `redis` steps that stop or restart the session store. See [`model`] for the format.
+//!
+//! The runner builds a fresh stack per scenario, prints each step as it goes, stops at the
+//! first failing step with the expected and actual values, and compares the redacted
+//! transcript with an insta snapshot in `scenarios/snapshots/`. Nothing it prints carries a
+//! secret: see [`transcript`] for the redaction.
+
+use std::path::{Path, PathBuf};
+
+pub mod checks;
+pub mod model;
+pub mod runner;
+pub mod snapshot;
+pub mod transcript;
+
+pub use model::{Action, Scenario, Step};
+pub use runner::{RunOptions, ScenarioReport, run_file, run_paths, run_scenario};
+
+use model::{LoginExpect, RawScenario, RequestExpect};
+
+/// Why a scenario file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not valid YAML or not the format.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        message: String,
+    },
+    /// A step is not well formed.
+    #[error("{path}: step {index} ({step:?}): {reason}")]
+    Step {
+        /// The file.
+        path: PathBuf,
+        /// 1-based step number.
+        index: usize,
+        /// The step's name.
+        step: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A folder could not be listed.
+    #[error("cannot list {path}: {source}")]
+    List {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_str(path, &text)
+    }
+
+    /// Validates scenario text; `path` names it in messages and anchors relative paths.
+    pub fn from_str(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        let raw: RawScenario = yaml_serde::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let mut steps = Vec::with_capacity(raw.steps.len());
+        for (i, step) in raw.steps.into_iter().enumerate() {
+            let fail = |reason: String| ScenarioError::Step {
+                path: path.to_owned(),
+                index: i + 1,
+                step: step.name.clone(),
+                reason,
+            };
+            let action = match (step.request.clone(), step.login.clone(), step.redis) {
+                (Some(request), None, None) => {
+                    let expect: RequestExpect = typed_expect(step.expect.clone())
+                        .map_err(|e| fail(format!("expect: {e}")))?;
+                    Action::Request(request, Box::new(expect))
+                }
+                (None, Some(login), None) => {
+                    let expect = match step.expect.clone() {
+                        // `expect: invalid_credentials` / `expect: success`.
+                        Some(yaml_serde::Value::String(outcome)) => {
+                            let mut map = yaml_serde::Mapping::new();
+                            map.insert("outcome".into(), yaml_serde::Value::String(outcome));
+                            typed_expect::<LoginExpect>(Some(yaml_serde::Value::Mapping(map)))
+                        }
+                        other => typed_expect(other),
+                    }
+                    .map_err(|e| fail(format!("expect: {e}")))?;
+                    Action::Login(login, expect)
+                }
+                (None, None, Some(redis)) => {
+                    if step.expect.is_some() {
+                        return Err(fail("a redis step takes no expect".into()));
+                    }
+                    Action::Redis(redis)
+                }
+                _ => {
+                    return Err(fail(
+                        "expected exactly one of `request`, `login`, `redis`".into(),
+                    ));
+                }
+            };
+            steps.push(Step {
+                name: step.name,
+                action,
+            });
+        }
+        if steps.is_empty() {
+            return Err(ScenarioError::Parse {
+                path: path.to_owned(),
+                message: "no steps".into(),
+            });
+        }
+        Ok(Self {
+            name: raw.name,
+            description: raw.description,
+            stack: raw.stack,
+            snapshot: raw.snapshot,
+            steps,
+            path: path.to_owned(),
+        })
+    }
+}
+
+fn typed_expect<T: serde::de::DeserializeOwned + Default>(
+    value: Option<yaml_serde::Value>,
+) -> Result<T, String> {
+    match value {
+        None | Some(yaml_serde::Value::Null) => Ok(T::default()),
+        Some(v) => yaml_serde::from_value(v).map_err(|e| e.to_string()),
+    }
+}
+
+/// The scenario files at `paths`: files as given, folders as their `*.yaml` (sorted, not
+/// recursive).
+pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|source| ScenarioError::List {
+                path: path.clone(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

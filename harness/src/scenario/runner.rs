@@ -1,0 +1,788 @@
+//! Runs scenarios: a fresh stack each, steps in order, a printed line per step, the first
+//! failure with expected vs actual, then the snapshot comparison of the redacted transcript.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use url::Url;
+
+use super::checks::{IdTokenContext, Problems};
+use super::model::{
+    Action, LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend,
+    RequestExpect, RequestSpec, Scenario, Step,
+};
+use super::snapshot;
+use super::transcript::{
+    CookieRecord, LoginRecord, Node, Redactor, RequestRecord, ResponseRecord, StepKind, StepRecord,
+    Transcript, UpstreamRecord, clip, header_map,
+};
+use super::{ScenarioError, expand_paths};
+use crate::login::{self, Credentials, LoginError, LoginOutcome};
+use crate::stack::{RedisMode, RunningStack, Stack, StackOptions, default_scenarios_dir};
+
+/// Response headers left out of transcripts: they change every run and say nothing.
+const VOLATILE_HEADERS: &[&str] = &["date", "content-length"];
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where snapshots live (absolute).
+    pub snapshots_dir: PathBuf,
+    /// Print progress to stdout.
+    pub print: bool,
+    /// Bound on one login when the step does not say.
+    pub login_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            snapshots_dir: default_scenarios_dir().join("snapshots"),
+            print: true,
+            login_timeout: login::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// How one scenario went.
+#[derive(Debug, Clone)]
+pub struct ScenarioReport {
+    /// The scenario's name (the file name when it did not load).
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// Steps that passed.
+    pub passed_steps: usize,
+    /// The failure, if any: the step's name and the problems.
+    pub failure: Option<(String, Vec<String>)>,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl ScenarioReport {
+    /// Whether everything passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    fn failed(path: &Path, name: String, step: &str, problem: String, started: Instant) -> Self {
+        Self {
+            name,
+            path: path.to_owned(),
+            passed_steps: 0,
+            failure: Some((step.to_owned(), vec![problem])),
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// Runs every scenario file under `paths` (files, or folders of `*.yaml`), one after the
+/// other, each on its own stack.
+pub async fn run_paths(
+    paths: &[PathBuf],
+    options: &RunOptions,
+) -> Result<Vec<ScenarioReport>, ScenarioError> {
+    let files = expand_paths(paths)?;
+    let mut reports = Vec::with_capacity(files.len());
+    for file in files {
+        reports.push(run_file(&file, options).await);
+    }
+    Ok(reports)
+}
+
+/// Loads and runs one file; a file that does not load is a failed report.
+pub async fn run_file(path: &Path, options: &RunOptions) -> ScenarioReport {
+    let started = Instant::now();
+    match Scenario::from_file(path) {
+        Ok(scenario) => run_scenario(&scenario, options).await,
+        Err(e) => {
+            let name = path.file_stem().map_or_else(
+                || path.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            if options.print {
+                println!("scenario {name} ({})\n  ✗ load: {e}", path.display());
+            }
+            ScenarioReport::failed(path, name, "load", e.to_string(), started)
+        }
+    }
+}
+
+/// Runs a loaded scenario on a fresh stack.
+pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> ScenarioReport {
+    let started = Instant::now();
+    let out = Printer(options.print);
+    out.line(&format!(
+        "scenario {} ({})",
+        scenario.name,
+        scenario.path.display()
+    ));
+    let stack = match Stack::up(stack_options(scenario)).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            out.line(&format!("  ✗ stack: {e}"));
+            return ScenarioReport::failed(
+                &scenario.path,
+                scenario.name.clone(),
+                "stack",
+                e.to_string(),
+                started,
+            );
+        }
+    };
+    out.line(&format!(
+        "  stack: gateway {} | IdP {} | redis {} | login {}",
+        stack.gateway_url(),
+        stack.idp_url(),
+        stack.redis_url(),
+        scenario.stack.login
+    ));
+    let mut run = match Run::new(scenario, stack, options) {
+        Ok(run) => run,
+        Err(e) => {
+            out.line(&format!("  ✗ setup: {e}"));
+            return ScenarioReport::failed(
+                &scenario.path,
+                scenario.name.clone(),
+                "setup",
+                e,
+                started,
+            );
+        }
+    };
+
+    let mut passed_steps = 0;
+    let mut failure = None;
+    for step in &scenario.steps {
+        let step_started = Instant::now();
+        let problems = run.step(step).await;
+        let took = step_started.elapsed();
+        if problems.is_empty() {
+            passed_steps += 1;
+            out.line(&format!("  ✓ {} ({} ms)", step.name, took.as_millis()));
+        } else {
+            out.line(&format!("  ✗ {} ({} ms)", step.name, took.as_millis()));
+            for problem in &problems {
+                out.line(&format!("      {problem}"));
+            }
+            failure = Some((step.name.clone(), problems));
+            break;
+        }
+    }
+
+    if failure.is_none() && scenario.snapshot {
+        let name = "transcript matches its snapshot";
+        let dir = &options.snapshots_dir;
+        match snapshot::compare(
+            dir,
+            &scenario.name,
+            &scenario.description,
+            &scenario.path,
+            &run.transcript,
+        ) {
+            Ok(()) => out.line(&format!(
+                "  ✓ {name} ({})",
+                dir.join(format!("{}.snap", scenario.name)).display()
+            )),
+            Err(message) => {
+                out.line(&format!("  ✗ {name}"));
+                out.line(&indent(&message, 6));
+                failure = Some((name.to_owned(), vec![message]));
+            }
+        }
+    }
+    if failure.is_some() {
+        out.line("  transcript (redacted):");
+        out.line(&indent(
+            &yaml_serde::to_string(&run.transcript).unwrap_or_default(),
+            4,
+        ));
+    }
+    run.stack.stop().await;
+    let report = ScenarioReport {
+        name: scenario.name.clone(),
+        path: scenario.path.clone(),
+        passed_steps,
+        failure,
+        duration: started.elapsed(),
+    };
+    out.line(&format!(
+        "{} {} ({}/{} steps, {:.1} s)",
+        if report.passed() { "PASS" } else { "FAIL" },
+        report.name,
+        report.passed_steps,
+        scenario.steps.len(),
+        report.duration.as_secs_f64()
+    ));
+    report
+}
+
+fn stack_options(scenario: &Scenario) -> StackOptions {
+    let base = scenario
+        .path
+        .parent()
+        .map_or_else(default_scenarios_dir, Path::to_path_buf);
+    let mut options = StackOptions::from_scenarios_dir(&base);
+    if let Some(realm) = &scenario.stack.realm {
+        options.realm_file = base.join(realm);
+    }
+    if let Some(manifest) = &scenario.stack.manifest {
+        options.manifest_file = base.join(manifest);
+    }
+    options.redis = match scenario.stack.redis {
+        RedisBackend::Auto => RedisMode::Auto,
+        RedisBackend::Process => RedisMode::Process,
+        RedisBackend::Memory => RedisMode::Memory,
+    };
+    options
+}
+
+struct Printer(bool);
+
+impl Printer {
+    fn line(&self, text: &str) {
+        if self.0 {
+            println!("{text}");
+        }
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().fold(String::new(), |mut out, line| {
+        let _ = writeln!(out, "{pad}{line}");
+        out
+    })
+}
+
+/// State carried from step to step.
+struct Run<'s> {
+    scenario: &'s Scenario,
+    stack: RunningStack,
+    vars: BTreeMap<String, String>,
+    redactor: Redactor,
+    client: reqwest::Client,
+    login_timeout: Duration,
+    last_location: Option<Url>,
+    last_login: Option<LoginOutcome>,
+    jwks: Option<JwkSet>,
+    transcript: Transcript,
+}
+
+impl<'s> Run<'s> {
+    fn new(
+        scenario: &'s Scenario,
+        stack: RunningStack,
+        options: &RunOptions,
+    ) -> Result<Self, String> {
+        let vars = stack.vars().clone();
+        let redactor = Redactor::new(&vars, stack.secrets()).map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        // Backends only: no addresses, and nothing that differs between machines (the
+        // session store is printed in the stack line, not snapshotted).
+        let stack_record = [
+            ("idp", format!("{:?}", scenario.stack.idp).to_lowercase()),
+            (
+                "gateway",
+                format!("{:?}", scenario.stack.gateway).to_lowercase(),
+            ),
+            ("login", scenario.stack.login.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        Ok(Self {
+            scenario,
+            stack,
+            vars,
+            redactor,
+            client,
+            login_timeout: options.login_timeout,
+            last_location: None,
+            last_login: None,
+            jwks: None,
+            transcript: Transcript {
+                scenario: scenario.name.clone(),
+                stack: stack_record,
+                steps: Vec::new(),
+            },
+        })
+    }
+
+    /// Runs one step; the problems found (empty = passed).
+    async fn step(&mut self, step: &Step) -> Vec<String> {
+        match &step.action {
+            Action::Request(spec, expect) => self.request(&step.name, spec, expect).await,
+            Action::Login(spec, expect) => self.login(&step.name, spec, expect).await,
+            Action::Redis(action) => self.redis(&step.name, *action),
+        }
+    }
+
+    async fn request(
+        &mut self,
+        name: &str,
+        spec: &RequestSpec,
+        expect: &RequestExpect,
+    ) -> Vec<String> {
+        let vars = self.vars.clone();
+        let fill = |text: &str| super::checks::interpolate(text, &vars);
+        let prepared = (|| -> Result<_, String> {
+            let path = fill(&spec.path)?;
+            let url = format!("{}{}", self.stack.gateway_url(), path);
+            let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
+                .map_err(|e| format!("method {:?}: {e}", spec.method))?;
+            let mut headers = BTreeMap::new();
+            for (k, v) in &spec.headers {
+                headers.insert(k.to_ascii_lowercase(), fill(v)?);
+            }
+            let body = spec.body.as_deref().map(fill).transpose()?;
+            Ok((url, method, headers, body))
+        })();
+        let (url, method, mut headers, body) = match prepared {
+            Ok(p) => p,
+            Err(e) => return vec![e],
+        };
+        if spec.use_cookie
+            && let Some(cookie) = self
+                .last_login
+                .as_ref()
+                .and_then(LoginOutcome::cookie_header)
+        {
+            let joined = match headers.remove("cookie") {
+                Some(existing) => format!("{existing}; {cookie}"),
+                None => cookie,
+            };
+            headers.insert("cookie".to_owned(), joined);
+        }
+
+        let seen_before = self.stack.upstream_requests().await.len();
+        let mut builder = self.client.request(method.clone(), &url);
+        for (k, v) in &headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(body) = &body {
+            builder = builder.body(body.clone());
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return vec![self.redactor.text(&format!("request to {url} failed: {e}"))],
+        };
+        let status = response.status().as_u16();
+        let response_headers: Vec<(String, String)> = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let text = response.text().await.unwrap_or_default();
+        let upstream: Vec<_> = self
+            .stack
+            .upstream_requests()
+            .await
+            .into_iter()
+            .skip(seen_before)
+            .collect();
+        let values_of = |name: &str| -> Vec<String> {
+            response_headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        let location = values_of("location").into_iter().next();
+        self.last_location = location
+            .as_deref()
+            .and_then(|l| Url::parse(&url).ok().and_then(|base| base.join(l).ok()));
+
+        // ID tokens the upstream saw are secrets from now on; fetch the JWKS if needed.
+        let wants_id_token = expect
+            .upstream_received
+            .as_ref()
+            .is_some_and(|u| u.headers.values().any(|h| h.id_token.is_some()))
+            || expect.headers.values().any(|h| h.id_token.is_some());
+        let mut problems = Vec::new();
+        if wants_id_token && self.jwks.is_none() {
+            match self.fetch_jwks().await {
+                Ok(jwks) => self.jwks = Some(jwks),
+                Err(e) => problems.push(format!("cannot fetch the IdP's JWKS: {e}")),
+            }
+        }
+
+        let issuer = self.stack.issuer().to_owned();
+        let client_id = self.stack.client_id().to_owned();
+        let id_ctx = self.jwks.as_ref().map(|jwks| IdTokenContext {
+            jwks,
+            issuer: &issuer,
+            audience: &client_id,
+        });
+        let mut p = Problems::new(&self.vars, &self.redactor);
+        p.list = problems;
+        if let Some(want) = expect.status {
+            p.status(want, status);
+        }
+        if let Some(l) = &expect.location {
+            p.location(l, location.as_deref());
+        }
+        if let Some(s) = &expect.state_claims {
+            p.state_claims(s, location.as_deref());
+        }
+        for (header, check) in &expect.headers {
+            p.header(
+                &format!("response header {header}"),
+                check,
+                &values_of(header),
+                id_ctx.as_ref(),
+            );
+        }
+        if let Some(want) = expect
+            .body_contains
+            .as_deref()
+            .and_then(|t| p.want("body", t))
+            && !text.contains(&want)
+        {
+            p.push(format!(
+                "body: expected to contain {want:?}, actual {:?}",
+                clip(&text, 200)
+            ));
+        }
+        p.body_json(&expect.body_json, &text);
+        if let Some(u) = &expect.upstream_received {
+            if let Some(reached) = u.reached
+                && reached == upstream.is_empty()
+            {
+                p.push(format!(
+                    "upstream: expected the request {} the LLM, actual {} request(s) received",
+                    if reached { "to reach" } else { "not to reach" },
+                    upstream.len()
+                ));
+            }
+            if !u.headers.is_empty() {
+                match upstream.last() {
+                    Some(seen) => {
+                        for (header, check) in &u.headers {
+                            let values: Vec<String> = seen
+                                .header_values(header)
+                                .into_iter()
+                                .map(str::to_owned)
+                                .collect();
+                            p.header(
+                                &format!("upstream header {header}"),
+                                check,
+                                &values,
+                                id_ctx.as_ref(),
+                            );
+                        }
+                    }
+                    None => p.push("upstream headers: expected a request at the LLM, actual none"),
+                }
+            }
+        }
+        let problems = p.list;
+
+        // Identity headers are secrets from now on (JWTs print as `[jwt]` anyway).
+        for seen in &upstream {
+            for (k, v) in &seen.headers {
+                if (k == "jwt" || k == "authorization") && !self.redactor.is_jwt(v) {
+                    self.redactor.add_secret(v);
+                }
+            }
+        }
+        let r = &self.redactor;
+        let request = RequestRecord {
+            method: method.as_str().to_owned(),
+            url: r.text(&url),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), r.header(k, v)))
+                .collect(),
+            body_bytes: body.as_ref().map(String::len),
+        };
+        let response = ResponseRecord {
+            status,
+            headers: header_map(
+                r,
+                response_headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+                VOLATILE_HEADERS,
+            ),
+            body: body_node(r, &text),
+        };
+        let upstream_received = upstream
+            .iter()
+            .map(|seen| UpstreamRecord {
+                method: seen.method.clone(),
+                path: seen.path.clone(),
+                headers: header_map(
+                    r,
+                    seen.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    &["content-length"],
+                ),
+            })
+            .collect();
+        self.record(
+            name,
+            StepKind::Request {
+                request,
+                response,
+                upstream_received,
+            },
+        );
+        problems
+    }
+
+    async fn login(&mut self, name: &str, spec: &LoginSpec, expect: &LoginExpect) -> Vec<String> {
+        let driver = spec.driver.unwrap_or(self.scenario.stack.login);
+        let start = if spec.start_from == LAST_LOCATION {
+            match &self.last_location {
+                Some(url) => url.clone(),
+                None => {
+                    return vec![
+                        "start_from: last_location, but no earlier response had a location".into(),
+                    ];
+                }
+            }
+        } else {
+            match super::checks::interpolate(&spec.start_from, &self.vars)
+                .and_then(|s| Url::parse(&s).map_err(|e| format!("start_from: {e}")))
+            {
+                Ok(url) => url,
+                Err(e) => return vec![e],
+            }
+        };
+        let timeout = spec
+            .timeout_seconds
+            .map_or(self.login_timeout, Duration::from_secs);
+        let credentials = Credentials::new(spec.user.clone(), spec.password.clone());
+        self.redactor.add_secret(&spec.password);
+        let result = login::login(driver, &start, &credentials, timeout).await;
+
+        let mut problems = Vec::new();
+        let outcome_text = match &result {
+            Ok(_) => "success".to_owned(),
+            Err(LoginError::InvalidCredentials) => "invalid_credentials".to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        match (&result, expect.outcome) {
+            (Ok(_), LoginResult::Success)
+            | (Err(LoginError::InvalidCredentials), LoginResult::InvalidCredentials) => {}
+            (_, want) => problems.push(format!(
+                "login outcome: expected {}, actual {outcome_text}",
+                match want {
+                    LoginResult::Success => "success",
+                    LoginResult::InvalidCredentials => "invalid_credentials",
+                }
+            )),
+        }
+        let outcome = result.ok();
+        if let Some(outcome) = &outcome {
+            for cookie in &outcome.cookies {
+                self.redactor.add_secret(cookie.value.expose());
+            }
+        }
+        let mut p = Problems::new(&self.vars, &self.redactor);
+        p.list = problems
+            .into_iter()
+            .map(|m| self.redactor.text(&m))
+            .collect();
+        if let Some(outcome) = &outcome {
+            if let Some(want) = &expect.cookie {
+                match outcome.cookie(&want.name) {
+                    None => p.push(format!(
+                        "cookie {}: expected present, actual cookies {:?}",
+                        want.name,
+                        outcome
+                            .cookies
+                            .iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                    )),
+                    Some(cookie) => {
+                        if let Some(pattern) = &want.value_pattern {
+                            match regex::Regex::new(pattern) {
+                                Ok(re) if re.is_match(cookie.value.expose()) => {}
+                                Ok(_) => p.push(format!(
+                                    "cookie {}: expected a value matching {pattern:?}, actual {}",
+                                    want.name,
+                                    shape(cookie.value.expose())
+                                )),
+                                Err(e) => p.push(format!("cookie pattern {pattern:?}: {e}")),
+                            }
+                        }
+                        if let Some(http_only) = want.http_only
+                            && http_only != cookie.http_only
+                        {
+                            p.push(format!(
+                                "cookie {}: expected HttpOnly {http_only}, actual {}",
+                                want.name, cookie.http_only
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(want) = expect
+                .final_url
+                .as_deref()
+                .and_then(|t| p.want("final URL", t))
+            {
+                p.equal("final URL", &want, outcome.final_url.as_str());
+            }
+            if let Some(want) = expect.final_status {
+                match outcome.final_status {
+                    Some(actual) if actual == want => {}
+                    actual => p.push(format!("final status: expected {want}, actual {actual:?}")),
+                }
+            }
+            if let Some(want) = expect
+                .page_contains
+                .as_deref()
+                .and_then(|t| p.want("page", t))
+                && !outcome.page_text.contains(&want)
+            {
+                p.push(format!(
+                    "page: expected to contain {want:?}, actual {:?}",
+                    clip(&outcome.page_text, 200)
+                ));
+            }
+        }
+        let problems = p.list;
+
+        let r = &self.redactor;
+        let record = LoginRecord {
+            driver: driver.to_string(),
+            user: spec.user.clone(),
+            start: if spec.start_from == LAST_LOCATION {
+                format!("last_location: {}", r.text(start.as_str()))
+            } else {
+                r.text(start.as_str())
+            },
+            outcome: r.text(&outcome_text),
+            final_url: outcome.as_ref().map(|o| r.text(o.final_url.as_str())),
+            final_status: outcome.as_ref().and_then(|o| o.final_status),
+            cookies: outcome
+                .as_ref()
+                .map(|o| {
+                    o.cookies
+                        .iter()
+                        .map(|c| CookieRecord {
+                            name: c.name.clone(),
+                            value: shape(c.value.expose()),
+                            path: c.path.clone(),
+                            http_only: c.http_only,
+                            secure: c.secure,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            hops: outcome
+                .as_ref()
+                .map(|o| o.hops.iter().map(|h| r.text(h)).collect())
+                .unwrap_or_default(),
+            page: outcome.as_ref().map(|o| r.text(&clip(&o.page_text, 300))),
+        };
+        self.record(name, StepKind::Login { login: record });
+        self.last_login = outcome;
+        problems
+    }
+
+    fn redis(&mut self, name: &str, action: RedisAction) -> Vec<String> {
+        let Some(redis) = self.stack.redis_mut() else {
+            return vec![
+                "this stack has no Redis process (stack.redis: memory, or redis-server is not installed)"
+                    .into(),
+            ];
+        };
+        let (label, result) = match action {
+            RedisAction::Stop => {
+                redis.stop();
+                ("stopped", Ok(()))
+            }
+            RedisAction::Start => ("started again", redis.start_again()),
+        };
+        self.record(
+            name,
+            StepKind::Redis {
+                redis: label.to_owned(),
+            },
+        );
+        match result {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("redis: {e}")],
+        }
+    }
+
+    fn record(&mut self, name: &str, what: StepKind) {
+        self.transcript.steps.push(StepRecord {
+            step: name.to_owned(),
+            what,
+        });
+    }
+
+    async fn fetch_jwks(&self) -> Result<JwkSet, String> {
+        let discovery = format!("{}/.well-known/openid-configuration", self.stack.issuer());
+        let doc: serde_json::Value = self
+            .client
+            .get(&discovery)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("{discovery}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{discovery}: {e}"))?;
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| format!("{discovery}: no jwks_uri"))?
+            .to_owned();
+        self.client
+            .get(&jwks_uri)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("{jwks_uri}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{jwks_uri}: {e}"))
+    }
+}
+
+/// A body as JSON when it parses, else clipped text; `None` when empty.
+fn body_node(redactor: &Redactor, text: &str) -> Option<Node> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(json) => Some(redactor.json(&json)),
+        Err(_) => Some(Node::Text(redactor.text(&clip(text, 300)))),
+    }
+}
+
+/// A secret's shape: its length and alphabet, never its characters.
+pub(crate) fn shape(value: &str) -> String {
+    let alphabet = if value
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c) || c == '=')
+    {
+        "base32"
+    } else if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '=')
+    {
+        "base64url"
+    } else {
+        "text"
+    };
+    format!("[redacted: {} chars, {alphabet}]", value.len())
+}

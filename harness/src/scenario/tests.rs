@@ -1,0 +1,198 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::checks::{interpolate, jwt_payload, lookup, raw_params};
+use super::model::{LoginResult, RedisAction};
+use super::runner::shape;
+use super::transcript::Redactor;
+use super::*;
+
+fn vars() -> BTreeMap<String, String> {
+    [
+        ("GATEWAY_URL", "http://127.0.0.2"),
+        ("APP_URL", "http://127.0.0.2:80"),
+        ("IDP_URL", "http://localhost:41234"),
+        ("INGRESS_GW_ADDRESS", "127.0.0.2"),
+        ("KEYCLOAK_CLIENT", "agentgateway"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::from_str(Path::new("t.yaml"), text)
+}
+
+#[test]
+fn a_scenario_with_each_step_kind_parses() {
+    let scenario = parse(
+        r#"
+name: t
+stack: {login: http, redis: memory}
+steps:
+  - name: first
+    request: {method: POST, path: /openai, headers: {content-type: application/json}, body: "{}"}
+    expect:
+      status: 302
+      location: {endpoint: "${IDP_URL}/auth", params: [client_id, state]}
+  - name: login
+    login: {user: user1, password: password}
+    expect: invalid_credentials
+  - name: outage
+    redis: stop
+"#,
+    )
+    .expect("parses");
+    assert_eq!(scenario.steps.len(), 3);
+    assert!(
+        matches!(&scenario.steps[0].action, Action::Request(r, e) if r.method == "POST" && e.status == Some(302))
+    );
+    assert!(matches!(&scenario.steps[1].action, Action::Login(l, e)
+        if l.start_from == "last_location" && e.outcome == LoginResult::InvalidCredentials));
+    assert!(matches!(
+        scenario.steps[2].action,
+        Action::Redis(RedisAction::Stop)
+    ));
+}
+
+#[test]
+fn malformed_scenarios_are_rejected_with_the_step_and_the_reason() {
+    let cases = [
+        (
+            "unknown expect field",
+            "name: t\nsteps:\n  - name: s\n    request: {path: /}\n    expect: {stauts: 200}\n",
+            "step 1 (\"s\"): expect: unknown field `stauts`",
+        ),
+        (
+            "two actions",
+            "name: t\nsteps:\n  - name: s\n    request: {path: /}\n    redis: stop\n",
+            "expected exactly one of",
+        ),
+        ("no steps", "name: t\nsteps: []\n", "no steps"),
+        (
+            "unknown driver",
+            "name: t\nstack: {login: lynx}\nsteps: []\n",
+            "unknown variant `lynx`",
+        ),
+    ];
+    for (label, text, want) in cases {
+        let err = parse(text).expect_err(label).to_string();
+        assert!(err.contains(want), "{label}: {err}");
+    }
+}
+
+#[test]
+fn interpolation_fills_known_variables_and_names_unknown_ones() {
+    let v = vars();
+    assert_eq!(
+        interpolate("${GATEWAY_URL}/openai", &v).as_deref(),
+        Ok("http://127.0.0.2/openai")
+    );
+    let err = interpolate("${NOPE}", &v).expect_err("unknown");
+    assert!(
+        err.contains("unknown variable ${NOPE}") && err.contains("GATEWAY_URL"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redaction_masks_state_code_jwts_cookies_urls_and_ports() {
+    let mut r =
+        Redactor::new(&vars(), &["agentgateway-client-secret".to_owned()]).expect("redactor");
+    r.add_secret("ZLYHZ4XOGE6XDHY6YT256O45PB3K");
+    let cases = [
+        (
+            "location",
+            "http://localhost:41234/realms/master/protocol/openid-connect/auth?client_id=agentgateway&redirect_uri=http%3A%2F%2F127.0.0.2%3A80%2Fopenai&state=eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.sig",
+            "[IDP_URL]/realms/master/protocol/openid-connect/auth?client_id=agentgateway&redirect_uri=[APP_URL]%2Fopenai&state=[state]",
+        ),
+        (
+            "callback",
+            "http://127.0.0.2:80/openai?state=abc&session_state=x&code=123",
+            "[APP_URL]/openai?state=[state]&session_state=[session_state]&code=[code]",
+        ),
+        (
+            "jwt",
+            "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln end",
+            "token [jwt] end",
+        ),
+        (
+            "secret",
+            "the secret is agentgateway-client-secret",
+            "the secret is [secret]",
+        ),
+        (
+            "learned secret",
+            "keycloak-session=ZLYHZ4XOGE6XDHY6YT256O45PB3K",
+            "keycloak-session=[secret]",
+        ),
+        (
+            "other port",
+            "127.0.0.1:5555 and localhost:1234",
+            "127.0.0.1:[port] and localhost:[port]",
+        ),
+        (
+            "gateway host",
+            "host 127.0.0.2",
+            "host [INGRESS_GW_ADDRESS]",
+        ),
+    ];
+    for (label, input, want) in cases {
+        assert_eq!(r.text(input), want, "{label}");
+    }
+    assert_eq!(
+        r.header(
+            "set-cookie",
+            "keycloak-session=ABC; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly"
+        ),
+        "keycloak-session=[redacted]; Path=/; Expires=[time]; HttpOnly"
+    );
+    assert_eq!(r.header("cookie", "a=1; b=2"), "a=[redacted]; b=[redacted]");
+    assert_eq!(
+        r.header("set-cookie", "gone=; Max-Age=0"),
+        "gone=; Max-Age=0"
+    );
+}
+
+#[test]
+fn jwt_payload_decodes_without_verification_and_rejects_garbage() {
+    // {"exp":1800,"iat":0,"nbf":0,"state":"http://localhost/openai"}
+    let token = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE4MDAsImlhdCI6MCwibmJmIjowLCJzdGF0ZSI6Imh0dHA6Ly9sb2NhbGhvc3Qvb3BlbmFpIn0.sig";
+    let claims = jwt_payload(token).expect("decodes");
+    assert_eq!(claims["exp"], 1800);
+    assert_eq!(claims["state"], "http://localhost/openai");
+    assert!(jwt_payload("not-a-jwt").is_err());
+    assert!(jwt_payload("a.!!!.c").is_err());
+}
+
+#[test]
+fn raw_params_keep_order_and_encoding() {
+    let url = url::Url::parse(
+        "http://x/auth?client_id=a&redirect_uri=http%3A%2F%2Fy%3A80&scope=email+openid",
+    )
+    .expect("url");
+    let params = raw_params(&url);
+    let names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["client_id", "redirect_uri", "scope"]);
+    assert_eq!(params[2].1, "email+openid");
+}
+
+#[test]
+fn json_lookup_follows_dotted_paths_through_arrays() {
+    let v = serde_json::json!({"choices": [{"message": {"content": "hi"}}]});
+    assert_eq!(
+        lookup(&v, "choices.0.message.content"),
+        Some(&serde_json::json!("hi"))
+    );
+    assert_eq!(lookup(&v, "choices.1"), None);
+}
+
+#[test]
+fn a_secret_shape_says_length_and_alphabet_only() {
+    assert_eq!(
+        shape(&format!("{}=", "A".repeat(103))),
+        "[redacted: 104 chars, base32]"
+    );
+    assert_eq!(shape("abc-_x"), "[redacted: 6 chars, base64url]");
+}

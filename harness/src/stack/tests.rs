@@ -1,0 +1,142 @@
+use super::*;
+use crate::login::{self, Credentials, Driver};
+
+fn quiet(redis: RedisMode) -> StackOptions {
+    StackOptions {
+        redis,
+        announce: false,
+        ..StackOptions::default()
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn first_location(stack: &RunningStack) -> Url {
+    let response = client()
+        .post(format!("{}/openai", stack.gateway_url()))
+        .header("content-type", "application/json")
+        .body(r#"{"model":"gpt-3.5-turbo"}"#)
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status(), 302);
+    Url::parse(
+        response.headers()["location"]
+            .to_str()
+            .expect("ascii location"),
+    )
+    .expect("location is a URL")
+}
+
+#[tokio::test]
+async fn unauthenticated_post_is_redirected_to_the_idp_and_stop_leaves_no_redis() {
+    let stack = Stack::up(quiet(RedisMode::Process))
+        .await
+        .expect("stack up");
+    let location = first_location(&stack).await;
+    assert!(
+        location.as_str().starts_with(&format!(
+            "{}/realms/master/protocol/openid-connect/auth?",
+            stack.idp_url()
+        )),
+        "{location}"
+    );
+    assert!(stack.idp_url().starts_with("http://localhost:"));
+    assert!(stack.redis_url().starts_with("redis://127.0.0.1:"));
+    let rendered = std::fs::read_to_string(stack.manifest_path()).expect("rendered manifest");
+    let unrendered: Vec<&str> = rendered
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && l.contains("${"))
+        .collect();
+    assert!(
+        unrendered.is_empty(),
+        "unrendered variables left: {unrendered:?}"
+    );
+    let pid = {
+        let mut stack = stack;
+        let pid = stack.redis_mut().and_then(|r| r.pid()).expect("redis pid");
+        stack.stop().await;
+        pid
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(stat.is_empty(), "redis {pid} left: {stat}");
+}
+
+#[tokio::test]
+async fn http_login_through_the_memory_store_stack_reaches_the_upstream_with_the_id_token() {
+    let stack = Stack::up(quiet(RedisMode::Memory)).await.expect("stack up");
+    assert_eq!(stack.redis_url(), "memory");
+    let location = first_location(&stack).await;
+    let outcome = login::login(
+        Driver::Http,
+        &location,
+        &Credentials::new("user1", "password"),
+        login::DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect("login");
+    assert_eq!(outcome.final_status, Some(200), "{}", outcome.page_text);
+    let cookie = outcome.cookie("keycloak-session").expect("session cookie");
+    let response = client()
+        .post(format!("{}/openai", stack.gateway_url()))
+        .header("cookie", cookie.pair())
+        .body(r#"{"model":"m"}"#)
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(response.status(), 200);
+    let received = stack.upstream_requests().await;
+    let last = received.last().expect("upstream saw the POST");
+    assert_eq!(last.method, "POST");
+    assert_eq!(last.header_values("jwt").len(), 1);
+    stack.stop().await;
+}
+
+#[test]
+fn render_fills_known_variables_and_keeps_unknown_ones() {
+    let env: BTreeMap<String, String> = [("A".to_owned(), "1".to_owned())].into_iter().collect();
+    let cases = [
+        ("known", "x ${A} y", "x 1 y"),
+        ("unknown", "${B}", "${B}"),
+        ("unclosed", "a ${A", "a ${A"),
+        ("adjacent", "${A}${A}:80", "11:80"),
+    ];
+    for (label, input, want) in cases {
+        assert_eq!(render(input, &env), want, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn without_port_80_the_gateway_takes_an_ephemeral_port_and_app_url_drops_80() {
+    let options = StackOptions {
+        prefer_port_80: false,
+        ..quiet(RedisMode::Memory)
+    };
+    let stack = Stack::up(options).await.expect("stack up");
+    assert!(stack.gateway_url().starts_with("http://127.0.0.1:"));
+    assert_eq!(stack.app_url(), stack.gateway_url());
+    let location = first_location(&stack).await;
+    let redirect_uri = location
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(
+        redirect_uri,
+        Some(format!("{}/openai", stack.gateway_url()))
+    );
+    let outcome = login::login(
+        Driver::Http,
+        &location,
+        &Credentials::new("user1", "password"),
+        login::DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect("login");
+    assert_eq!(outcome.final_status, Some(200));
+    stack.stop().await;
+}

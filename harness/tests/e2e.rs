@@ -1,0 +1,90 @@
+//! End to end: every `scenarios/*.yaml` through the runner on its own fresh stack (real
+//! Redis, real Chromium, the gRPC gateway simulator, in-process extauth and mock IdP).
+//! `just test-e2e` runs this file. Each known scenario has its own test; any other file in
+//! the folder is run by `other_scenario_files_pass`, so a new file is never skipped.
+
+use std::path::{Path, PathBuf};
+
+use harness::scenario::{RunOptions, run_file};
+
+/// Scenario files that have their own test below.
+const OWN_TESTS: &[&str] = &[
+    "seed-authorization-code.yaml",
+    "seed-authorization-code-http-driver.yaml",
+    "wrong-password.yaml",
+];
+
+fn scenarios_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(
+        || PathBuf::from("../scenarios"),
+        |root| root.join("scenarios"),
+    )
+}
+
+async fn passes(file: &Path) {
+    let report = run_file(file, &RunOptions::default()).await;
+    if let Some((step, problems)) = &report.failure {
+        panic!(
+            "scenario {} failed at step {step:?}:\n  {}",
+            file.display(),
+            problems.join("\n  ")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_authorization_code_with_the_browser() {
+    passes(&scenarios_dir().join("seed-authorization-code.yaml")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_authorization_code_with_the_http_driver() {
+    passes(&scenarios_dir().join("seed-authorization-code-http-driver.yaml")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password() {
+    passes(&scenarios_dir().join("wrong-password.yaml")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_scenario_files_pass() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
+        .expect("scenarios/ is readable")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !OWN_TESTS.contains(&n))
+        })
+        .collect();
+    files.sort();
+    let mut failed = Vec::new();
+    for file in &files {
+        let report = run_file(file, &RunOptions::default()).await;
+        if let Some((step, problems)) = report.failure {
+            failed.push(format!(
+                "{} at {step:?}: {}",
+                file.display(),
+                problems.join("; ")
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n")
+    );
+}
+
+#[test]
+fn every_named_scenario_file_exists() {
+    for name in OWN_TESTS {
+        assert!(
+            scenarios_dir().join(name).is_file(),
+            "scenarios/{name} is missing"
+        );
+    }
+}
