@@ -252,11 +252,10 @@ pub async fn start_with_clock(
         let flow = Arc::clone(&flow);
         let id = route.config.id.clone();
         tokio::spawn(async move {
-            if let Some(route) = flow.routes().iter().find(|r| r.config.id == id) {
-                if let Err(e) = route.provider.discovered().await {
+            if let Some(route) = flow.routes().iter().find(|r| r.config.id == id)
+                && let Err(e) = route.provider.discovered().await {
                     tracing::warn!(config = %id, error = %e, "discovery failed at startup; will retry on the first request");
                 }
-            }
         });
     }
     tracing::info!(grpc = %grpc_addr, http = %http_addr, admin = %admin_addr, configs = flow.routes().len(), "extauth listening");

@@ -4,6 +4,10 @@
 //! [`compile`] validates it into [`OidcConfig`], the only type the rest of the server reads.
 //! Loading never reaches the network: discovery happens in [`crate::oidc`].
 
+// Config errors are built once, at startup or by `extauth validate`; their size does not matter
+// and boxing every variant would make the reasons harder to build and to match in tests.
+#![allow(clippy::result_large_err)]
+
 pub mod compile;
 pub mod error;
 pub mod manifest;

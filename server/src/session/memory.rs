@@ -83,7 +83,7 @@ impl SessionStore for MemoryStore {
         let exp = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
         let mut inner = self.lock();
         inner.writes += 1;
-        if inner.writes % SWEEP_EVERY == 0 {
+        if inner.writes.is_multiple_of(SWEEP_EVERY) {
             inner.entries.retain(|_, (_, e)| *e > now);
         }
         inner.entries.insert(id.expose().to_owned(), (bytes, exp));
