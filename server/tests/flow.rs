@@ -1,0 +1,463 @@
+//! The seed's flow over real sockets: extauth served on port 0 (gRPC and HTTP listeners), the
+//! mock IdP (Keycloak layout) on port 0, Redis as a real `redis-server` process or the memory
+//! store. A plain HTTP client plays the browser: it follows the 302, fills Keycloak's form and
+//! brings the code back, as in the seed's Step 3.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use base64::Engine as _;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValueOption, header_value_option};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use extauth::config::{self, Loaded};
+use extauth::env::MapEnv;
+use extauth::server::{self, RunningServer, ServeOptions, StoreChoice};
+use extauth::testing::RedisProcess;
+use mock_idp::{MockIdp, Realm, RunningIdp};
+
+const MANIFEST: &str = include_str!("../../scenarios/manifests/seed-authorization-code.yaml");
+const REALM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/realms/master.json"
+);
+/// The gateway's address as the seed's `${INGRESS_GW_ADDRESS}`: `appUrl` is `http://<it>:80`.
+const GATEWAY: &str = "127.0.0.1";
+const APP_HOST: &str = "127.0.0.1:80";
+
+struct Stack {
+    idp: RunningIdp,
+    server: RunningServer,
+    http: reqwest::Client,
+    _redis: Option<RedisProcess>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Store {
+    Redis,
+    Memory,
+}
+
+fn loaded(idp: &RunningIdp, redis: Option<&RedisProcess>) -> Loaded {
+    let base = idp.base_url().as_str().trim_end_matches('/').to_owned();
+    let port = redis.map_or(1, RedisProcess::port).to_string();
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "agentgateway-client-secret")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with("KEYCLOAK_URL", &base)
+        .with("INGRESS_GW_ADDRESS", GATEWAY)
+        .with("REDIS_HOST", "127.0.0.1")
+        .with("REDIS_PORT", &port)
+        .with("SIGNING_KEY", "an-integration-test-signing-key-of-32+bytes");
+    config::load_str("seed-authorization-code.yaml", MANIFEST, &env).expect("seed manifests load")
+}
+
+async fn stack(store: Store) -> Stack {
+    let redis = match store {
+        Store::Redis => Some(RedisProcess::start().expect("redis-server must be installed")),
+        Store::Memory => None,
+    };
+    let idp = MockIdp::builder()
+        .realm(Realm::from_file(REALM).expect("realm"))
+        .public_host("localhost")
+        .start()
+        .await
+        .expect("mock idp");
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = server::start(
+        loaded(&idp, redis.as_ref()),
+        ServeOptions {
+            grpc: any,
+            http: any,
+            admin: any,
+            session_store: match store {
+                Store::Redis => StoreChoice::FromConfig,
+                Store::Memory => StoreChoice::Memory,
+            },
+        },
+    )
+    .await
+    .expect("extauth starts");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Stack {
+        idp,
+        server,
+        http,
+        _redis: redis,
+    }
+}
+
+/// What the gateway learns from one check.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One check through the gRPC API, as agentgateway/Envoy sends it.
+async fn grpc_check(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (Answer, CheckResponse) {
+    let mut client = AuthorizationClient::connect(format!("http://{}", stack.server.grpc_addr()))
+        .await
+        .expect("grpc connect");
+    let mut map: HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+        .collect();
+    map.insert(":authority".into(), APP_HOST.into());
+    map.insert(":path".into(), path.into());
+    map.insert(":method".into(), method.into());
+    let request = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                time: None,
+                http: Some(HttpRequest {
+                    method: method.into(),
+                    path: path.into(),
+                    host: APP_HOST.into(),
+                    scheme: "http".into(),
+                    headers: map,
+                    ..HttpRequest::default()
+                }),
+            }),
+            ..AttributeContext::default()
+        }),
+    };
+    let response = client.check(request).await.expect("check").into_inner();
+    let pairs = |opts: &[HeaderValueOption]| -> Vec<(String, String)> {
+        opts.iter()
+            .filter_map(|o| o.header.as_ref())
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect()
+    };
+    let answer = match &response.http_response {
+        Some(HttpResponse::DeniedResponse(d)) => Answer {
+            status: d.status.as_ref().map_or(403, |s| s.code as u16),
+            headers: pairs(&d.headers),
+            body: d.body.clone(),
+        },
+        Some(HttpResponse::OkResponse(ok)) => Answer {
+            status: 200,
+            headers: pairs(&ok.headers),
+            body: String::new(),
+        },
+        other => panic!("unexpected check response {other:?}"),
+    };
+    (answer, response)
+}
+
+/// One check through the HTTP mode, as `curl` against `--http` does it.
+async fn http_check(stack: &Stack, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    let url = format!("http://{}{path}", stack.server.http_addr());
+    let mut req = stack
+        .http
+        .request(method.parse().unwrap(), url)
+        .header("host", APP_HOST);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("http check");
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = resp.text().await.unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// The browser's part of Step 3.2: open the IdP URL, fill Keycloak's form, return the
+/// callback URL (with `code` and `state`) the IdP redirects to.
+async fn log_in(
+    stack: &Stack,
+    auth_url: &str,
+    user: &str,
+    password: &str,
+) -> Result<url::Url, String> {
+    let page = stack.http.get(auth_url).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the IdP shows its login page");
+    let page_url = page.url().clone();
+    let html = page.text().await.unwrap();
+    let action = form_action(&html).expect("form#kc-form-login with an action");
+    let action = page_url.join(&action).unwrap();
+    let answer = stack
+        .http
+        .post(action)
+        .form(&[("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    if answer.status() != 302 {
+        return Err(answer.text().await.unwrap_or_default());
+    }
+    let location = answer.headers()["location"].to_str().unwrap();
+    Ok(url::Url::parse(location).unwrap())
+}
+
+fn form_action(html: &str) -> Option<String> {
+    let form = &html[html.find("id=\"kc-form-login\"")?..];
+    let tag = &form[..form.find('>')?];
+    let start = tag.find("action=\"")? + "action=\"".len();
+    let value = &tag[start..];
+    Some(value[..value.find('"')?].replace("&amp;", "&"))
+}
+
+fn path_and_query(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json claims")
+}
+
+/// `name=value` of the session cookie from a `Set-Cookie`.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().trim().to_owned()
+}
+
+/// Step 3.1 to 3.5 over gRPC: 302, login, callback with Set-Cookie, allow with `jwt`.
+async fn seed_flow_over_grpc(store: Store) {
+    let stack = stack(store).await;
+    let json = [("content-type", "application/json"), ("accept", "*/*")];
+
+    // 3.1
+    let (first, raw) = grpc_check(&stack, "POST", "/openai", &json).await;
+    assert_eq!(first.status, 302, "{first:?}");
+    let location = url::Url::parse(first.header("location").unwrap()).unwrap();
+    assert_eq!(
+        location.as_str().split('?').next().unwrap(),
+        format!(
+            "{}/protocol/openid-connect/auth",
+            stack.idp.issuer("master")
+        )
+    );
+    let params: HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(params["client_id"], "agentgateway");
+    assert_eq!(params["redirect_uri"], "http://127.0.0.1:80/openai");
+    assert_eq!(params["scope"], "email openid");
+    let state = jwt_claims(&params["state"]);
+    assert_eq!(state["state"], "http://127.0.0.1:80/openai");
+    assert_eq!(
+        state["exp"].as_i64().unwrap(),
+        state["iat"].as_i64().unwrap() + 1800
+    );
+    assert!(raw.status.is_some());
+
+    // 3.2: the callback comes back to the gateway on the same path.
+    let callback = log_in(&stack, location.as_str(), "user1", "password")
+        .await
+        .expect("user1 logs in");
+    assert_eq!(callback.path(), "/openai");
+    let (back, raw) = grpc_check(&stack, "GET", &path_and_query(&callback), &[]).await;
+    assert_eq!(back.status, 302, "{back:?}");
+    assert_eq!(back.header("location"), Some("http://127.0.0.1:80/openai"));
+    // 3.3: one Set-Cookie, appended (not overwriting the upstream's own cookies).
+    let Some(HttpResponse::DeniedResponse(denied)) = raw.http_response else {
+        panic!("the callback is a redirect")
+    };
+    let set_cookies: Vec<_> = denied
+        .headers
+        .iter()
+        .filter(|h| h.header.as_ref().is_some_and(|h| h.key == "set-cookie"))
+        .collect();
+    assert_eq!(set_cookies.len(), 1);
+    assert_eq!(
+        set_cookies[0].append_action,
+        header_value_option::HeaderAppendAction::AppendIfExistsOrAdd as i32
+    );
+    let set_cookie = back.header("set-cookie").unwrap();
+    let cookie = cookie_pair(set_cookie);
+    let value = cookie
+        .strip_prefix("keycloak-session=")
+        .expect("cookie name");
+    assert_eq!(value.len(), 104);
+    assert!(
+        value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c) || c == '=')
+    );
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+
+    // 3.5: with the cookie the request is allowed and carries the ID token; a client's own
+    // `jwt` header does not survive.
+    let with_cookie = [
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+        ("jwt", "forged"),
+    ];
+    let (ok, raw) = grpc_check(&stack, "POST", "/openai", &with_cookie).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let Some(HttpResponse::OkResponse(okr)) = raw.http_response else {
+        panic!("allowed")
+    };
+    assert!(okr.headers_to_remove.iter().any(|h| h == "jwt"));
+    let id_token = ok.header("jwt").expect("the ID token header");
+    let claims = jwt_claims(id_token);
+    assert_eq!(claims["preferred_username"], "user1");
+    assert_eq!(claims["iss"], stack.idp.issuer("master"));
+    assert_eq!(claims["aud"], "agentgateway");
+
+    // The code is single use: replaying the callback sets no session.
+    let (replay, _) = grpc_check(&stack, "GET", &path_and_query(&callback), &[]).await;
+    assert!(
+        (400..500).contains(&replay.status),
+        "a replayed code is a client error: {replay:?}"
+    );
+    assert!(replay.header("set-cookie").is_none());
+    assert!(!replay.body.trim().is_empty(), "the refusal says why");
+    stack.server.shutdown().await;
+    stack.idp.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_seed_flow_over_grpc_with_redis_sessions() {
+    seed_flow_over_grpc(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn the_seed_flow_over_grpc_with_memory_sessions() {
+    seed_flow_over_grpc(Store::Memory).await;
+}
+
+/// The HTTP mode as a user tries it with curl: the check is the request itself.
+async fn seed_flow_over_http(store: Store) {
+    let stack = stack(store).await;
+    let json = [("content-type", "application/json")];
+    let first = http_check(&stack, "POST", "/openai", &json).await;
+    assert_eq!(first.status, 302, "{first:?}");
+    let location = first.header("location").unwrap().to_owned();
+    let callback = log_in(&stack, &location, "user1", "password")
+        .await
+        .expect("user1 logs in");
+    let back = http_check(&stack, "GET", &path_and_query(&callback), &[]).await;
+    assert_eq!(back.status, 302, "{back:?}");
+    let cookie = cookie_pair(back.header("set-cookie").unwrap());
+    let ok = http_check(
+        &stack,
+        "POST",
+        "/openai",
+        &[("cookie", cookie.as_str()), ("JWT", "forged")],
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let claims = jwt_claims(ok.header("jwt").unwrap());
+    assert_eq!(claims["preferred_username"], "user1");
+    assert!(
+        ok.header("x-envoy-auth-headers-to-remove")
+            .is_some_and(|v| v.split(',').any(|h| h.trim() == "jwt")),
+        "{ok:?}"
+    );
+    stack.server.shutdown().await;
+    stack.idp.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_seed_flow_over_the_http_mode_with_redis_sessions() {
+    seed_flow_over_http(Store::Redis).await;
+}
+
+#[tokio::test]
+async fn the_seed_flow_over_the_http_mode_with_memory_sessions() {
+    seed_flow_over_http(Store::Memory).await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_gets_no_code_and_the_request_stays_redirected() {
+    let stack = stack(Store::Memory).await;
+    let first = http_check(&stack, "POST", "/openai", &[]).await;
+    let location = first.header("location").unwrap().to_owned();
+    let page = log_in(&stack, &location, "user1", "not-the-password")
+        .await
+        .expect_err("the IdP refuses the login");
+    assert!(page.contains("Invalid username or password."), "{page}");
+    let again = http_check(&stack, "POST", "/openai", &[]).await;
+    assert_eq!(again.status, 302);
+    stack.server.shutdown().await;
+    stack.idp.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_session_survives_an_extauth_restart_with_redis_but_not_with_memory() {
+    for store in [Store::Redis, Store::Memory] {
+        let stack = stack(store).await;
+        let first = http_check(&stack, "GET", "/openai", &[]).await;
+        let callback = log_in(
+            &stack,
+            first.header("location").unwrap(),
+            "user1",
+            "password",
+        )
+        .await
+        .unwrap();
+        let back = http_check(&stack, "GET", &path_and_query(&callback), &[]).await;
+        let cookie = cookie_pair(back.header("set-cookie").unwrap());
+
+        // A second extauth over the same Redis (a replica, or a restart) knows the session.
+        let Stack {
+            idp,
+            server,
+            http,
+            _redis,
+        } = stack;
+        server.shutdown().await;
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let replica = server::start(
+            loaded(&idp, _redis.as_ref()),
+            ServeOptions {
+                grpc: any,
+                http: any,
+                admin: any,
+                session_store: match store {
+                    Store::Redis => StoreChoice::FromConfig,
+                    Store::Memory => StoreChoice::Memory,
+                },
+            },
+        )
+        .await
+        .unwrap();
+        let stack = Stack {
+            idp,
+            server: replica,
+            http,
+            _redis,
+        };
+        let after = http_check(&stack, "GET", "/openai", &[("cookie", cookie.as_str())]).await;
+        match store {
+            Store::Redis => assert_eq!(after.status, 200, "{store:?}: {after:?}"),
+            Store::Memory => assert_eq!(after.status, 302, "{store:?}: {after:?}"),
+        }
+        stack.server.shutdown().await;
+        stack.idp.shutdown().await;
+    }
+}
