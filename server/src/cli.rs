@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Report};
 use crate::env::{EnvSource, ProcessEnv};
-use crate::server::{self, ServeOptions, StoreChoice};
+use crate::server::{self, OpsOptions, ServeOptions, StoreChoice};
+use crate::transport::proxy::{Cidr, DEFAULT_TRUSTED_PROXIES, TrustedProxies};
 
 /// Reference ext-auth server for the OIDC authorization-code flow.
 #[derive(Debug, Parser)]
@@ -25,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve ext_authz over gRPC and HTTP.
     Serve(ServeArgs),
-    /// Check manifests: prints ACCEPTED or REJECTED: <reason> per AuthConfig; exit 1 if any
+    /// Check manifests: prints `ACCEPTED` or `REJECTED: <reason>` per AuthConfig; exit 1 if any
     /// is rejected.
     Validate {
         /// Multi-document Kubernetes YAML (Secret + AuthConfig, as in the guide); repeatable.
@@ -36,27 +37,61 @@ pub enum Command {
 
 /// `extauth serve` flags.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = SERVE_AFTER_HELP)]
 pub struct ServeArgs {
     /// Multi-document Kubernetes YAML (Secret + AuthConfig); repeatable. `${VAR}` is taken from
-    /// the environment.
+    /// the environment; `SIGNING_KEY` (or an `extauth-signing-key` Secret) signs `state`.
     #[arg(long = "config", required = true, value_name = "FILE")]
     pub configs: Vec<PathBuf>,
     /// gRPC ext_authz listener (`envoy.service.auth.v3.Authorization`); the guide's backendRef
     /// port is 8083.
-    #[arg(long, default_value = "127.0.0.1:8083")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8083")]
     pub grpc: SocketAddr,
-    /// HTTP ext_authz / forward-auth listener.
-    #[arg(long, default_value = "127.0.0.1:8084")]
+    /// HTTP ext_authz / forward-auth listener (Envoy HTTP ext_authz, Caddy `forward_auth`,
+    /// Traefik `forwardAuth`, nginx `auth_request`): 200 = allow, with the upstream headers in
+    /// the response; anything else is the answer for the client.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8084")]
     pub http: SocketAddr,
-    /// Admin listener (`/healthz`).
-    #[arg(long, default_value = "127.0.0.1:9091")]
+    /// Admin listener: `/healthz` (liveness), `/readyz` (every AuthConfig's Redis answers and
+    /// its discovery is fetched; JSON body), `/metrics` (Prometheus text format).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9091")]
     pub admin: SocketAddr,
+    /// A proxy network whose `X-Forwarded-Method`, `-Proto`, `-Host` and `-Uri` describe the
+    /// original request on the HTTP listener; from other peers they are ignored. Repeatable;
+    /// CIDR or a single address. Giving any replaces the default.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        default_values_t = default_trusted_proxies()
+    )]
+    pub trusted_proxies: Vec<Cidr>,
+    /// When several AuthConfigs are loaded, the gRPC `context_extensions` key (and, on the
+    /// HTTP listener, the request header) whose value `namespace/name` picks one. With a single
+    /// AuthConfig it is optional.
+    #[arg(long, value_name = "KEY", default_value = crate::flow::CONFIG_SELECTOR)]
+    pub config_selector: String,
     /// Keep sessions in process memory instead of Redis (single replica, tests).
     #[arg(long)]
     pub memory_sessions: bool,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format: `text` for people, `json` for one JSON object per line (one line per
+    /// decision: method, host, path without query, outcome, status, config, latency_ms).
+    /// Filter with `RUST_LOG` (default `info`).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+const SERVE_AFTER_HELP: &str = "\
+Logs never contain cookie values, authorization codes, `state`, tokens, Authorization headers or
+session ids. Stop with SIGTERM or Ctrl-C (SIGINT): in-flight checks finish first.
+
+Example (Caddy forward_auth on the same host):
+  extauth serve --config seed.yaml --http 127.0.0.1:8084 --log-format json";
+
+fn default_trusted_proxies() -> Vec<Cidr> {
+    DEFAULT_TRUSTED_PROXIES
+        .iter()
+        .filter_map(|c| c.parse().ok())
+        .collect()
 }
 
 /// Log output format.
@@ -118,14 +153,55 @@ fn print_report(report: &Report, out: &mut dyn Write) -> bool {
     ok
 }
 
+/// The subscriber `extauth serve` logs with, writing to `writer` (stderr in the binary, a
+/// buffer in tests). JSON lines carry the event's fields at the top level, so the decision
+/// line reads `{"timestamp":..,"level":"INFO","message":"decision","method":"GET",..}`.
+pub fn log_subscriber<W>(
+    format: LogFormat,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .finish(),
+        ),
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    let _ =
+        tracing::subscriber::set_global_default(log_subscriber(format, filter, std::io::stdout));
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (what Kubernetes sends before it kills a pod) and
+/// names it.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -158,15 +234,20 @@ fn serve(args: ServeArgs) -> ExitCode {
                 StoreChoice::FromConfig
             },
         };
-        let server = match server::start(loaded, opts).await {
+        let ops = OpsOptions {
+            trusted_proxies: TrustedProxies::new(args.trusted_proxies),
+            config_selector: Some(args.config_selector),
+        };
+        let clock = std::sync::Arc::new(crate::clock::SystemClock);
+        let server = match server::start_with_options(loaded, opts, ops, clock).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::FAILURE;
             }
         };
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        let signal = stop_signal().await;
+        tracing::info!(signal, "shutting down");
         server.shutdown().await;
         ExitCode::SUCCESS
     })

@@ -3,20 +3,27 @@
 //!
 //! Map of the crate:
 //! - [`config`]: the seed's Kubernetes manifests (Secret + AuthConfig) → validated config;
-//! - [`flow`]: the decision for one request: [`flow::login`] (302 to the IdP),
+//! - [`flow`]: the decision for one request: [`flow::login`] (302 to the IdP, or 401),
 //!   [`flow::callback`] (code exchange, new session, cookie), [`flow::identity`] (allow with
-//!   the ID token header), [`flow::error`] (errors → responses);
-//! - [`oidc`]: discovery, code exchange and ID-token checks;
+//!   the identity headers, or a bearer ID token), [`flow::refresh`], [`flow::logout`],
+//!   [`flow::binding`] (the CSRF login cookie), [`flow::return_url`] (where a login may
+//!   return), [`flow::error`] (errors → responses);
+//! - [`crypto`]: AES-256-GCM for session data at rest and cookie sessions;
+//! - [`oidc`]: discovery (overrides, poll interval, JWKS refetch), code exchange, refresh,
+//!   revocation and ID-token checks;
 //! - [`state`]: the signed `state` parameter, PKCE verifier and nonce;
 //! - [`session`]: session ids and stores (memory, Redis);
 //! - [`transport`]: gRPC ext_authz, the HTTP mode, admin;
+//! - [`metrics`]: Prometheus counters and histograms (served on the admin listener);
 //! - [`server`]: wiring and listeners; [`cli`]: `extauth serve|validate`.
 
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod env;
 pub mod flow;
+pub mod metrics;
 pub mod oidc;
 pub mod secret;
 pub mod server;

@@ -20,6 +20,7 @@ use crate::session::redis::RedisStore;
 use crate::session::{SessionStore, StoreError};
 use crate::state::StateCodec;
 use crate::transport;
+use crate::transport::proxy::TrustedProxies;
 
 /// Which session store to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +43,19 @@ pub struct ServeOptions {
     pub admin: SocketAddr,
     /// Session store selection.
     pub session_store: StoreChoice,
+}
+
+/// Operational settings beside [`ServeOptions`], each with a safe default (kept apart so
+/// that existing `ServeOptions { .. }` literals keep compiling).
+#[derive(Debug, Clone, Default)]
+pub struct OpsOptions {
+    /// Peers whose `X-Forwarded-*` headers describe the original request on the HTTP
+    /// listener (default: loopback).
+    pub trusted_proxies: TrustedProxies,
+    /// The gRPC `context_extensions` key, and in HTTP mode the header, whose value
+    /// (`namespace/name`) picks the AuthConfig when several are loaded (default
+    /// [`crate::flow::CONFIG_SELECTOR`], `x-extauth-config`).
+    pub config_selector: Option<String>,
 }
 
 /// Why the server could not start.
@@ -149,14 +163,16 @@ pub fn build_flow(
     for config in &loaded.auth_configs {
         let store: Arc<dyn SessionStore> = match (store, &config.session.store) {
             (StoreChoice::Memory, _) => Arc::clone(&memory),
-            (StoreChoice::FromConfig, s @ StoreConfig::Redis { .. }) => {
-                Arc::new(RedisStore::new(&s.redis_url(), "").map_err(|source| {
-                    ServeError::Store {
+            (StoreChoice::FromConfig, s @ StoreConfig::Redis { .. }) => Arc::new(
+                RedisStore::new(&s.redis_url().unwrap_or_default(), s.key_prefix()).map_err(
+                    |source| ServeError::Store {
                         config: config.id.clone(),
                         source,
-                    }
-                })?)
-            }
+                    },
+                )?,
+            ),
+            // Cookie sessions keep nothing server side.
+            (StoreChoice::FromConfig, StoreConfig::Cookie { .. }) => Arc::clone(&memory),
         };
         let provider = Provider::new(Arc::clone(config), Arc::clone(&clock)).map_err(|source| {
             ServeError::Provider {
@@ -164,11 +180,12 @@ pub fn build_flow(
                 source,
             }
         })?;
-        routes.push(Route {
-            config: Arc::clone(config),
+        routes.push(Route::new(
+            Arc::clone(config),
             provider,
             store,
-        });
+            &signing_key,
+        ));
     }
     Ok(Flow::new(routes, StateCodec::new(&signing_key), clock))
 }
@@ -179,7 +196,21 @@ pub async fn start_with_clock(
     opts: ServeOptions,
     clock: SharedClock,
 ) -> Result<RunningServer, ServeError> {
-    let flow = Arc::new(build_flow(&loaded, opts.session_store, clock)?);
+    start_with_options(loaded, opts, OpsOptions::default(), clock).await
+}
+
+/// Starts with operational settings ([`OpsOptions`]) and a given clock.
+pub async fn start_with_options(
+    loaded: Loaded,
+    opts: ServeOptions,
+    ops: OpsOptions,
+    clock: SharedClock,
+) -> Result<RunningServer, ServeError> {
+    let mut flow = build_flow(&loaded, opts.session_store, clock)?;
+    if let Some(key) = &ops.config_selector {
+        flow = flow.with_selector(key.as_str());
+    }
+    let flow = Arc::new(flow);
     let bind = |what: &'static str, addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -223,7 +254,7 @@ pub async fn start_with_clock(
             }
         }
     });
-    let http_router = transport::http::router(Arc::clone(&flow))
+    let http_router = transport::http::router(Arc::clone(&flow), ops.trusted_proxies)
         .into_make_service_with_connect_info::<SocketAddr>();
     let http_task = tokio::spawn({
         let rx = rx.clone();
@@ -236,10 +267,11 @@ pub async fn start_with_clock(
             }
         }
     });
+    let admin_router = transport::admin::router(Arc::clone(&flow));
     let admin_task = tokio::spawn({
         let rx = rx.clone();
         async move {
-            if let Err(e) = axum::serve(admin, transport::admin::router())
+            if let Err(e) = axum::serve(admin, admin_router)
                 .with_graceful_shutdown(stopped(rx))
                 .await
             {
@@ -253,9 +285,11 @@ pub async fn start_with_clock(
         let id = route.config.id.clone();
         tokio::spawn(async move {
             if let Some(route) = flow.routes().iter().find(|r| r.config.id == id)
-                && let Err(e) = route.provider.discovered().await {
-                    tracing::warn!(config = %id, error = %e, "discovery failed at startup; will retry on the first request");
-                }
+                && let Err(e) = route.provider.discovered().await
+            {
+                tracing::warn!(config = %id, error = %e, "discovery failed at startup; will retry on the first request");
+                crate::metrics::record_error_kind("discovery_startup");
+            }
         });
     }
     tracing::info!(grpc = %grpc_addr, http = %http_addr, admin = %admin_addr, configs = flow.routes().len(), "extauth listening");

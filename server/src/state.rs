@@ -46,6 +46,8 @@ pub struct IssuedState {
     pub token: String,
     /// Per-login secrets.
     pub login: LoginSecrets,
+    /// The login id (`lid` claim).
+    pub lid: String,
 }
 
 /// A state that passed verification.
@@ -135,6 +137,7 @@ impl StateCodec {
             .map_err(|_| StateError::Invalid)?;
         Ok(IssuedState {
             login: self.login_secrets(&claims.lid),
+            lid: claims.lid,
             token,
         })
     }
@@ -165,6 +168,12 @@ impl StateCodec {
             login: self.login_secrets(&claims.lid),
             claims,
         })
+    }
+
+    /// The CSRF binding of login `lid`: what the browser's login cookie holds (base64url of
+    /// 16 bytes of HMAC; reveals nothing of the nonce or the PKCE verifier).
+    pub fn binding(&self, lid: &str) -> String {
+        URL_SAFE_NO_PAD.encode(&hmac(&self.derive_key, format!("bind\0{lid}").as_bytes())[..16])
     }
 
     fn login_secrets(&self, lid: &str) -> LoginSecrets {

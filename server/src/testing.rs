@@ -91,12 +91,13 @@ impl RedisProcess {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait() {
-                    return Err(RedisProcessError::NotReady {
-                        port: self.port,
-                        reason: format!("exited with {status}"),
-                    });
-                }
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(RedisProcessError::NotReady {
+                    port: self.port,
+                    reason: format!("exited with {status}"),
+                });
+            }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
                 return Ok(());
             }

@@ -3,6 +3,8 @@
 //! store. A plain HTTP client plays the browser: it follows the 302, fills Keycloak's form and
 //! brings the code back, as in the seed's Step 3.
 
+#![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 

@@ -12,8 +12,8 @@ use http::HeaderName;
 use super::manifest::Document;
 use super::raw;
 use super::{
-    CompiledSecret, ConfigError, CookieConfig, OidcConfig, Report, SecretIndex, SessionConfig,
-    StoreConfig, Verdict,
+    ClaimToHeader, CompiledSecret, ConfigError, CookieConfig, EndSessionMethod, JwksRefreshPolicy,
+    OidcConfig, Report, SameSite, SecretIndex, SessionConfig, StoreConfig, Verdict,
 };
 use crate::env::EnvSource;
 use crate::secret::Secret;
@@ -39,6 +39,18 @@ pub const DEFAULT_CALLBACK_PATH: &str = "/oauth-gloo-callback";
 pub const DEFAULT_COOKIE_NAME: &str = "__session";
 /// Solo's default cookie max age: 30 days.
 pub const DEFAULT_COOKIE_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Solo's default `discoveryPollInterval`: 30 minutes.
+pub const DEFAULT_DISCOVERY_POLL_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// Solo's default `preExpiryBuffer`: 2 seconds.
+pub const DEFAULT_PRE_EXPIRY_BUFFER: Duration = Duration::from_secs(2);
+/// Default `options.poolSize` (go-redis's default per CPU, as Solo documents it).
+pub const DEFAULT_POOL_SIZE: u32 = 10;
+/// Default `maxPendingLogins`: logins a browser may have in flight at once (tabs).
+pub const DEFAULT_MAX_PENDING_LOGINS: usize = 5;
+/// Key of the 32-byte AES-GCM key inside the `cipherConfig.keyRef` Secret.
+pub const CIPHER_KEY_KEY: &str = "key";
+/// Shortest accepted `discoveryPollInterval`.
+const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 const OIDC_PREFIX: &str = "spec.configs[0].oauth2.oidcAuthorizationCode";
 
@@ -189,18 +201,17 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         .callback_path
         .clone()
         .unwrap_or_else(|| DEFAULT_CALLBACK_PATH.to_owned());
-    if !callback_path.starts_with('/')
-        || callback_path
-            .chars()
-            .any(|c| c == '?' || c == '#' || c.is_whitespace() || c.is_control())
-    {
-        return Err(field(
-            doc,
-            p("callbackPath"),
-            format!(
-                "expected a path starting with `/` without query, fragment or spaces, got {callback_path:?}"
-            ),
-        ));
+    let parse_regex = oidc.parse_callback_path_as_regex.unwrap_or(false);
+    if parse_regex {
+        if !callback_path.starts_with('/') {
+            return Err(field(
+                doc,
+                p("callbackPath"),
+                format!("expected a regular expression starting with `/`, got {callback_path:?}"),
+            ));
+        }
+    } else {
+        check_path(&callback_path).map_err(|m| field(doc, p("callbackPath"), m))?;
     }
     let redirect_uri = format!("{app_url}{callback_path}");
 
@@ -245,16 +256,194 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         scopes.push("openid".into());
     }
 
-    let session = compile_session(doc, oidc.session.as_ref(), &p)?;
+    let session = compile_session(doc, oidc.session.as_ref(), namespace, secrets, &p)?;
 
-    let id_token_header = match oidc
-        .headers
-        .as_ref()
-        .and_then(|h| h.id_token_header.as_ref())
-    {
+    let headers = oidc.headers.clone().unwrap_or(raw::Headers {
+        id_token_header: None,
+        access_token_header: None,
+        use_bearer_schema_for_authorization: None,
+    });
+    let opt_header = |value: Option<&String>, f: &str| -> Result<Option<HeaderName>, ConfigError> {
+        value
+            .map(|h| parse_upstream_header(h).map_err(|m| field(doc, p(f), m)))
+            .transpose()
+    };
+    let id_token_header = opt_header(headers.id_token_header.as_ref(), "headers.idTokenHeader")?;
+    let access_token_header = opt_header(
+        headers.access_token_header.as_ref(),
+        "headers.accessTokenHeader",
+    )?;
+    let session_id_header =
+        opt_header(oidc.session_id_header_name.as_ref(), "sessionIdHeaderName")?;
+
+    let claims = |holder: Option<&raw::ClaimsToHeadersHolder>,
+                  f: &str|
+     -> Result<Vec<ClaimToHeader>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, c) in holder
+            .map(|h| h.claims_to_headers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            if c.claim.trim().is_empty() {
+                return Err(field(
+                    doc,
+                    p(&format!("{f}.claimsToHeaders[{i}].claim")),
+                    "expected a claim name",
+                ));
+            }
+            let header = parse_upstream_header(&c.header)
+                .map_err(|m| field(doc, p(&format!("{f}.claimsToHeaders[{i}].header")), m))?;
+            out.push(ClaimToHeader {
+                claim: c.claim.clone(),
+                header,
+                append: c.append.unwrap_or(false),
+            });
+        }
+        Ok(out)
+    };
+    let id_token_claims = claims(oidc.identity_token.as_ref(), "identityToken")?;
+    let access_token_claims = claims(oidc.access_token.as_ref(), "accessToken")?;
+
+    let logout_path = match &oidc.logout_path {
         None => None,
-        Some(h) => {
-            Some(parse_upstream_header(h).map_err(|m| field(doc, p("headers.idTokenHeader"), m))?)
+        Some(path) if path.is_empty() => None,
+        Some(path) => {
+            check_path(path).map_err(|m| field(doc, p("logoutPath"), m))?;
+            if *path == callback_path {
+                return Err(field(
+                    doc,
+                    p("logoutPath"),
+                    "expected a path different from callbackPath",
+                ));
+            }
+            Some(path.clone())
+        }
+    };
+    let after_logout_url = match &oidc.after_logout_url {
+        None => format!("{app_url}/"),
+        Some(u) => {
+            parse_http_url(u).map_err(|m| field(doc, p("afterLogoutUrl"), m))?;
+            u.clone()
+        }
+    };
+    let end_session_method = match oidc
+        .end_session_properties
+        .as_ref()
+        .and_then(|e| e.method_type.as_deref())
+    {
+        None | Some("GetMethod" | "GET" | "Get") => EndSessionMethod::Get,
+        Some("PostMethod" | "POST" | "Post") => EndSessionMethod::Post,
+        Some(other) => {
+            return Err(field(
+                doc,
+                p("endSessionProperties.methodType"),
+                format!("expected `GetMethod` or `PostMethod`, got {other:?}"),
+            ));
+        }
+    };
+
+    let discovery_override = compile_discovery_override(
+        doc,
+        oidc.discovery_override.as_ref(),
+        &p("discoveryOverride"),
+    )?;
+    let discovery_poll_interval = match &oidc.discovery_poll_interval {
+        None => DEFAULT_DISCOVERY_POLL_INTERVAL,
+        Some(d) => {
+            let d = parse_duration(d).map_err(|m| field(doc, p("discoveryPollInterval"), m))?;
+            if d < MIN_POLL_INTERVAL {
+                return Err(field(
+                    doc,
+                    p("discoveryPollInterval"),
+                    format!("expected at least {}s", MIN_POLL_INTERVAL.as_secs()),
+                ));
+            }
+            d
+        }
+    };
+    let jwks_refresh = match &oidc.jwks_cache_refresh_policy {
+        None => JwksRefreshPolicy::MaxPerInterval(1),
+        Some(policy) => match (
+            &policy.never,
+            &policy.always,
+            policy.max_idp_req_per_polling_interval,
+        ) {
+            (Some(_), None, None) => JwksRefreshPolicy::Never,
+            (None, Some(_), None) => JwksRefreshPolicy::Always,
+            (None, None, Some(n)) if (1..=1000).contains(&n) => {
+                JwksRefreshPolicy::MaxPerInterval(n)
+            }
+            (None, None, Some(n)) => {
+                return Err(field(
+                    doc,
+                    p("jwksCacheRefreshPolicy.maxIdpReqPerPollingInterval"),
+                    format!("expected 1 to 1000, got {n}"),
+                ));
+            }
+            _ => {
+                return Err(field(
+                    doc,
+                    p("jwksCacheRefreshPolicy"),
+                    "expected exactly one of `never`, `always`, `maxIdpReqPerPollingInterval`",
+                ));
+            }
+        },
+    };
+    for (f, params) in [
+        ("authEndpointQueryParams", &oidc.auth_endpoint_query_params),
+        (
+            "tokenEndpointQueryParams",
+            &oidc.token_endpoint_query_params,
+        ),
+    ] {
+        for key in params.keys() {
+            const RESERVED: [&str; 12] = [
+                "client_id",
+                "redirect_uri",
+                "response_type",
+                "scope",
+                "state",
+                "nonce",
+                "code_challenge",
+                "code_challenge_method",
+                "code",
+                "code_verifier",
+                "grant_type",
+                "refresh_token",
+            ];
+            if key.is_empty() || RESERVED.contains(&key.as_str()) {
+                return Err(field(
+                    doc,
+                    p(&format!("{f}.{key}")),
+                    "expected a parameter the flow does not set itself",
+                ));
+            }
+        }
+    }
+    let callback_regex = if parse_regex {
+        Some(
+            regex::Regex::new(&format!("^(?:{callback_path})$")).map_err(|e| {
+                field(
+                    doc,
+                    p("callbackPath"),
+                    format!("expected a regular expression: {e}"),
+                )
+            })?,
+        )
+    } else {
+        None
+    };
+    let max_pending_logins = match oidc.max_pending_logins {
+        None => DEFAULT_MAX_PENDING_LOGINS,
+        Some(n @ 1..=50) => n as usize,
+        Some(n) => {
+            return Err(field(
+                doc,
+                p("maxPendingLogins"),
+                format!("expected 1 to 50, got {n}"),
+            ));
         }
     };
 
@@ -263,6 +452,7 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         app_url,
         app_origin,
         callback_path,
+        callback_regex,
         redirect_uri,
         client_id: oidc.client_id.clone(),
         client_secret,
@@ -270,7 +460,108 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         scope: scopes.join(" "),
         session,
         id_token_header,
+        access_token_header,
+        use_bearer_schema: headers.use_bearer_schema_for_authorization.unwrap_or(false),
+        id_token_claims,
+        access_token_claims,
+        session_id_header,
+        logout_path,
+        after_logout_url,
+        end_session_method,
+        discovery_override,
+        discovery_poll_interval,
+        jwks_refresh,
+        auth_endpoint_query_params: oidc.auth_endpoint_query_params.clone(),
+        token_endpoint_query_params: oidc.token_endpoint_query_params.clone(),
+        fail_on_redirect: raw.spec.fail_on_redirect.unwrap_or(false),
+        unauthorized_for_non_browser: oidc.unauthorized_for_non_browser.unwrap_or(true),
+        strict_login_binding: oidc.strict_login_binding.unwrap_or(false),
+        max_pending_logins,
     })
+}
+
+fn check_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/')
+        || path
+            .chars()
+            .any(|c| c == '?' || c == '#' || c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "expected a path starting with `/` without query, fragment or spaces, got {path:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn compile_discovery_override(
+    doc: &Document,
+    o: Option<&raw::DiscoveryOverride>,
+    prefix: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+    let mut map = serde_json::Map::new();
+    let Some(o) = o else {
+        return Ok(map);
+    };
+    for (f, key, value) in [
+        ("authEndpoint", "authorization_endpoint", &o.auth_endpoint),
+        ("tokenEndpoint", "token_endpoint", &o.token_endpoint),
+        ("jwksUri", "jwks_uri", &o.jwks_uri),
+        (
+            "endSessionEndpoint",
+            "end_session_endpoint",
+            &o.end_session_endpoint,
+        ),
+        (
+            "revocationEndpoint",
+            "revocation_endpoint",
+            &o.revocation_endpoint,
+        ),
+    ] {
+        if let Some(v) = value {
+            parse_http_url(v).map_err(|m| field(doc, format!("{prefix}.{f}"), m))?;
+            map.insert(key.into(), serde_json::Value::String(v.clone()));
+        }
+    }
+    for (key, value) in [
+        ("response_types_supported", &o.response_types),
+        ("subject_types_supported", &o.subjects),
+        ("id_token_signing_alg_values_supported", &o.id_token_algs),
+        ("scopes_supported", &o.scopes),
+        ("token_endpoint_auth_methods_supported", &o.auth_methods),
+        ("claims_supported", &o.claims),
+    ] {
+        if let Some(v) = value {
+            map.insert(key.into(), serde_json::json!(v));
+        }
+    }
+    Ok(map)
+}
+
+/// A protobuf JSON duration (`1800s`, `0.5s`), or with `ms`, `m` or `h`.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let expected =
+        || format!("expected a duration such as `2s`, `1800s`, `500ms` or `30m`, got {s:?}");
+    let s = s.trim();
+    let (number, unit) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3600.0)
+    } else {
+        return Err(expected());
+    };
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(expected());
+    }
+    let value: f64 = number.parse().map_err(|_| expected())?;
+    let secs = value * unit;
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(expected());
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 fn resolve_client_secret(
@@ -325,28 +616,217 @@ fn resolve_client_secret(
 fn compile_session(
     doc: &Document,
     session: Option<&raw::Session>,
+    namespace: &str,
+    secrets: &SecretIndex,
     p: &dyn Fn(&str) -> String,
 ) -> Result<SessionConfig, ConfigError> {
-    let session = session.ok_or_else(|| {
-        field(
+    let empty = raw::Session {
+        fail_on_fetch_failure: None,
+        redis: None,
+        cookie: None,
+        cookie_options: None,
+        cipher_config: None,
+    };
+    let session = session.unwrap_or(&empty);
+    if session.redis.is_some() && session.cookie.is_some() {
+        return Err(field(
             doc,
             p("session"),
-            "expected a `session` with `redis.options.host`: this server keeps sessions in Redis",
-        )
-    })?;
-    let redis = session.redis.as_ref().ok_or_else(|| {
-        field(
-            doc,
-            p("session.redis"),
-            "expected `redis` with `options.host` (cookie-only sessions are not supported yet)",
-        )
-    })?;
-    let (host, port) = parse_host_port(&redis.options.host)
-        .map_err(|m| field(doc, p("session.redis.options.host"), m))?;
-    let name = redis
-        .cookie_name
+            "expected either `redis` or `cookie`, not both",
+        ));
+    }
+    let opts = session
+        .cookie_options
         .clone()
-        .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned());
+        .unwrap_or(raw::CookieOptions {
+            max_age: None,
+            not_secure: None,
+            http_only: None,
+            path: None,
+            domain: None,
+            same_site: None,
+        });
+    let max_age = match opts.max_age {
+        None => Some(DEFAULT_COOKIE_MAX_AGE),
+        Some(0) => None,
+        Some(n) if n > 0 => Some(Duration::from_secs(n.unsigned_abs())),
+        Some(n) => {
+            return Err(field(
+                doc,
+                p("session.cookieOptions.maxAge"),
+                format!("expected seconds >= 0 (0 = a browser-session cookie), got {n}"),
+            ));
+        }
+    };
+    let path = opts.path.clone().unwrap_or_else(|| "/".into());
+    check_path(&path).map_err(|m| field(doc, p("session.cookieOptions.path"), m))?;
+    if path.contains(';') {
+        return Err(field(
+            doc,
+            p("session.cookieOptions.path"),
+            "expected no `;`",
+        ));
+    }
+    let domain = match &opts.domain {
+        None => None,
+        Some(d) if d.is_empty() => None,
+        Some(d) => {
+            check_domain(d).map_err(|m| field(doc, p("session.cookieOptions.domain"), m))?;
+            Some(d.clone())
+        }
+    };
+    let same_site = match opts.same_site.as_deref() {
+        None | Some("DefaultMode" | "") => None,
+        Some("LaxMode" | "Lax") => Some(SameSite::Lax),
+        Some("StrictMode" | "Strict") => Some(SameSite::Strict),
+        Some("NoneMode" | "None") => Some(SameSite::None),
+        Some(other) => {
+            return Err(field(
+                doc,
+                p("session.cookieOptions.sameSite"),
+                format!("expected `LaxMode`, `StrictMode` or `NoneMode`, got {other:?}"),
+            ));
+        }
+    };
+    let secure = !opts.not_secure.unwrap_or(false);
+    if same_site == Some(SameSite::None) && !secure {
+        return Err(field(
+            doc,
+            p("session.cookieOptions.sameSite"),
+            "`NoneMode` requires a Secure cookie (browsers drop SameSite=None without Secure): remove notSecure",
+        ));
+    }
+
+    let (name, store, allow_refreshing, pre_expiry_buffer, header_name, target_domain) =
+        match &session.redis {
+            Some(redis) => {
+                let (host, port) = parse_host_port(&redis.options.host)
+                    .map_err(|m| field(doc, p("session.redis.options.host"), m))?;
+                let db = match redis.options.db {
+                    None => 0,
+                    Some(n) if (0..=i64::from(u16::MAX)).contains(&n) => n as u32,
+                    Some(n) => {
+                        return Err(field(
+                            doc,
+                            p("session.redis.options.db"),
+                            format!("expected a database number >= 0, got {n}"),
+                        ));
+                    }
+                };
+                let pool_size = match redis.options.pool_size {
+                    None => DEFAULT_POOL_SIZE,
+                    Some(n) if (1..=10_000).contains(&n) => n as u32,
+                    Some(n) => {
+                        return Err(field(
+                            doc,
+                            p("session.redis.options.poolSize"),
+                            format!("expected 1 to 10000, got {n}"),
+                        ));
+                    }
+                };
+                let key_prefix = redis.key_prefix.clone().unwrap_or_default();
+                if key_prefix
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(field(
+                        doc,
+                        p("session.redis.keyPrefix"),
+                        "expected no spaces or control characters",
+                    ));
+                }
+                let pre_expiry_buffer = match &redis.pre_expiry_buffer {
+                    None => DEFAULT_PRE_EXPIRY_BUFFER,
+                    Some(d) => parse_duration(d)
+                        .map_err(|m| field(doc, p("session.redis.preExpiryBuffer"), m))?,
+                };
+                let header_name = redis
+                    .header_name
+                    .as_ref()
+                    .map(|h| {
+                        http::HeaderName::from_str(h).map_err(|_| {
+                            field(
+                                doc,
+                                p("session.redis.headerName"),
+                                format!("expected an HTTP header name, got {h:?}"),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                let target_domain = redis
+                    .target_domain
+                    .as_ref()
+                    .map(|d| {
+                        check_domain(d)
+                            .map(|()| d.to_ascii_lowercase())
+                            .map_err(|m| field(doc, p("session.redis.targetDomain"), m))
+                    })
+                    .transpose()?;
+                (
+                    redis
+                        .cookie_name
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned()),
+                    StoreConfig::Redis {
+                        host,
+                        port,
+                        db,
+                        pool_size,
+                        key_prefix,
+                    },
+                    redis.allow_refreshing.unwrap_or(true),
+                    pre_expiry_buffer,
+                    header_name,
+                    target_domain,
+                )
+            }
+            None => {
+                let cookie = session.cookie.clone().unwrap_or(raw::CookieSession {
+                    allow_refreshing: None,
+                    key_prefix: None,
+                    target_domain: None,
+                });
+                let key_prefix = cookie.key_prefix.clone().unwrap_or_default();
+                if !key_prefix.bytes().all(is_cookie_name_byte) {
+                    return Err(field(
+                        doc,
+                        p("session.cookie.keyPrefix"),
+                        "expected cookie-name characters (letters, digits and !#$%&'*+-.^_`|~)",
+                    ));
+                }
+                let cipher_key = match &session.cipher_config {
+                    None => None,
+                    Some(c) => Some(resolve_cipher_key(doc, &c.key_ref, namespace, secrets, p)?),
+                };
+                let target_domain = cookie
+                    .target_domain
+                    .as_ref()
+                    .map(|d| {
+                        check_domain(d)
+                            .map(|()| d.to_ascii_lowercase())
+                            .map_err(|m| field(doc, p("session.cookie.targetDomain"), m))
+                    })
+                    .transpose()?;
+                (
+                    format!("{key_prefix}{DEFAULT_COOKIE_NAME}"),
+                    StoreConfig::Cookie {
+                        cipher_key,
+                        key_prefix,
+                    },
+                    cookie.allow_refreshing.unwrap_or(true),
+                    DEFAULT_PRE_EXPIRY_BUFFER,
+                    None,
+                    target_domain,
+                )
+            }
+        };
+    if session.cipher_config.is_some() && session.redis.is_some() {
+        return Err(field(
+            doc,
+            p("session.cipherConfig"),
+            "only used by cookie sessions (without `redis`): Redis sessions are encrypted with a key derived from each session id",
+        ));
+    }
     if name.is_empty() || !name.bytes().all(is_cookie_name_byte) {
         return Err(field(
             doc,
@@ -358,13 +838,78 @@ fn compile_session(
         fail_on_fetch_failure: session.fail_on_fetch_failure.unwrap_or(false),
         cookie: CookieConfig {
             name,
-            max_age: DEFAULT_COOKIE_MAX_AGE,
-            secure: true,
-            http_only: true,
-            path: "/".into(),
+            max_age,
+            secure,
+            http_only: opts.http_only.unwrap_or(true),
+            path,
+            domain,
+            same_site,
         },
-        store: StoreConfig::Redis { host, port },
+        store,
+        allow_refreshing,
+        pre_expiry_buffer,
+        header_name,
+        target_domain,
     })
+}
+
+fn check_domain(d: &str) -> Result<(), String> {
+    let bare = d.strip_prefix('.').unwrap_or(d);
+    if bare.is_empty()
+        || !bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return Err(format!(
+            "expected a host name such as `example.com`, got {d:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn resolve_cipher_key(
+    doc: &Document,
+    r: &raw::ResourceRef,
+    default_namespace: &str,
+    secrets: &SecretIndex,
+    p: &dyn Fn(&str) -> String,
+) -> Result<Secret, ConfigError> {
+    let path = p("session.cipherConfig.keyRef");
+    let secret_id = format!(
+        "{}/{}",
+        r.namespace.as_deref().unwrap_or(default_namespace),
+        r.name
+    );
+    let Some((label, compiled)) = secrets.get(&secret_id) else {
+        return Err(ConfigError::MissingSecret {
+            doc: doc.label.clone(),
+            path,
+            secret: secret_id,
+        });
+    };
+    let secret = compiled.as_ref().map_err(|e| ConfigError::BadSecret {
+        doc: doc.label.clone(),
+        path: path.clone(),
+        cause: Arc::clone(e),
+    })?;
+    match secret.values.get(CIPHER_KEY_KEY) {
+        Some(s) if s.expose().len() == 32 => Ok(s.clone()),
+        other => Err(ConfigError::BadSecret {
+            doc: doc.label.clone(),
+            path,
+            cause: Arc::new(ConfigError::Field {
+                doc: label.clone(),
+                path: format!("stringData.{CIPHER_KEY_KEY}"),
+                message: format!(
+                    "expected a 32-byte AES-256 key, got {}",
+                    other.map_or("nothing".to_owned(), |s| format!(
+                        "{} bytes",
+                        s.expose().len()
+                    ))
+                ),
+            }),
+        }),
+    }
 }
 
 /// RFC 6265 cookie-name: an RFC 7230 token.

@@ -39,6 +39,8 @@ pub struct OidcConfig {
     pub app_origin: url::Url,
     /// `callbackPath`, starting with `/`.
     pub callback_path: String,
+    /// `callbackPath` compiled when `parseCallbackPathAsRegex` is set (anchored).
+    pub callback_regex: Option<regex::Regex>,
     /// `appUrl` + `callbackPath`, exactly as written, `:80` kept: what the IdP sees.
     pub redirect_uri: String,
     /// `clientId`.
@@ -53,6 +55,72 @@ pub struct OidcConfig {
     pub session: SessionConfig,
     /// `headers.idTokenHeader`.
     pub id_token_header: Option<HeaderName>,
+    /// `headers.accessTokenHeader`.
+    pub access_token_header: Option<HeaderName>,
+    /// `headers.useBearerSchemaForAuthorization`.
+    pub use_bearer_schema: bool,
+    /// `identityToken.claimsToHeaders`.
+    pub id_token_claims: Vec<ClaimToHeader>,
+    /// `accessToken.claimsToHeaders`.
+    pub access_token_claims: Vec<ClaimToHeader>,
+    /// `sessionIdHeaderName`.
+    pub session_id_header: Option<HeaderName>,
+    /// `logoutPath`.
+    pub logout_path: Option<String>,
+    /// `afterLogoutUrl` (default `appUrl` + `/`).
+    pub after_logout_url: String,
+    /// `endSessionProperties.methodType`.
+    pub end_session_method: EndSessionMethod,
+    /// `discoveryOverride`, as discovery-document keys and JSON values.
+    pub discovery_override: serde_json::Map<String, serde_json::Value>,
+    /// `discoveryPollInterval` (default 30 minutes).
+    pub discovery_poll_interval: Duration,
+    /// `jwksCacheRefreshPolicy`.
+    pub jwks_refresh: JwksRefreshPolicy,
+    /// `authEndpointQueryParams`.
+    pub auth_endpoint_query_params: BTreeMap<String, String>,
+    /// `tokenEndpointQueryParams`.
+    pub token_endpoint_query_params: BTreeMap<String, String>,
+    /// `spec.failOnRedirect`.
+    pub fail_on_redirect: bool,
+    /// extauth extension `unauthorizedForNonBrowser` (default true).
+    pub unauthorized_for_non_browser: bool,
+    /// extauth extension `strictLoginBinding` (default false).
+    pub strict_login_binding: bool,
+    /// extauth extension `maxPendingLogins` (default 5).
+    pub max_pending_logins: usize,
+}
+
+/// One `claimsToHeaders` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToHeader {
+    /// Claim name.
+    pub claim: String,
+    /// Upstream header.
+    pub header: HeaderName,
+    /// Append instead of overwrite.
+    pub append: bool,
+}
+
+/// How the IdP's `end_session_endpoint` is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EndSessionMethod {
+    /// The browser is redirected there with `id_token_hint` in the query (default).
+    #[default]
+    Get,
+    /// The browser gets an auto-submitting form that POSTs `id_token_hint`.
+    Post,
+}
+
+/// What an unknown `kid` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwksRefreshPolicy {
+    /// Fail the token.
+    Never,
+    /// Refetch every time.
+    Always,
+    /// At most this many refetches per poll interval.
+    MaxPerInterval(u32),
 }
 
 /// Where and how sessions are kept.
@@ -64,6 +132,25 @@ pub struct SessionConfig {
     pub cookie: CookieConfig,
     /// The store.
     pub store: StoreConfig,
+    /// `allowRefreshing` (default true).
+    pub allow_refreshing: bool,
+    /// `redis.preExpiryBuffer` (default 2 s).
+    pub pre_expiry_buffer: Duration,
+    /// `redis.headerName`: a request header that may carry the session id.
+    pub header_name: Option<HeaderName>,
+    /// `targetDomain`: cookies are only set for this host.
+    pub target_domain: Option<String>,
+}
+
+/// `SameSite` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// `Lax`.
+    Lax,
+    /// `Strict`.
+    Strict,
+    /// `None`.
+    None,
 }
 
 /// Session cookie attributes.
@@ -71,36 +158,73 @@ pub struct SessionConfig {
 pub struct CookieConfig {
     /// `session.redis.cookieName` (default `__session`).
     pub name: String,
-    /// Max-Age, also the Redis TTL (default 30 days, Solo's).
-    pub max_age: Duration,
+    /// Max-Age, also the Redis TTL (default 30 days, Solo's). `None`: a browser-session
+    /// cookie (`maxAge: 0`); the Redis TTL is then the default 30 days.
+    pub max_age: Option<Duration>,
     /// `Secure` (default on).
     pub secure: bool,
     /// `HttpOnly` (default on).
     pub http_only: bool,
     /// `Path` (default `/`).
     pub path: String,
+    /// `Domain` (default: host-only).
+    pub domain: Option<String>,
+    /// `SameSite` (default: omitted).
+    pub same_site: Option<SameSite>,
+}
+
+impl CookieConfig {
+    /// How long a session lives in the store.
+    pub fn ttl(&self) -> Duration {
+        self.max_age.unwrap_or(compile::DEFAULT_COOKIE_MAX_AGE)
+    }
 }
 
 /// Session store location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    /// `session.redis.options.host`.
+    /// `session.redis`.
     Redis {
         /// Host name or address.
         host: String,
         /// Port (default 6379).
         port: u16,
+        /// `options.db` (default 0).
+        db: u32,
+        /// `options.poolSize` (default 10).
+        pool_size: u32,
+        /// `keyPrefix` (default empty).
+        key_prefix: String,
+    },
+    /// No `redis`: the tokens live in the cookie, encrypted.
+    Cookie {
+        /// `cipherConfig` key (32 bytes), or `None`: derived from the signing key.
+        cipher_key: Option<Secret>,
+        /// `cookie.keyPrefix` (prefixed to the cookie name).
+        key_prefix: String,
     },
 }
 
 impl StoreConfig {
-    /// `redis://host:port` for the redis crate.
-    pub fn redis_url(&self) -> String {
+    /// `redis://host:port/db` for the redis crate (`None` in cookie mode).
+    pub fn redis_url(&self) -> Option<String> {
         match self {
-            StoreConfig::Redis { host, port } if host.contains(':') => {
-                format!("redis://[{host}]:{port}")
+            StoreConfig::Redis { host, port, db, .. } if host.contains(':') => {
+                Some(format!("redis://[{host}]:{port}/{db}"))
             }
-            StoreConfig::Redis { host, port } => format!("redis://{host}:{port}"),
+            StoreConfig::Redis { host, port, db, .. } => {
+                Some(format!("redis://{host}:{port}/{db}"))
+            }
+            StoreConfig::Cookie { .. } => None,
+        }
+    }
+
+    /// The Redis key prefix (empty in cookie mode).
+    pub fn key_prefix(&self) -> &str {
+        match self {
+            StoreConfig::Redis { key_prefix, .. } | StoreConfig::Cookie { key_prefix, .. } => {
+                key_prefix
+            }
         }
     }
 }

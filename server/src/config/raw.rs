@@ -66,6 +66,10 @@ pub struct AuthConfigDoc {
 pub struct AuthConfigSpec {
     /// The auth steps. This server implements exactly one `oauth2.oidcAuthorizationCode` step.
     pub configs: Vec<ConfigStep>,
+    /// `true`: never answer a redirect; a request that would be redirected to the IdP gets a
+    /// 401 instead. Default false (Solo's).
+    #[serde(default)]
+    pub fail_on_redirect: Option<bool>,
 }
 
 /// One entry of `spec.configs`.
@@ -113,12 +117,61 @@ pub struct OidcAuthorizationCode {
     /// Scopes requested in addition to `openid`. Default: none.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Where sessions live. Required in this version (Redis).
+    /// Where sessions live. Default: cookie sessions (tokens in encrypted cookies).
     #[serde(default)]
     pub session: Option<Session>,
     /// Headers set on the upstream request.
     #[serde(default)]
     pub headers: Option<Headers>,
+    /// Claims of the ID token copied into upstream headers.
+    #[serde(default)]
+    pub identity_token: Option<ClaimsToHeadersHolder>,
+    /// Claims of the access token (when it is a JWT) copied into upstream headers.
+    #[serde(default)]
+    pub access_token: Option<ClaimsToHeadersHolder>,
+    /// Path that logs out (deletes the session, ends the IdP session). Default: none.
+    #[serde(default)]
+    pub logout_path: Option<String>,
+    /// Where the browser goes after logout. Default: `appUrl`.
+    #[serde(default)]
+    pub after_logout_url: Option<String>,
+    /// How the IdP's end-session endpoint is called.
+    #[serde(default)]
+    pub end_session_properties: Option<EndSessionProperties>,
+    /// Values that win over what discovery returns.
+    #[serde(default)]
+    pub discovery_override: Option<DiscoveryOverride>,
+    /// How often discovery and JWKS are refetched (protobuf duration, e.g. `1800s`).
+    /// Default 30 minutes.
+    #[serde(default)]
+    pub discovery_poll_interval: Option<String>,
+    /// What to do when an ID token names a key (`kid`) that the cached JWKS lacks.
+    #[serde(default)]
+    pub jwks_cache_refresh_policy: Option<JwksCacheRefreshPolicy>,
+    /// Extra query parameters on the authorization request.
+    #[serde(default)]
+    pub auth_endpoint_query_params: BTreeMap<String, String>,
+    /// Extra query parameters on token endpoint requests.
+    #[serde(default)]
+    pub token_endpoint_query_params: BTreeMap<String, String>,
+    /// Treat `callbackPath` as a regular expression matched against the whole path.
+    /// Default false.
+    #[serde(default)]
+    pub parse_callback_path_as_regex: Option<bool>,
+    /// Upstream header that receives the session id. Default: none.
+    #[serde(default)]
+    pub session_id_header_name: Option<String>,
+    /// extauth extension: answer 401 with `WWW-Authenticate` instead of a 302 to requests
+    /// that cannot follow a login (XHR, CORS, JSON-only `Accept`). Default true.
+    #[serde(default)]
+    pub unauthorized_for_non_browser: Option<bool>,
+    /// extauth extension: require the per-login cookie at the callback even when the browser
+    /// presents no login cookie at all. Default false (see the config reference).
+    #[serde(default)]
+    pub strict_login_binding: Option<bool>,
+    /// extauth extension: pending logins remembered per browser (several tabs). Default 5.
+    #[serde(default)]
+    pub max_pending_logins: Option<u32>,
 }
 
 /// A reference to a Kubernetes object.
@@ -140,9 +193,65 @@ pub struct Session {
     /// request is treated as having no session and goes to login.
     #[serde(default)]
     pub fail_on_fetch_failure: Option<bool>,
-    /// Redis-backed sessions.
+    /// Redis-backed sessions. Without it, sessions are cookies.
     #[serde(default)]
     pub redis: Option<RedisSession>,
+    /// Cookie sessions (the tokens themselves in the cookie).
+    #[serde(default)]
+    pub cookie: Option<CookieSession>,
+    /// Attributes of the session cookie.
+    #[serde(default)]
+    pub cookie_options: Option<CookieOptions>,
+    /// The key that encrypts cookie sessions.
+    #[serde(default)]
+    pub cipher_config: Option<CipherConfig>,
+}
+
+/// `session.cookieOptions`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CookieOptions {
+    /// Max-Age in seconds. Default 30 days; `0` = a browser-session cookie (no Max-Age).
+    #[serde(default)]
+    pub max_age: Option<i64>,
+    /// `true`: no `Secure` attribute. Default false.
+    #[serde(default)]
+    pub not_secure: Option<bool>,
+    /// `HttpOnly`. Default true.
+    #[serde(default)]
+    pub http_only: Option<bool>,
+    /// `Path`. Default `/`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `Domain`. Default: none (host-only cookie).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// `SameSite`: `LaxMode`/`Lax`, `StrictMode`/`Strict`, `NoneMode`/`None`. Default: omitted.
+    #[serde(default)]
+    pub same_site: Option<String>,
+}
+
+/// `session.cookie`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CookieSession {
+    /// Refresh expired tokens with the refresh token. Default true.
+    #[serde(default)]
+    pub allow_refreshing: Option<bool>,
+    /// Prefix of the cookie names. Default none.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// Only set cookies for requests to this host. Default: any host.
+    #[serde(default)]
+    pub target_domain: Option<String>,
+}
+
+/// `session.cipherConfig`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CipherConfig {
+    /// Secret holding the 32-byte key under `key`.
+    pub key_ref: ResourceRef,
 }
 
 /// `session.redis`.
@@ -154,6 +263,21 @@ pub struct RedisSession {
     pub cookie_name: Option<String>,
     /// Connection options.
     pub options: RedisOptions,
+    /// Prefix of the Redis keys. Default none.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// Refresh tokens that expired (or will within `preExpiryBuffer`). Default true.
+    #[serde(default)]
+    pub allow_refreshing: Option<bool>,
+    /// How long before expiry tokens are refreshed (protobuf duration). Default `2s`.
+    #[serde(default)]
+    pub pre_expiry_buffer: Option<String>,
+    /// A request header that may carry the session id instead of the cookie. Default none.
+    #[serde(default)]
+    pub header_name: Option<String>,
+    /// Only set the session cookie for requests to this host. Default: any host.
+    #[serde(default)]
+    pub target_domain: Option<String>,
 }
 
 /// `session.redis.options`.
@@ -162,6 +286,12 @@ pub struct RedisSession {
 pub struct RedisOptions {
     /// `host:port` of the Redis server; port defaults to 6379. Required.
     pub host: String,
+    /// Database number. Default 0.
+    #[serde(default)]
+    pub db: Option<i64>,
+    /// Connection pool size. Default 10 (accepted; one multiplexed connection is used).
+    #[serde(default)]
+    pub pool_size: Option<i64>,
 }
 
 /// `headers`.
@@ -171,4 +301,95 @@ pub struct Headers {
     /// Upstream header that receives the raw ID token. Default: none (not forwarded).
     #[serde(default)]
     pub id_token_header: Option<String>,
+    /// Upstream header that receives the access token. Default: none.
+    #[serde(default)]
+    pub access_token_header: Option<String>,
+    /// Prefix the token with `Bearer ` when the header is `Authorization`. Default false.
+    #[serde(default)]
+    pub use_bearer_schema_for_authorization: Option<bool>,
+}
+
+/// `identityToken` / `accessToken`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimsToHeadersHolder {
+    /// Claim → header mappings.
+    #[serde(default)]
+    pub claims_to_headers: Vec<ClaimToHeader>,
+}
+
+/// One claim → header mapping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimToHeader {
+    /// The claim name (top-level).
+    pub claim: String,
+    /// The upstream header.
+    pub header: String,
+    /// Append to an existing header instead of replacing it. Default false.
+    #[serde(default)]
+    pub append: Option<bool>,
+}
+
+/// `endSessionProperties`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EndSessionProperties {
+    /// `GetMethod` (default) or `PostMethod`.
+    #[serde(default)]
+    pub method_type: Option<String>,
+}
+
+/// `discoveryOverride`: every field wins over discovery when set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DiscoveryOverride {
+    /// `authorization_endpoint`.
+    #[serde(default)]
+    pub auth_endpoint: Option<String>,
+    /// `token_endpoint`.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// `jwks_uri`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// `end_session_endpoint`.
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    /// `revocation_endpoint`.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
+    /// `response_types_supported`.
+    #[serde(default)]
+    pub response_types: Option<Vec<String>>,
+    /// `subject_types_supported`.
+    #[serde(default)]
+    pub subjects: Option<Vec<String>>,
+    /// `id_token_signing_alg_values_supported`.
+    #[serde(default)]
+    pub id_token_algs: Option<Vec<String>>,
+    /// `scopes_supported`.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// `token_endpoint_auth_methods_supported`.
+    #[serde(default)]
+    pub auth_methods: Option<Vec<String>>,
+    /// `claims_supported`.
+    #[serde(default)]
+    pub claims: Option<Vec<String>>,
+}
+
+/// `jwksCacheRefreshPolicy`: exactly one of the three.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JwksCacheRefreshPolicy {
+    /// `never: {}`: an unknown `kid` fails.
+    #[serde(default)]
+    pub never: Option<yaml_serde::Value>,
+    /// `always: {}`: every unknown `kid` refetches.
+    #[serde(default)]
+    pub always: Option<yaml_serde::Value>,
+    /// At most this many refetches per `discoveryPollInterval`.
+    #[serde(default)]
+    pub max_idp_req_per_polling_interval: Option<u32>,
 }

@@ -12,15 +12,30 @@ use crate::state::StateError;
 /// Why a request could not be decided normally.
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
-    /// Several AuthConfigs are loaded and the request did not say which.
+    /// Several AuthConfigs are loaded and the request did not say which (the selector key).
     #[error("several AuthConfigs are loaded and the request names none")]
-    NoConfigSelected,
+    NoConfigSelected(String),
     /// The request named an AuthConfig that is not loaded.
     #[error("no AuthConfig {0} is loaded")]
     UnknownConfig(String),
     /// The callback query is malformed.
     #[error("bad callback query: {0}")]
     CallbackQuery(String),
+    /// A part of the request is larger than we read.
+    #[error("{what} is larger than {limit} bytes")]
+    TooLarge {
+        /// Which part.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+    /// The browser's login cookie does not list this login (or `strictLoginBinding` and
+    /// there is none): the callback was not started by this browser.
+    #[error("the login was not started by this browser")]
+    LoginBinding,
+    /// A bug or an impossible state (details logged only).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// `state` failed verification.
     #[error("bad state: {0}")]
     State(StateError),
@@ -57,8 +72,12 @@ impl FlowError {
 
     fn status(&self) -> StatusCode {
         match self {
-            FlowError::NoConfigSelected | FlowError::UnknownConfig(_) => StatusCode::FORBIDDEN,
-            FlowError::CallbackQuery(_) | FlowError::State(_) => StatusCode::BAD_REQUEST,
+            FlowError::NoConfigSelected(_) | FlowError::UnknownConfig(_) => StatusCode::FORBIDDEN,
+            FlowError::CallbackQuery(_)
+            | FlowError::State(_)
+            | FlowError::TooLarge { .. }
+            | FlowError::LoginBinding => StatusCode::BAD_REQUEST,
+            FlowError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             FlowError::StateExpired { .. } => StatusCode::FOUND,
             FlowError::IdpRefused { .. } => StatusCode::UNAUTHORIZED,
             FlowError::Idp(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -69,15 +88,24 @@ impl FlowError {
 
     /// The response for the client.
     pub fn into_decision(self) -> Decision {
+        crate::metrics::record_error(&self);
         let status = self.status();
         let deny = match self {
-            FlowError::NoConfigSelected => Deny::text(
+            FlowError::NoConfigSelected(key) => Deny::text(
                 status,
                 format!(
-                    "Several AuthConfigs are loaded: the gateway must name one in the `{}` context extension or header.\n",
-                    super::CONFIG_SELECTOR
+                    "Several AuthConfigs are loaded: the gateway must name one in the `{key}` context extension or header.\n"
                 ),
             ),
+            FlowError::TooLarge { what, limit } => Deny::text(
+                status,
+                format!("Request refused: {what} is larger than {limit} bytes.\n"),
+            ),
+            FlowError::LoginBinding => Deny::text(
+                status,
+                "Bad login callback: this login was not started by this browser (its login cookie does not match). Start the login again.\n",
+            ),
+            FlowError::Internal(_) => Deny::text(status, "Internal error.\n"),
             FlowError::UnknownConfig(id) => {
                 Deny::text(status, format!("No AuthConfig {id} is loaded.\n"))
             }

@@ -1,10 +1,73 @@
-//! No session: the 302 to the IdP's authorization endpoint.
+//! No session: the 302 to the IdP's authorization endpoint, or a 401 for clients that cannot
+//! follow a login.
 //!
 //! Query parameters are in alphabetical order, as the seed shows them: `client_id`,
 //! `code_challenge`, `code_challenge_method`, `nonce`, `redirect_uri`, `response_type`,
-//! `scope`, `state`.
+//! `scope`, `state` (then `authEndpointQueryParams`, sorted).
 
-use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route};
+use http::header::{SET_COOKIE, WWW_AUTHENTICATE};
+
+use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, return_url};
+
+/// Whether the request can follow a redirect to a login page: not an XHR
+/// (`X-Requested-With: XMLHttpRequest`), not a CORS fetch (`Sec-Fetch-Mode: cors`), and not
+/// an `Accept` that names JSON without HTML. `Accept: */*` (curl) can follow.
+pub fn can_follow_login(check: &CheckRequest) -> bool {
+    let xhr = check
+        .header_values("x-requested-with")
+        .any(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
+    let cors = check
+        .header_values("sec-fetch-mode")
+        .any(|v| v.eq_ignore_ascii_case("cors"));
+    let accept = check
+        .header_values("accept")
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase();
+    let json_only = accept.contains("json") && !accept.contains("html");
+    !(xhr || cors || json_only)
+}
+
+/// Whether the request is a top-level browser navigation (the browser that gets the 302 is
+/// the one that comes back): only those get the login-binding cookie.
+fn is_navigation(check: &CheckRequest) -> bool {
+    check
+        .header_values("sec-fetch-mode")
+        .any(|v| v.eq_ignore_ascii_case("navigate"))
+        || check
+            .header_values("accept")
+            .any(|v| v.to_ascii_lowercase().contains("text/html"))
+}
+
+/// The answer for a request without a session.
+pub async fn start(
+    flow: &Flow,
+    route: &Route,
+    check: &CheckRequest,
+) -> Result<Decision, FlowError> {
+    let cfg = &route.config;
+    if cfg.fail_on_redirect || (cfg.unauthorized_for_non_browser && !can_follow_login(check)) {
+        return Ok(Decision::Deny(unauthorized(
+            &cfg.app_url,
+            cfg.fail_on_redirect,
+        )));
+    }
+    redirect(flow, route, check).await
+}
+
+/// 401 with a `WWW-Authenticate` challenge (RFC 6750: no error code when no credentials
+/// were presented).
+pub fn unauthorized(app_url: &str, fail_on_redirect: bool) -> Deny {
+    let body = if fail_on_redirect {
+        "Authentication required: log in first (this route does not redirect to the login page).\n"
+    } else {
+        "Authentication required: this request cannot follow a login redirect; log in with a browser first, or send a valid ID token as `Authorization: Bearer`.\n"
+    };
+    Deny::text(http::StatusCode::UNAUTHORIZED, body).with_header(
+        WWW_AUTHENTICATE,
+        format!("Bearer realm=\"{}\"", app_url.replace('"', "")),
+    )
+}
 
 /// The redirect that starts a login for `check`.
 pub async fn redirect(
@@ -13,24 +76,43 @@ pub async fn redirect(
     check: &CheckRequest,
 ) -> Result<Decision, FlowError> {
     let discovered = route.provider.discovered().await.map_err(FlowError::Idp)?;
+    let cfg = &route.config;
+    let original =
+        return_url::safe_return_url(&cfg.app_origin, &cfg.app_url, &check.original_url());
     let issued = flow
         .state()
-        .issue(&check.original_url(), flow.now())
+        .issue(&original, flow.now())
         .map_err(FlowError::State)?;
-    let cfg = &route.config;
-    let query = form_urlencoded::Serializer::new(String::new())
+    let redirect_uri = redirect_uri(cfg, &check.path);
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
         .append_pair("client_id", &cfg.client_id)
         .append_pair("code_challenge", &issued.login.pkce_challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("nonce", &issued.login.nonce)
-        .append_pair("redirect_uri", &cfg.redirect_uri)
+        .append_pair("redirect_uri", &redirect_uri)
         .append_pair("response_type", "code")
         .append_pair("scope", &cfg.scope)
-        .append_pair("state", &issued.token)
-        .finish();
+        .append_pair("state", &issued.token);
+    for (k, v) in &cfg.auth_endpoint_query_params {
+        query.append_pair(k, v);
+    }
+    let query = query.finish();
     let endpoint = &discovered.authorization_endpoint;
     let sep = if endpoint.contains('?') { '&' } else { '?' };
-    Ok(Decision::Deny(Deny::redirect(format!(
-        "{endpoint}{sep}{query}"
-    ))))
+    let mut deny = Deny::redirect(format!("{endpoint}{sep}{query}"));
+    if is_navigation(check) {
+        let b = flow.state().binding(&issued.lid);
+        deny = deny.with_header(SET_COOKIE, binding::add(cfg, check, &b));
+    }
+    Ok(Decision::Deny(deny))
+}
+
+/// The `redirect_uri` for a login started on `path`: `appUrl` + `callbackPath`; with
+/// `parseCallbackPathAsRegex`, `appUrl` + `path` when `path` matches the expression.
+pub fn redirect_uri(cfg: &crate::config::OidcConfig, path: &str) -> String {
+    match &cfg.callback_regex {
+        Some(re) if re.is_match(path) => format!("{}{path}", cfg.app_url),
+        _ => cfg.redirect_uri.clone(),
+    }
 }

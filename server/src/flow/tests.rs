@@ -189,12 +189,13 @@ async fn a_valid_session_is_allowed_with_the_id_token_and_client_copies_removed(
 }
 
 #[tokio::test]
-async fn an_expired_id_token_sends_the_user_back_to_login() {
+async fn an_expired_id_token_without_refresh_token_sends_the_user_back_to_login() {
     let f = fixture().await;
     let id = store_session(
         &f,
         &SessionData {
             expires_at: NOW + 10,
+            refresh_token: None,
             ..sample("u")
         },
     )
@@ -279,7 +280,7 @@ async fn callback_errors_are_client_errors_with_a_clear_body() {
             "huge query",
             format!("/openai?code=c&state={}", "a".repeat(20_000)),
             StatusCode::BAD_REQUEST,
-            "longer than",
+            "larger than",
         ),
     ];
     for (label, target, status, body) in cases {
@@ -292,6 +293,15 @@ async fn callback_errors_are_client_errors_with_a_clear_body() {
         assert!(d.body.contains(body), "{label}: {}", d.body);
         assert!(header(&d, "set-cookie").is_empty(), "{label}");
     }
+    // The state is checked first: no code reached the token endpoint.
+    let exchanged = f
+        ._idp
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.url.path().ends_with("/token"));
+    assert!(!exchanged);
 }
 
 #[tokio::test]
@@ -471,4 +481,333 @@ async fn fail_on_fetch_failure_false_goes_to_login_when_redis_is_down() {
     redis.stop();
     let d = deny(flow.decide(&with_cookie(post_openai(), &id)).await);
     assert_eq!(d.status, StatusCode::FOUND);
+}
+
+fn two_configs(idp_url: &str) -> Loaded {
+    let second = SEED
+        .split("---")
+        .nth(1)
+        .unwrap()
+        .replace("name: oauth-authorization-code", "name: second")
+        .replace("callbackPath: /openai", "callbackPath: /second");
+    let text = format!("{SEED}---{second}");
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "s3cr3t")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with("KEYCLOAK_URL", idp_url)
+        .with("INGRESS_GW_ADDRESS", "172.18.0.4")
+        .with("SIGNING_KEY", "k".repeat(32));
+    config::load_str("seed.yaml", &text, &env).unwrap()
+}
+
+#[tokio::test]
+async fn several_auth_configs_are_chosen_by_context_extension_or_header() {
+    let idp = idp().await;
+    let loaded = two_configs(&idp.uri());
+    let flow = build_flow(
+        &loaded,
+        StoreChoice::Memory,
+        Arc::new(ManualClock::new(NOW)),
+    )
+    .unwrap();
+    let redirect_uri = |d: Decision| {
+        let d = deny(d);
+        assert_eq!(d.status, StatusCode::FOUND, "{}", d.body);
+        let url = url::Url::parse(header(&d, "location")[0]).unwrap();
+        url.query_pairs()
+            .find(|(k, _)| k == "redirect_uri")
+            .unwrap()
+            .1
+            .into_owned()
+    };
+    // None named: 403 naming the selector.
+    let d = deny(flow.decide(&post_openai()).await);
+    assert_eq!(d.status, StatusCode::FORBIDDEN);
+    assert!(d.body.contains("`x-extauth-config`"), "{}", d.body);
+    // By gRPC context extension.
+    let mut check = post_openai();
+    check
+        .context
+        .insert(CONFIG_SELECTOR.into(), "agentgateway-system/second".into());
+    assert_eq!(
+        redirect_uri(flow.decide(&check).await),
+        "http://172.18.0.4:80/second"
+    );
+    // By header.
+    let check = post_openai().with_header(
+        CONFIG_SELECTOR,
+        "agentgateway-system/oauth-authorization-code",
+    );
+    assert_eq!(
+        redirect_uri(flow.decide(&check).await),
+        "http://172.18.0.4:80/openai"
+    );
+    // A configurable key.
+    let flow = build_flow(
+        &loaded,
+        StoreChoice::Memory,
+        Arc::new(ManualClock::new(NOW)),
+    )
+    .unwrap()
+    .with_selector("X-Route");
+    let mut check = post_openai();
+    check
+        .context
+        .insert("x-route".into(), "agentgateway-system/second".into());
+    assert_eq!(
+        redirect_uri(flow.decide(&check).await),
+        "http://172.18.0.4:80/second"
+    );
+    // Unknown: 403.
+    let check = post_openai().with_header("x-route", "nope/nope");
+    assert_eq!(
+        deny(flow.decide(&check).await).status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn requests_that_cannot_follow_a_login_are_recognized() {
+    let base = || CheckRequest::new("GET", "http", "gw", "/");
+    for (label, check, follows) in [
+        ("plain", base(), true),
+        ("curl", base().with_header("accept", "*/*"), true),
+        (
+            "browser",
+            base().with_header("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+            true,
+        ),
+        (
+            "html and json",
+            base().with_header("accept", "application/json, text/html"),
+            true,
+        ),
+        (
+            "json only",
+            base().with_header("accept", "application/json"),
+            false,
+        ),
+        (
+            "problem+json",
+            base().with_header("accept", "application/problem+json"),
+            false,
+        ),
+        (
+            "xhr",
+            base().with_header("x-requested-with", "XMLHttpRequest"),
+            false,
+        ),
+        (
+            "cors fetch",
+            base().with_header("sec-fetch-mode", "cors"),
+            false,
+        ),
+        (
+            "navigation",
+            base().with_header("sec-fetch-mode", "navigate"),
+            true,
+        ),
+    ] {
+        assert_eq!(login::can_follow_login(&check), follows, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_state_is_refused_before_any_parsing() {
+    let f = fixture().await;
+    let target = format!("/openai?code=c&state={}", "a".repeat(9000));
+    let d = deny(
+        f.flow
+            .decide(&CheckRequest::new("GET", "http", "172.18.0.4", &target))
+            .await,
+    );
+    assert_eq!(d.status, StatusCode::BAD_REQUEST);
+    assert!(
+        d.body.contains("state parameter is larger than"),
+        "{}",
+        d.body
+    );
+}
+
+async fn token_endpoint_answers(f: &Fixture, status: u16, body: serde_json::Value) {
+    f._idp.reset().await;
+    idp_mocks(&f._idp).await;
+    Mock::given(method("POST"))
+        .and(path("/realms/master/protocol/openid-connect/token"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(&f._idp)
+        .await;
+}
+
+/// Mounts discovery and JWKS again (after a `reset`).
+async fn idp_mocks(server: &MockServer) {
+    let base = server.uri();
+    let issuer = format!("{base}/realms/master");
+    Mock::given(method("GET"))
+        .and(path("/realms/master/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/protocol/openid-connect/auth"),
+            "token_endpoint": format!("{issuer}/protocol/openid-connect/token"),
+            "jwks_uri": format!("{issuer}/protocol/openid-connect/certs"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/realms/master/protocol/openid-connect/certs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": []})))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_transient_refresh_failure_keeps_the_session() {
+    let f = fixture().await;
+    token_endpoint_answers(&f, 503, serde_json::json!({})).await;
+    let id = store_session(
+        &f,
+        &SessionData {
+            expires_at: NOW + 1,
+            ..sample("u")
+        },
+    )
+    .await;
+    // Within the 2 s buffer, the refresh fails: the still-valid token serves.
+    let a = allow(f.flow.decide(&with_cookie(post_openai(), &id)).await);
+    assert_eq!(a.upstream_headers[0].1, sample("u").id_token);
+    // Expired and the IdP still down: 503, and the session is kept for when it is back.
+    f.clock.advance(5);
+    let d = deny(f.flow.decide(&with_cookie(post_openai(), &id)).await);
+    assert_eq!(d.status, StatusCode::SERVICE_UNAVAILABLE, "{}", d.body);
+    assert!(f.flow.routes()[0].store.load(&id).await.unwrap().is_some());
+    let tries = f
+        ._idp
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/token"))
+        .count();
+    assert_eq!(tries, 2);
+}
+
+#[tokio::test]
+async fn invalid_grant_on_refresh_deletes_the_session_and_starts_a_login() {
+    let f = fixture().await;
+    token_endpoint_answers(&f, 400, serde_json::json!({"error": "invalid_grant"})).await;
+    let id = store_session(
+        &f,
+        &SessionData {
+            expires_at: NOW + 1,
+            ..sample("u")
+        },
+    )
+    .await;
+    let d = deny(f.flow.decide(&with_cookie(post_openai(), &id)).await);
+    assert_eq!(d.status, StatusCode::FOUND, "{}", d.body);
+    assert!(f.flow.routes()[0].store.load(&id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn allow_refreshing_false_never_calls_the_token_endpoint() {
+    let idp = idp().await;
+    let text = SEED.replace(
+        "            cookieName: keycloak-session\n",
+        "            cookieName: keycloak-session\n            allowRefreshing: false\n",
+    );
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "s3cr3t")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with("KEYCLOAK_URL", idp.uri())
+        .with("INGRESS_GW_ADDRESS", "172.18.0.4")
+        .with("SIGNING_KEY", "k".repeat(32));
+    let loaded = config::load_str("seed.yaml", &text, &env).unwrap();
+    let clock = ManualClock::new(NOW);
+    let flow = build_flow(&loaded, StoreChoice::Memory, Arc::new(clock.clone())).unwrap();
+    let id = SessionId::generate();
+    flow.routes()[0]
+        .store
+        .save(
+            &id,
+            &SessionData {
+                expires_at: NOW + 1,
+                ..sample("u")
+            },
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        flow.decide(&with_cookie(post_openai(), &id)).await,
+        Decision::Allow(_)
+    ));
+    clock.advance(1);
+    assert_eq!(
+        deny(flow.decide(&with_cookie(post_openai(), &id)).await).status,
+        StatusCode::FOUND
+    );
+    let tokens = idp
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/token"))
+        .count();
+    assert_eq!(tokens, 0);
+}
+
+#[tokio::test]
+async fn a_regex_callback_path_recognizes_every_matching_path() {
+    let idp = idp().await;
+    let text = SEED.replace(
+        "        callbackPath: /openai\n",
+        "        callbackPath: /cb/[a-z]+\n        parseCallbackPathAsRegex: true\n",
+    );
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "s3cr3t")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with("KEYCLOAK_URL", idp.uri())
+        .with("INGRESS_GW_ADDRESS", "172.18.0.4")
+        .with("SIGNING_KEY", "k".repeat(32));
+    let loaded = config::load_str("seed.yaml", &text, &env).unwrap();
+    let cfg = &loaded.auth_configs[0];
+    for (path, is_callback) in [
+        ("/cb/one", true),
+        ("/cb/two", true),
+        ("/cb/1", false),
+        ("/cb/one/x", false),
+    ] {
+        let check = CheckRequest::new("GET", "http", "gw", &format!("{path}?code=c&state=s"));
+        assert_eq!(
+            callback::callback_params(cfg, &check).unwrap().is_some(),
+            is_callback,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        login::redirect_uri(cfg, "/cb/one"),
+        "http://172.18.0.4:80/cb/one"
+    );
+}
+
+#[test]
+fn target_domain_limits_where_the_session_cookie_is_set() {
+    let text = SEED.replace(
+        "            cookieName: keycloak-session\n",
+        "            cookieName: keycloak-session\n            targetDomain: app.example.com\n",
+    );
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "s3cr3t")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with("KEYCLOAK_URL", "http://idp")
+        .with("INGRESS_GW_ADDRESS", "172.18.0.4");
+    let loaded = config::load_str("seed.yaml", &text, &env).unwrap();
+    let cfg = &loaded.auth_configs[0];
+    assert!(callback::target_domain_allows(cfg, "app.example.com"));
+    assert!(callback::target_domain_allows(cfg, "APP.example.com:8443"));
+    assert!(!callback::target_domain_allows(cfg, "evil.example.com"));
+    assert!(!callback::target_domain_allows(cfg, "app.example.com.evil"));
 }

@@ -21,18 +21,51 @@ pub fn discovery_url(issuer_url: &str) -> String {
     )
 }
 
+/// Discovery fields the `openidconnect` core metadata type does not keep.
+#[derive(Debug, Default)]
+pub(super) struct Extra {
+    pub end_session_endpoint: Option<String>,
+    pub revocation_endpoint: Option<String>,
+    pub iss_parameter_supported: bool,
+}
+
+/// Fetches discovery, applies `overrides` (discovery keys → values that win), then the JWKS.
 pub(super) async fn fetch(
     http: &openidconnect::reqwest::Client,
     issuer_url: &str,
-) -> Result<CoreProviderMetadata, OidcError> {
+    overrides: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(CoreProviderMetadata, Extra), OidcError> {
     let url = discovery_url(issuer_url);
     let err = |reason: String| OidcError::Discovery {
         url: url.clone(),
         reason,
     };
+    let timer = crate::metrics::idp_timer("discovery");
     let body = get(http, &url).await.map_err(err)?;
-    let mut metadata: CoreProviderMetadata =
+    drop(timer);
+    let mut document: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| err(format!("not a discovery document: {e}")))?;
+    if let Some(map) = document.as_object_mut() {
+        for (k, v) in overrides {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    let extra = Extra {
+        end_session_endpoint: document
+            .get("end_session_endpoint")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        revocation_endpoint: document
+            .get("revocation_endpoint")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        iss_parameter_supported: document
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+    };
+    let mut metadata: CoreProviderMetadata = serde_json::from_value(document)
+        .map_err(|e| err(format!("not a discovery document: {e}")))?;
     let found = metadata.issuer().as_str();
     if found.trim_end_matches('/') != issuer_url.trim_end_matches('/') {
         return Err(OidcError::IssuerMismatch {
@@ -42,19 +75,21 @@ pub(super) async fn fetch(
         });
     }
     let jwks_url = metadata.jwks_uri().to_string();
+    let timer = crate::metrics::idp_timer("jwks");
     let jwks_body = get(http, &jwks_url)
         .await
         .map_err(|reason| OidcError::Discovery {
             url: jwks_url.clone(),
             reason,
         })?;
+    drop(timer);
     let jwks: JsonWebKeySet<_> =
         serde_json::from_slice(&jwks_body).map_err(|e| OidcError::Discovery {
             url: jwks_url,
             reason: format!("not a JWKS: {e}"),
         })?;
     metadata = metadata.set_jwks(jwks);
-    Ok(metadata)
+    Ok((metadata, extra))
 }
 
 async fn get(http: &openidconnect::reqwest::Client, url: &str) -> Result<Vec<u8>, String> {

@@ -9,23 +9,28 @@ mod discovery;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::borrow::Cow;
+
 use openidconnect::core::{
-    CoreClient, CoreErrorResponseType, CoreIdTokenVerifier, CoreJsonWebKey, CoreTokenResponse,
+    CoreClient, CoreErrorResponseType, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKey,
+    CoreTokenResponse,
 };
 use openidconnect::{
-    AccessTokenHash, AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse as _, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, TokenResponse as _,
+    AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse as _,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, SignatureVerificationError,
+    TokenResponse as _,
 };
 use tokio::sync::Mutex;
 
 use crate::clock::SharedClock;
-use crate::config::OidcConfig;
+use crate::config::{JwksRefreshPolicy, OidcConfig};
 use crate::secret::Secret;
 
 pub use discovery::discovery_url;
 
-/// How long discovery and JWKS are cached (Solo's `discoveryPollInterval` default).
+/// How long discovery and JWKS are cached by default (Solo's `discoveryPollInterval`);
+/// each AuthConfig may set its own.
 pub const DISCOVERY_TTL: Duration = Duration::from_secs(30 * 60);
 /// Connect timeout for IdP calls.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -83,6 +88,12 @@ pub enum OidcError {
     /// The ID token failed verification.
     #[error("the ID token failed validation: {0}")]
     IdTokenInvalid(String),
+    /// The refresh token was refused (`invalid_grant`): the IdP session is over.
+    #[error("the identity provider rejected the refresh token: {error}")]
+    RefreshRejected {
+        /// OAuth error code.
+        error: String,
+    },
 }
 
 impl OidcError {
@@ -104,6 +115,13 @@ pub struct Discovered {
     pub authorization_endpoint: String,
     /// Discovery's `issuer` (what ID tokens are checked against).
     pub issuer: String,
+    /// `end_session_endpoint` (RP-initiated logout), if any.
+    pub end_session_endpoint: Option<String>,
+    /// `revocation_endpoint` (RFC 7009), if any.
+    pub revocation_endpoint: Option<String>,
+    /// `authorization_response_iss_parameter_supported` (RFC 9207): callbacks must then
+    /// carry `iss`.
+    pub iss_parameter_supported: bool,
     client: Client,
     fetched_at: i64,
 }
@@ -120,6 +138,19 @@ pub struct Tokens {
     pub id_token_expires_at: i64,
     /// `sub`.
     pub subject: String,
+    /// When the access token expires (`expires_in`), if said.
+    pub access_expires_at: Option<i64>,
+}
+
+impl Tokens {
+    /// When these tokens stop being usable: the ID token's `exp`, or the access token's
+    /// expiry when that comes first.
+    pub fn expires_at(&self) -> i64 {
+        self.access_expires_at
+            .map_or(self.id_token_expires_at, |a| {
+                a.min(self.id_token_expires_at)
+            })
+    }
 }
 
 impl std::fmt::Debug for Tokens {
@@ -131,6 +162,15 @@ impl std::fmt::Debug for Tokens {
     }
 }
 
+/// Verified claims of an ID token presented as a bearer credential.
+#[derive(Debug, Clone)]
+pub struct BearerIdentity {
+    /// `sub`.
+    pub subject: String,
+    /// `exp`.
+    pub expires_at: i64,
+}
+
 /// The IdP of one AuthConfig.
 #[derive(Debug)]
 pub struct Provider {
@@ -138,6 +178,8 @@ pub struct Provider {
     http: openidconnect::reqwest::Client,
     clock: SharedClock,
     cached: Mutex<Option<Arc<Discovered>>>,
+    /// JWKS refetches for unknown `kid`s: (window start, count in window).
+    jwks_refetches: std::sync::Mutex<(i64, u32)>,
 }
 
 impl Provider {
@@ -158,16 +200,24 @@ impl Provider {
             http,
             clock,
             cached: Mutex::new(None),
+            jwks_refetches: std::sync::Mutex::new((i64::MIN, 0)),
         })
     }
 
     /// Discovery and JWKS, fetched at most once per [`DISCOVERY_TTL`]. Concurrent callers wait
     /// for one fetch. When a refetch fails, the previous document keeps serving.
     pub async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
+        self.discovered_inner(false).await
+    }
+
+    async fn discovered_inner(&self, force: bool) -> Result<Arc<Discovered>, OidcError> {
         let mut cached = self.cached.lock().await;
         let now = self.clock.now();
-        let ttl = i64::try_from(DISCOVERY_TTL.as_secs()).unwrap_or(i64::MAX);
-        if let Some(d) = cached.as_ref().filter(|d| now - d.fetched_at < ttl) {
+        let ttl = self.poll_interval_secs();
+        if let Some(d) = cached
+            .as_ref()
+            .filter(|d| !force && now - d.fetched_at < ttl)
+        {
             return Ok(Arc::clone(d));
         }
         match self.fetch().await {
@@ -186,8 +236,41 @@ impl Provider {
         }
     }
 
+    fn poll_interval_secs(&self) -> i64 {
+        i64::try_from(self.config.discovery_poll_interval.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(1)
+    }
+
+    /// Whether `jwksCacheRefreshPolicy` allows one more refetch now (and counts it).
+    fn may_refetch_jwks(&self) -> bool {
+        let limit = match self.config.jwks_refresh {
+            JwksRefreshPolicy::Never => return false,
+            JwksRefreshPolicy::Always => return true,
+            JwksRefreshPolicy::MaxPerInterval(n) => n,
+        };
+        let now = self.clock.now();
+        let mut window = self
+            .jwks_refetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if window.0 == i64::MIN || now - window.0 >= self.poll_interval_secs() {
+            *window = (now, 0);
+        }
+        if window.1 >= limit {
+            return false;
+        }
+        window.1 += 1;
+        true
+    }
+
     async fn fetch(&self) -> Result<Discovered, OidcError> {
-        let metadata = discovery::fetch(&self.http, &self.config.issuer_url).await?;
+        let (metadata, extra) = discovery::fetch(
+            &self.http,
+            &self.config.issuer_url,
+            &self.config.discovery_override,
+        )
+        .await?;
         let authorization_endpoint = metadata.authorization_endpoint().to_string();
         let issuer = metadata.issuer().to_string();
         let mut client = CoreClient::from_provider_metadata(
@@ -209,49 +292,208 @@ impl Provider {
         Ok(Discovered {
             authorization_endpoint,
             issuer,
+            end_session_endpoint: extra.end_session_endpoint,
+            revocation_endpoint: extra.revocation_endpoint,
+            iss_parameter_supported: extra.iss_parameter_supported,
             client,
             fetched_at: self.clock.now(),
         })
     }
 
     /// Exchanges `code` (with the PKCE verifier) and verifies the ID token against `nonce`.
+    /// `redirect_uri` overrides the configured one (regex callback paths).
     pub async fn exchange_code(
         &self,
         code: &str,
         pkce_verifier: &Secret,
         nonce: &str,
+        redirect_uri: Option<&str>,
     ) -> Result<Tokens, OidcError> {
         let discovered = self.discovered().await?;
-        let request = discovered
+        let redirect = redirect_uri
+            .map(|u| {
+                RedirectUrl::new(u.to_owned())
+                    .map_err(|e| OidcError::TokenEndpoint(format!("redirect_uri: {e}")))
+            })
+            .transpose()?;
+        let mut request = discovered
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::TokenEndpoint(format!("discovery has no token_endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
-        let response: CoreTokenResponse =
-            request
-                .request_async(&self.http)
-                .await
-                .map_err(|e| match e {
-                    RequestTokenError::ServerResponse(r) => OidcError::CodeRejected {
-                        error: error_code(r.error()),
-                        description: r.error_description().cloned(),
-                    },
-                    RequestTokenError::Request(e) => OidcError::TokenEndpoint(e.to_string()),
-                    RequestTokenError::Parse(e, _) => {
-                        OidcError::TokenEndpoint(format!("unparseable response: {e}"))
-                    }
-                    RequestTokenError::Other(e) => OidcError::TokenEndpoint(e),
-                })?;
-        self.verify(&discovered, &response, nonce)
+        if let Some(r) = &redirect {
+            request = request.set_redirect_uri(Cow::Borrowed(r));
+        }
+        for (k, v) in &self.config.token_endpoint_query_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        let timer = crate::metrics::idp_timer("token");
+        let response: CoreTokenResponse = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| token_error(e, false))?;
+        drop(timer);
+        self.tokens(&discovered, &response, Some(nonce), None).await
+    }
+
+    /// The `refresh_token` grant. A refused refresh token is [`OidcError::RefreshRejected`];
+    /// anything else is transient.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        previous_id_token: &str,
+    ) -> Result<Tokens, OidcError> {
+        let discovered = self.discovered().await?;
+        let token = RefreshToken::new(refresh_token.to_owned());
+        let mut request = discovered
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| {
+                OidcError::TokenEndpoint(format!("discovery has no token_endpoint: {e}"))
+            })?;
+        for (k, v) in &self.config.token_endpoint_query_params {
+            request = request.add_extra_param(k.clone(), v.clone());
+        }
+        let timer = crate::metrics::idp_timer("refresh");
+        let response: CoreTokenResponse = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| token_error(e, true))?;
+        drop(timer);
+        self.tokens(&discovered, &response, None, Some(previous_id_token))
+            .await
+    }
+
+    /// Revokes `token` (RFC 7009) when the IdP has a `revocation_endpoint`; best effort.
+    pub async fn revoke(&self, token: &str, hint: &str) -> Result<bool, OidcError> {
+        let discovered = self.discovered().await?;
+        let Some(endpoint) = discovered.revocation_endpoint.clone() else {
+            return Ok(false);
+        };
+        let mut form = vec![
+            ("token", token.to_owned()),
+            ("token_type_hint", hint.to_owned()),
+        ];
+        let mut request = self.http.post(&endpoint);
+        match &self.config.client_secret {
+            Some(secret) => {
+                request = request.basic_auth(
+                    form_urlencoded::byte_serialize(self.config.client_id.as_bytes())
+                        .collect::<String>(),
+                    Some(
+                        form_urlencoded::byte_serialize(secret.expose().as_bytes())
+                            .collect::<String>(),
+                    ),
+                );
+            }
+            None => form.push(("client_id", self.config.client_id.clone())),
+        }
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let response = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| OidcError::TokenEndpoint(format!("revocation: {e}")))?;
+        if !response.status().is_success() {
+            return Err(OidcError::TokenEndpoint(format!(
+                "revocation endpoint answered {}",
+                response.status()
+            )));
+        }
+        Ok(true)
+    }
+
+    /// Verifies an ID token presented as `Authorization: Bearer` (signature, `iss`, `aud`,
+    /// `exp`, `iat`; no nonce: it was checked at login).
+    pub async fn verify_bearer_id_token(&self, raw: &str) -> Result<BearerIdentity, OidcError> {
+        let id_token: CoreIdToken = raw
+            .parse()
+            .map_err(|e: serde_json::Error| OidcError::IdTokenInvalid(e.to_string()))?;
+        let discovered = self.discovered().await?;
+        let (exp, sub) = self
+            .verify_with_refetch(discovered, &id_token, None, None)
+            .await?;
+        Ok(BearerIdentity {
+            subject: sub,
+            expires_at: exp,
+        })
+    }
+
+    async fn tokens(
+        &self,
+        discovered: &Arc<Discovered>,
+        response: &CoreTokenResponse,
+        nonce: Option<&str>,
+        previous_id_token: Option<&str>,
+    ) -> Result<Tokens, OidcError> {
+        let now = self.clock.now();
+        let access_expires_at = response
+            .expires_in()
+            .map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+        let (id_token, exp, sub) = match (response.id_token(), previous_id_token) {
+            (Some(id_token), _) => {
+                let (exp, sub) = self
+                    .verify_with_refetch(
+                        Arc::clone(discovered),
+                        id_token,
+                        nonce,
+                        Some(response.access_token()),
+                    )
+                    .await?;
+                if let Some(previous) = previous_id_token {
+                    check_same_identity(previous, &id_token.to_string())?;
+                }
+                (id_token.to_string(), exp, sub)
+            }
+            (None, None) => return Err(OidcError::NoIdToken),
+            // A refresh response without an ID token keeps the previous one; the session then
+            // lives as long as the new access token.
+            (None, Some(previous)) => {
+                let exp = access_expires_at.ok_or(OidcError::NoIdToken)?;
+                let sub = unverified_claim(previous, "sub").unwrap_or_default();
+                (previous.to_owned(), exp, sub)
+            }
+        };
+        Ok(Tokens {
+            id_token,
+            access_token: response.access_token().secret().clone(),
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token_expires_at: exp,
+            subject: sub,
+            access_expires_at,
+        })
+    }
+
+    /// Verifies `id_token`; on an unknown `kid`, refetches the JWKS once if the
+    /// `jwksCacheRefreshPolicy` allows it, then tries again.
+    async fn verify_with_refetch(
+        &self,
+        discovered: Arc<Discovered>,
+        id_token: &CoreIdToken,
+        nonce: Option<&str>,
+        access_token: Option<&AccessToken>,
+    ) -> Result<(i64, String), OidcError> {
+        match self.verify(&discovered, id_token, nonce, access_token) {
+            Err(VerifyError::UnknownKey) if self.may_refetch_jwks() => {
+                tracing::info!(config = %self.config.id, "ID token signed with an unknown key; refetching the JWKS");
+                let fresh = self.discovered_inner(true).await?;
+                self.verify(&fresh, id_token, nonce, access_token)
+                    .map_err(VerifyError::into_oidc)
+            }
+            other => other.map_err(VerifyError::into_oidc),
+        }
     }
 
     fn verify(
         &self,
         discovered: &Discovered,
-        response: &CoreTokenResponse,
-        nonce: &str,
-    ) -> Result<Tokens, OidcError> {
-        let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
+        id_token: &CoreIdToken,
+        nonce: Option<&str>,
+        access_token: Option<&AccessToken>,
+    ) -> Result<(i64, String), VerifyError> {
         let now = self.clock.now();
         let verifier: CoreIdTokenVerifier<'_> = discovered
             .client
@@ -264,38 +506,114 @@ impl Provider {
                     Ok(())
                 }
             });
-        let claims = id_token
-            .claims(&verifier, &Nonce::new(nonce.to_owned()))
-            .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
+        let result = match nonce {
+            Some(n) => id_token.claims(&verifier, &Nonce::new(n.to_owned())),
+            None => id_token.claims(&verifier, |_: Option<&Nonce>| Ok(())),
+        };
+        let claims = result.map_err(|e| match e {
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ) => VerifyError::UnknownKey,
+            other => VerifyError::Invalid(other.to_string()),
+        })?;
         // `at_hash` is optional in the code flow; when present it must match (OIDC Core 3.1.3.8).
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token
-                .signing_alg()
-                .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
+        if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), access_token) {
+            let invalid = |e: String| VerifyError::Invalid(e);
+            let alg = id_token.signing_alg().map_err(|e| invalid(e.to_string()))?;
             let key: &CoreJsonWebKey = id_token
                 .signing_key(&verifier)
-                .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
-            let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
-                .map_err(|e| OidcError::IdTokenInvalid(e.to_string()))?;
+                .map_err(|e| invalid(e.to_string()))?;
+            let actual = AccessTokenHash::from_token(access_token, alg, key)
+                .map_err(|e| invalid(e.to_string()))?;
             if actual != *expected {
-                return Err(OidcError::IdTokenInvalid(
-                    "at_hash does not match the access token".into(),
-                ));
+                return Err(invalid("at_hash does not match the access token".into()));
             }
         }
-        Ok(Tokens {
-            id_token: id_token.to_string(),
-            access_token: response.access_token().secret().clone(),
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-            id_token_expires_at: claims.expiration().timestamp(),
-            subject: claims.subject().to_string(),
-        })
+        Ok((
+            claims.expiration().timestamp(),
+            claims.subject().to_string(),
+        ))
     }
 
     /// The AuthConfig this provider serves.
     pub fn config(&self) -> &Arc<OidcConfig> {
         &self.config
     }
+}
+
+enum VerifyError {
+    UnknownKey,
+    Invalid(String),
+}
+
+impl VerifyError {
+    fn into_oidc(self) -> OidcError {
+        match self {
+            VerifyError::UnknownKey => OidcError::IdTokenInvalid(
+                "signed with a key (kid) that is not in the IdP's JWKS".into(),
+            ),
+            VerifyError::Invalid(e) => OidcError::IdTokenInvalid(e),
+        }
+    }
+}
+
+fn token_error<RE: std::error::Error + 'static>(
+    e: RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+    refresh: bool,
+) -> OidcError {
+    match e {
+        RequestTokenError::ServerResponse(r) if refresh => match r.error() {
+            CoreErrorResponseType::InvalidGrant => OidcError::RefreshRejected {
+                error: "invalid_grant".into(),
+            },
+            other => OidcError::TokenEndpoint(format!("refresh refused: {}", error_code(other))),
+        },
+        RequestTokenError::ServerResponse(r) => OidcError::CodeRejected {
+            error: error_code(r.error()),
+            description: r.error_description().cloned(),
+        },
+        RequestTokenError::Request(e) => OidcError::TokenEndpoint(e.to_string()),
+        RequestTokenError::Parse(e, _) => {
+            OidcError::TokenEndpoint(format!("unparseable response: {e}"))
+        }
+        RequestTokenError::Other(e) => OidcError::TokenEndpoint(e),
+    }
+}
+
+/// OIDC Core 12.2: a refreshed ID token names the same `iss`, `sub` and `aud` as the one it
+/// replaces (and it was verified before this is called).
+fn check_same_identity(previous: &str, fresh: &str) -> Result<(), OidcError> {
+    let (Some(old), Some(new)) = (unverified_claims(previous), unverified_claims(fresh)) else {
+        return Err(OidcError::IdTokenInvalid(
+            "the refreshed ID token cannot be compared with the previous one".into(),
+        ));
+    };
+    for claim in ["iss", "sub", "aud"] {
+        if old.get(claim) != new.get(claim) {
+            return Err(OidcError::IdTokenInvalid(format!(
+                "the refreshed ID token has another `{claim}` than the session's"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A top-level string claim of a JWT, without verification (for a token verified earlier).
+pub fn unverified_claim(jwt: &str, claim: &str) -> Option<String> {
+    unverified_claims(jwt)?
+        .get(claim)
+        .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+/// The payload of a JWT as JSON, without verification (for tokens verified earlier, or an
+/// access token whose claims are only copied to headers).
+pub fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn error_code(e: &CoreErrorResponseType) -> String {

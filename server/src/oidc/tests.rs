@@ -130,3 +130,79 @@ async fn discovery_errors_say_what_failed() {
     );
     assert!(msg.contains("HTTP 500"), "{msg}");
 }
+
+fn provider_with(extra: &str, clock: ManualClock) -> Provider {
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "s")
+        .with("KEYCLOAK_CLIENT", "c")
+        .with("KEYCLOAK_URL", "http://idp")
+        .with("INGRESS_GW_ADDRESS", "gw");
+    let text = SEED.replace("        headers:\n", &format!("{extra}        headers:\n"));
+    let loaded = config::load_str("s.yaml", &text, &env).unwrap();
+    Provider::new(loaded.auth_configs[0].clone(), Arc::new(clock)).unwrap()
+}
+
+#[test]
+fn unknown_kid_refetches_are_rate_limited_per_poll_interval() {
+    let clock = ManualClock::new(1_000_000);
+    let p = provider_with(
+        "        discoveryPollInterval: 60s\n        jwksCacheRefreshPolicy: {maxIdpReqPerPollingInterval: 2}\n",
+        clock.clone(),
+    );
+    assert!(p.may_refetch_jwks());
+    assert!(p.may_refetch_jwks());
+    assert!(
+        !p.may_refetch_jwks(),
+        "a third within the interval is refused"
+    );
+    clock.advance(60);
+    assert!(p.may_refetch_jwks(), "a new interval");
+
+    let never = provider_with(
+        "        jwksCacheRefreshPolicy: {never: {}}\n",
+        clock.clone(),
+    );
+    assert!(!never.may_refetch_jwks());
+    let always = provider_with("        jwksCacheRefreshPolicy: {always: {}}\n", clock);
+    assert!((0..100).all(|_| always.may_refetch_jwks()));
+}
+
+#[tokio::test]
+async fn the_poll_interval_and_overrides_apply_to_discovery() {
+    let server = MockServer::start().await;
+    let issuer = format!("{}/realms/master", server.uri());
+    serve_discovery(&server, &issuer).await;
+    let clock = ManualClock::new(1_000_000);
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "s")
+        .with("KEYCLOAK_CLIENT", "c")
+        .with("KEYCLOAK_URL", server.uri())
+        .with("INGRESS_GW_ADDRESS", "gw");
+    let text = SEED.replace(
+        "        headers:\n",
+        "        discoveryPollInterval: 10s\n        discoveryOverride: {endSessionEndpoint: 'https://idp.example/logout', authEndpoint: 'https://idp.example/auth'}\n        headers:\n",
+    );
+    let loaded = config::load_str("s.yaml", &text, &env).unwrap();
+    let p = Provider::new(loaded.auth_configs[0].clone(), Arc::new(clock.clone())).unwrap();
+    let d = p.discovered().await.unwrap();
+    assert_eq!(d.authorization_endpoint, "https://idp.example/auth");
+    assert_eq!(
+        d.end_session_endpoint.as_deref(),
+        Some("https://idp.example/logout")
+    );
+    let fetches = || async {
+        server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path().ends_with("openid-configuration"))
+            .count()
+    };
+    clock.advance(9);
+    p.discovered().await.unwrap();
+    assert_eq!(fetches().await, 1);
+    clock.advance(1);
+    p.discovered().await.unwrap();
+    assert_eq!(fetches().await, 2);
+}

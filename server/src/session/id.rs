@@ -39,9 +39,32 @@ impl SessionId {
         &self.0
     }
 
-    /// The key in a key-value store.
+    /// The key in a key-value store: `prefix` + base32 of the id's first half (the lookup
+    /// part). The second half (the secret part) never reaches the store: it keys the
+    /// encryption of the session data, so a dump of the store alone decrypts nothing.
     pub fn storage_key(&self, prefix: &str) -> String {
-        format!("{prefix}{}", self.0)
+        let bytes = self.bytes();
+        format!(
+            "{prefix}{}",
+            data_encoding::BASE32_NOPAD.encode(&bytes[..SESSION_ID_BYTES / 2])
+        )
+    }
+
+    /// The key of the short refresh lock for this session.
+    pub fn lock_key(&self, prefix: &str) -> String {
+        format!("{}:refresh-lock", self.storage_key(prefix))
+    }
+
+    /// The secret half of the id, the input of the data-encryption key.
+    pub(crate) fn secret_part(&self) -> Vec<u8> {
+        self.bytes()[SESSION_ID_BYTES / 2..].to_vec()
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        // `parse` and `generate` guarantee 64 decodable bytes.
+        BASE32
+            .decode(self.0.as_bytes())
+            .unwrap_or_else(|_| vec![0; SESSION_ID_BYTES])
     }
 }
 

@@ -64,12 +64,12 @@ impl SessionStore for MemoryStore {
         let now = self.clock.now();
         let bytes = {
             let inner = self.lock();
-            match inner.entries.get(id.expose()) {
+            match inner.entries.get(&id.storage_key("")) {
                 Some((bytes, exp)) if *exp > now => bytes.clone(),
                 _ => return Ok(None),
             }
         };
-        decode(&bytes).map(Some)
+        decode(id, &bytes).map(Some)
     }
 
     async fn save(
@@ -78,7 +78,7 @@ impl SessionStore for MemoryStore {
         data: &SessionData,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let bytes = encode(data)?;
+        let bytes = encode(id, data)?;
         let now = self.clock.now();
         let exp = now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
         let mut inner = self.lock();
@@ -86,12 +86,12 @@ impl SessionStore for MemoryStore {
         if inner.writes.is_multiple_of(SWEEP_EVERY) {
             inner.entries.retain(|_, (_, e)| *e > now);
         }
-        inner.entries.insert(id.expose().to_owned(), (bytes, exp));
+        inner.entries.insert(id.storage_key(""), (bytes, exp));
         Ok(())
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.lock().entries.remove(id.expose());
+        self.lock().entries.remove(&id.storage_key(""));
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use id::SessionId;
 
 /// What a session holds.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionData {
     /// The raw ID token, forwarded upstream.
     pub id_token: String,
@@ -26,7 +26,8 @@ pub struct SessionData {
     /// The refresh token, when the IdP issued one.
     #[serde(default)]
     pub refresh_token: Option<String>,
-    /// `exp` of the ID token (seconds since the epoch).
+    /// When the tokens expire (seconds since the epoch): the ID token's `exp`, or the
+    /// access token's expiry when that comes first.
     pub expires_at: i64,
     /// `sub` of the ID token.
     pub subject: String,
@@ -78,14 +79,29 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Takes the short cross-replica refresh lock of `id` (`SET NX PX`): `true` when taken.
+    /// In-process stores have nothing to coordinate and always succeed.
+    async fn try_lock(&self, _id: &SessionId, _ttl: Duration) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Releases the refresh lock.
+    async fn unlock(&self, _id: &SessionId) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
-fn encode(data: &SessionData) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(data).map_err(|e| StoreError::Corrupt(e.to_string()))
+/// Session data at rest: `nonce (12 bytes) || AES-256-GCM(json)`, the key derived with
+/// HKDF-SHA256 from the secret half of the session id (which the store never sees).
+fn encode(id: &SessionId, data: &SessionData) -> Result<Vec<u8>, StoreError> {
+    let plain = serde_json::to_vec(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    crate::crypto::seal(&crate::crypto::session_key(id), &plain)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode(bytes: &[u8]) -> Result<SessionData, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn decode(id: &SessionId, bytes: &[u8]) -> Result<SessionData, StoreError> {
+    let plain = crate::crypto::open(&crate::crypto::session_key(id), bytes)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]

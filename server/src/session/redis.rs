@@ -1,4 +1,7 @@
-//! Redis sessions: `SET key value EX ttl`, `GET`, `DEL`, with the key `prefix + id`.
+//! Redis sessions: `SET key value EX ttl`, `GET`, `DEL`, with the key `prefix` + the id's
+//! lookup half; the value is encrypted under a key derived from the id's secret half
+//! ([`crate::crypto`]), so a Redis dump alone leaks no token. `SET NX PX` is the short
+//! cross-replica refresh lock.
 //!
 //! The connection is lazy and short-fused (1 s to connect or answer, one retry): the redis
 //! crate's defaults take ~10 s to give up on a dead port, which would hold every request.
@@ -58,18 +61,20 @@ impl RedisStore {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
+    crate::metrics::record_error_kind("redis");
     StoreError::Unavailable(e.to_string())
 }
 
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        let _timer = crate::metrics::redis_timer("load");
         let mut conn = self.conn.clone();
         let bytes: Option<Vec<u8>> = conn
             .get(id.storage_key(&self.prefix))
             .await
             .map_err(unavailable)?;
-        bytes.map(|b| decode(&b)).transpose()
+        bytes.map(|b| decode(id, &b)).transpose()
     }
 
     async fn save(
@@ -78,7 +83,8 @@ impl SessionStore for RedisStore {
         data: &SessionData,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let bytes = encode(data)?;
+        let _timer = crate::metrics::redis_timer("save");
+        let bytes = encode(id, data)?;
         let mut conn = self.conn.clone();
         conn.set_ex::<_, _, ()>(id.storage_key(&self.prefix), bytes, ttl.as_secs().max(1))
             .await
@@ -86,6 +92,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        let _timer = crate::metrics::redis_timer("delete");
         let mut conn = self.conn.clone();
         conn.del::<_, ()>(id.storage_key(&self.prefix))
             .await
@@ -93,11 +100,36 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        let _timer = crate::metrics::redis_timer("ping");
         let mut conn = self.conn.clone();
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
             .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn try_lock(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
+        let _timer = crate::metrics::redis_timer("lock");
+        let mut conn = self.conn.clone();
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = redis::cmd("SET")
+            .arg(id.lock_key(&self.prefix))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
+    }
+
+    async fn unlock(&self, id: &SessionId) -> Result<(), StoreError> {
+        let _timer = crate::metrics::redis_timer("unlock");
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(id.lock_key(&self.prefix))
+            .await
             .map_err(unavailable)
     }
 }

@@ -93,11 +93,68 @@ async fn redis_sessions_get_the_ttl_and_prefix() {
     let client = ::redis::Client::open(redis.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let ttl: i64 = ::redis::cmd("TTL")
-        .arg(format!("pre:{}", id.expose()))
+        .arg(id.storage_key("pre:"))
         .query_async(&mut conn)
         .await
         .unwrap();
     assert!((2_591_990..=2_592_000).contains(&ttl), "ttl {ttl}");
+    assert!(id.storage_key("pre:").starts_with("pre:"));
+}
+
+#[tokio::test]
+async fn a_redis_dump_alone_reveals_neither_tokens_nor_the_session_id() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::new(&redis.url(), "").unwrap();
+    let id = SessionId::generate();
+    let data = SessionData {
+        id_token: "eyJ-very-recognizable-id-token".into(),
+        access_token: "recognizable-access-token".into(),
+        refresh_token: Some("recognizable-refresh-token".into()),
+        ..sample("alice@example.com")
+    };
+    store
+        .save(&id, &data, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(
+        !keys[0].contains(id.expose()),
+        "the key is not the cookie value"
+    );
+    let raw: Vec<u8> = ::redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    for needle in ["recognizable", "alice", "eyJ", "id_token"] {
+        assert!(!text.contains(needle), "{needle} leaked");
+    }
+    // With the cookie, it decrypts.
+    assert_eq!(store.load(&id).await.unwrap(), Some(data));
+    // A session id with the same lookup half but another secret half decrypts nothing.
+    let forged = forged_twin(&id);
+    assert_eq!(forged.storage_key(""), id.storage_key(""));
+    assert!(matches!(
+        store.load(&forged).await,
+        Err(StoreError::Corrupt(_))
+    ));
+}
+
+/// An id whose lookup half equals `id`'s, with a different secret half.
+fn forged_twin(id: &SessionId) -> SessionId {
+    let mut bytes = data_encoding::BASE32
+        .decode(id.expose().as_bytes())
+        .unwrap();
+    bytes[63] ^= 0xff;
+    SessionId::parse(&data_encoding::BASE32.encode(&bytes)).unwrap()
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! (overwrite) and `headers_to_remove`.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use envoy_types::ext_authz::v3::pb::{
     Authorization, CheckRequest as PbCheckRequest, CheckResponse, DeniedHttpResponse,
@@ -16,7 +17,9 @@ use envoy_types::pb::google::rpc::Status;
 use http::HeaderName;
 use tonic::{Request, Response};
 
+use super::observe;
 use crate::flow::{CheckRequest, Decision, Flow};
+use crate::metrics::Transport;
 
 /// gRPC status codes used in `CheckResponse.status`.
 const GRPC_OK: i32 = 0;
@@ -41,8 +44,10 @@ impl Authorization for AuthorizationService {
         &self,
         request: Request<PbCheckRequest>,
     ) -> Result<Response<CheckResponse>, tonic::Status> {
+        let started = Instant::now();
         let check = to_check(request.into_inner());
         let decision = self.flow.decide(&check).await;
+        observe::decided(Transport::Grpc, &self.flow, &check, &decision, started);
         Ok(Response::new(to_response(decision)))
     }
 }

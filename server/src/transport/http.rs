@@ -1,56 +1,108 @@
-//! The HTTP mode (Envoy HTTP ext_authz, Caddy `forward_auth`, nginx `auth_request`).
+//! The HTTP mode (Envoy HTTP ext_authz, Caddy `forward_auth`, Traefik `forwardAuth`, nginx
+//! `auth_request`).
 //!
-//! A request to this listener is the check of the same method, path, query and headers; `Host`
-//! is the original authority. 2xx = allow: the headers to set upstream are in the response, and
-//! `x-envoy-auth-headers-to-remove` lists client headers to drop (Envoy honours it). Any other
-//! response is what the client gets.
+//! From a trusted proxy ([`TrustedProxies`], loopback by default) `X-Forwarded-Method`,
+//! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri` describe the original request
+//! (each one that is absent or malformed falls back to this request's own method, `http`,
+//! `Host` and path). From any other peer they are ignored and the request to this listener is
+//! itself the check: same method, path, query and headers, `Host` the original authority.
 //!
-//! `X-Forwarded-Proto` sets the scheme only when the peer is on loopback (the gateway next to
-//! us); from anyone else it is ignored.
+//! Allow = `200` with the headers to set upstream in the response (a proxy copies them, e.g.
+//! Caddy's `copy_headers jwt`), and `x-envoy-auth-headers-to-remove` lists client headers to
+//! drop (Envoy honours it). Any other response (302 to the IdP, 401, 503...) is what the
+//! client gets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 
+use super::observe;
+use super::proxy::TrustedProxies;
 use crate::flow::{CheckRequest, Decision, Flow};
+use crate::metrics::Transport;
 
 /// Response header naming client headers the proxy must remove (Envoy's convention).
 pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
-/// The router: every method on every path is a check.
-pub fn router(flow: Arc<Flow>) -> Router {
-    Router::new().fallback(check).with_state(flow)
+/// The forward-auth headers, as a trusted proxy sends them.
+const FORWARDED_METHOD: &str = "x-forwarded-method";
+const FORWARDED_PROTO: &str = "x-forwarded-proto";
+const FORWARDED_HOST: &str = "x-forwarded-host";
+const FORWARDED_URI: &str = "x-forwarded-uri";
+
+#[derive(Debug, Clone)]
+struct HttpState {
+    flow: Arc<Flow>,
+    trusted: Arc<TrustedProxies>,
+}
+
+/// The router: every method on every path is a check. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the peer address decides whether
+/// `X-Forwarded-*` is believed.
+pub fn router(flow: Arc<Flow>, trusted: TrustedProxies) -> Router {
+    Router::new().fallback(check).with_state(HttpState {
+        flow,
+        trusted: Arc::new(trusted),
+    })
 }
 
 async fn check(
-    State(flow): State<Arc<Flow>>,
+    State(state): State<HttpState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response<Body> {
-    let check = to_check(&method, &uri, &headers, peer);
-    to_response(flow.decide(&check).await)
+    let started = Instant::now();
+    let forwarded = state.trusted.contains(peer.ip());
+    let check = to_check(&method, &uri, &headers, forwarded);
+    let decision = state.flow.decide(&check).await;
+    observe::decided(Transport::Http, &state.flow, &check, &decision, started);
+    to_response(decision)
 }
 
-/// The HTTP request to our check request.
-pub fn to_check(method: &Method, uri: &Uri, headers: &HeaderMap, peer: SocketAddr) -> CheckRequest {
-    let host = headers
-        .get(http::header::HOST)
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
         .and_then(|h| h.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The HTTP request to our check request. With `forwarded` (the peer is a trusted proxy),
+/// `X-Forwarded-*` override the method, scheme, authority and path+query.
+pub fn to_check(method: &Method, uri: &Uri, headers: &HeaderMap, forwarded: bool) -> CheckRequest {
+    let own_host = header(headers, http::header::HOST.as_str())
         .or_else(|| uri.authority().map(|a| a.as_str()))
         .unwrap_or_default();
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|s| peer.ip().is_loopback() && matches!(*s, "http" | "https"))
-        .unwrap_or("http");
-    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut check = CheckRequest::new(method.as_str(), scheme, host, target);
+    let own_target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let (method, scheme, host, target) = if forwarded {
+        (
+            header(headers, FORWARDED_METHOD)
+                .filter(|m| Method::from_bytes(m.as_bytes()).is_ok())
+                .unwrap_or(method.as_str()),
+            header(headers, FORWARDED_PROTO)
+                // A chain of proxies appends: the first is the client's.
+                .map(|p| p.split(',').next().unwrap_or(p).trim())
+                .filter(|s| matches!(*s, "http" | "https"))
+                .unwrap_or("http"),
+            header(headers, FORWARDED_HOST)
+                .map(|h| h.split(',').next().unwrap_or(h).trim())
+                .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+                .unwrap_or(own_host),
+            header(headers, FORWARDED_URI)
+                .filter(|u| u.starts_with('/'))
+                .unwrap_or(own_target),
+        )
+    } else {
+        (method.as_str(), "http", own_host, own_target)
+    };
+    let mut check = CheckRequest::new(method, scheme, host, target);
     check.headers = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
@@ -87,4 +139,80 @@ pub fn to_response(decision: Decision) -> Response<Body> {
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    const CADDY: [(&str, &str); 5] = [
+        ("host", "app.example:8080"),
+        ("x-forwarded-method", "POST"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "app.example"),
+        ("x-forwarded-uri", "/openai?code=c&state=s"),
+    ];
+
+    #[test]
+    fn a_trusted_proxy_describes_the_original_request() {
+        let uri: Uri = "/auth".parse().unwrap();
+        let c = to_check(&Method::GET, &uri, &headers(&CADDY), true);
+        assert_eq!(c.method, "POST");
+        assert_eq!(c.scheme, "https");
+        assert_eq!(c.host, "app.example");
+        assert_eq!(c.path, "/openai");
+        assert_eq!(c.query.as_deref(), Some("code=c&state=s"));
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_its_own_check() {
+        let uri: Uri = "/auth?x=1".parse().unwrap();
+        let c = to_check(&Method::GET, &uri, &headers(&CADDY), false);
+        assert_eq!(c.method, "GET");
+        assert_eq!(c.scheme, "http");
+        assert_eq!(c.host, "app.example:8080");
+        assert_eq!(c.path, "/auth");
+        assert_eq!(c.query.as_deref(), Some("x=1"));
+    }
+
+    #[test]
+    fn malformed_forwarded_values_fall_back_to_the_request() {
+        let uri: Uri = "/own".parse().unwrap();
+        let cases: [(&str, &str); 4] = [
+            ("x-forwarded-method", "GE T"),
+            ("x-forwarded-proto", "gopher"),
+            ("x-forwarded-host", "bad host/"),
+            ("x-forwarded-uri", "http://elsewhere/"),
+        ];
+        let mut pairs = vec![("host", "own.example")];
+        pairs.extend(cases);
+        let c = to_check(&Method::PUT, &uri, &headers(&pairs), true);
+        assert_eq!(
+            (c.method.as_str(), c.scheme.as_str(), c.host.as_str()),
+            ("PUT", "http", "own.example")
+        );
+        assert_eq!(c.path, "/own");
+    }
+
+    #[test]
+    fn the_first_of_a_forwarded_list_is_the_clients() {
+        let uri: Uri = "/".parse().unwrap();
+        let pairs = [
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "a.example, b.example"),
+        ];
+        let c = to_check(&Method::GET, &uri, &headers(&pairs), true);
+        assert_eq!((c.scheme.as_str(), c.host.as_str()), ("https", "a.example"));
+    }
 }

@@ -5,3 +5,5 @@
 pub mod admin;
 pub mod grpc;
 pub mod http;
+pub mod observe;
+pub mod proxy;

@@ -1,0 +1,198 @@
+//! Tokens that expired, or will within `preExpiryBuffer`, are renewed with the
+//! `refresh_token` grant (when `allowRefreshing`).
+//!
+//! - one refresh per session at a time: an in-process single flight, plus a short Redis lock
+//!   (`SET NX PX`) across replicas; whoever waits rereads the session the winner saved;
+//! - `invalid_grant` (the IdP session ended) deletes the session: the request starts a login;
+//! - a transient IdP or store error never deletes anything: the still-valid token keeps
+//!   serving, an expired one is a 503.
+
+use std::time::Duration;
+
+use super::{Active, Flow, FlowError, Route, cookie};
+use crate::oidc::OidcError;
+use crate::session::{SessionData, SessionId};
+
+/// How long the cross-replica refresh lock lives (a crashed holder frees it by then).
+pub const LOCK_TTL: Duration = Duration::from_secs(5);
+/// How often, and how many times, a replica that lost the lock rereads the session.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+const WAIT_STEPS: u32 = 30;
+
+fn due(route: &Route, data: &SessionData, now: i64) -> bool {
+    let buffer = i64::try_from(route.config.session.pre_expiry_buffer.as_secs()).unwrap_or(0);
+    data.expires_at - buffer <= now
+}
+
+/// The session to use for this request, refreshed if due; `None` means "log in again".
+pub async fn ensure_fresh(
+    flow: &Flow,
+    route: &Route,
+    id: Option<SessionId>,
+    data: SessionData,
+) -> Result<Option<Active>, FlowError> {
+    let now = flow.now();
+    let valid = data.expires_at > now;
+    if !due(route, &data, now) {
+        return Ok(Some(Active {
+            data,
+            id,
+            set_cookie: None,
+        }));
+    }
+    if !route.config.session.allow_refreshing || data.refresh_token.is_none() {
+        // Nothing to refresh with: usable until the ID token expires, then a new login
+        // (silent at the IdP while its session lasts).
+        return Ok(valid.then_some(Active {
+            data,
+            id,
+            set_cookie: None,
+        }));
+    }
+    let fallback = |data: SessionData, id: Option<SessionId>, e: FlowError| {
+        if valid {
+            tracing::warn!(config = %route.config.id, error = %e, "token refresh failed; the current token is still valid");
+            Ok(Some(Active {
+                data,
+                id,
+                set_cookie: None,
+            }))
+        } else {
+            Err(e)
+        }
+    };
+    match &id {
+        Some(id) => {
+            let flight = flow.refresh_flight(&id.storage_key(""));
+            let _guard = flight.lock().await;
+            // Someone (this process or another replica) may have refreshed meanwhile.
+            let current = match route.store.load(id).await {
+                Ok(Some(current)) => current,
+                Ok(None) => return Ok(None),
+                Err(e) => return fallback(data, Some(id.clone()), FlowError::SessionStore(e)),
+            };
+            if !due(route, &current, flow.now()) {
+                return Ok(Some(Active {
+                    data: current,
+                    id: Some(id.clone()),
+                    set_cookie: None,
+                }));
+            }
+            match route.store.try_lock(id, LOCK_TTL).await {
+                Ok(true) => {}
+                Ok(false) => return wait_for_other_replica(flow, route, id, current).await,
+                Err(e) => return fallback(current, Some(id.clone()), FlowError::SessionStore(e)),
+            }
+            let result = refresh_and_save(route, Some(id), &current).await;
+            if let Err(e) = route.store.unlock(id).await {
+                tracing::warn!(config = %route.config.id, error = %e, "could not release the refresh lock (it expires by itself)");
+            }
+            match result {
+                Ok(Some(fresh)) => Ok(Some(Active {
+                    data: fresh,
+                    id: Some(id.clone()),
+                    set_cookie: None,
+                })),
+                Ok(None) => Ok(None),
+                Err(e) => fallback(current, Some(id.clone()), e),
+            }
+        }
+        None => match refresh_and_save(route, None, &data).await {
+            Ok(Some(fresh)) => {
+                let set_cookie = route
+                    .seal_cookie(&fresh)?
+                    .map(|v| cookie::value_cookie(&route.config.session.cookie, &v));
+                Ok(Some(Active {
+                    data: fresh,
+                    id: None,
+                    set_cookie,
+                }))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => fallback(data, None, e),
+        },
+    }
+}
+
+/// Another replica holds the lock: reread until it saved fresh tokens, for a bounded time.
+async fn wait_for_other_replica(
+    flow: &Flow,
+    route: &Route,
+    id: &SessionId,
+    current: SessionData,
+) -> Result<Option<Active>, FlowError> {
+    for _ in 0..WAIT_STEPS {
+        tokio::time::sleep(WAIT_STEP).await;
+        match route.store.load(id).await {
+            Ok(Some(d)) if !due(route, &d, flow.now()) => {
+                return Ok(Some(Active {
+                    data: d,
+                    id: Some(id.clone()),
+                    set_cookie: None,
+                }));
+            }
+            Ok(None) => return Ok(None),
+            _ => {}
+        }
+    }
+    if current.expires_at > flow.now() {
+        Ok(Some(Active {
+            data: current,
+            id: Some(id.clone()),
+            set_cookie: None,
+        }))
+    } else {
+        Err(FlowError::Idp(OidcError::TokenEndpoint(
+            "another replica is refreshing this session".into(),
+        )))
+    }
+}
+
+/// Refreshes `data`; `Ok(None)` when the IdP refused the refresh token (session deleted).
+async fn refresh_and_save(
+    route: &Route,
+    id: Option<&SessionId>,
+    data: &SessionData,
+) -> Result<Option<SessionData>, FlowError> {
+    let Some(refresh_token) = data.refresh_token.as_deref() else {
+        return Ok(None);
+    };
+    match route.provider.refresh(refresh_token, &data.id_token).await {
+        Ok(tokens) => {
+            crate::metrics::record_refresh(&route.config.id, true);
+            let expires_at = tokens.expires_at();
+            let fresh = SessionData {
+                id_token: tokens.id_token,
+                access_token: tokens.access_token,
+                refresh_token: tokens.refresh_token.or_else(|| data.refresh_token.clone()),
+                expires_at,
+                subject: if tokens.subject.is_empty() {
+                    data.subject.clone()
+                } else {
+                    tokens.subject
+                },
+                created_at: data.created_at,
+            };
+            if let Some(id) = id {
+                route
+                    .store
+                    .save(id, &fresh, route.config.session.cookie.ttl())
+                    .await
+                    .map_err(FlowError::SessionStore)?;
+            }
+            tracing::info!(config = %route.config.id, sub = %fresh.subject, "tokens refreshed");
+            Ok(Some(fresh))
+        }
+        Err(OidcError::RefreshRejected { error }) => {
+            crate::metrics::record_refresh(&route.config.id, false);
+            tracing::info!(config = %route.config.id, %error, "refresh token refused; the session ends");
+            if let Some(id) = id
+                && let Err(e) = route.store.delete(id).await
+            {
+                tracing::warn!(config = %route.config.id, error = %e, "could not delete the ended session");
+            }
+            Ok(None)
+        }
+        Err(e) => Err(FlowError::Idp(e)),
+    }
+}

@@ -1,0 +1,252 @@
+//! Shared fixtures of the `ops_*` suites: extauth on port 0 with the seed's manifests, the
+//! mock IdP (Keycloak layout) on port 0, Redis as a real `redis-server` or the memory store,
+//! and a plain HTTP client (redirects off) playing the browser and the proxy.
+
+#![allow(dead_code)] // Each suite uses a different part.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use extauth::clock::SystemClock;
+use extauth::config::{self, Loaded};
+use extauth::env::MapEnv;
+use extauth::server::{self, OpsOptions, RunningServer, ServeOptions, StoreChoice};
+use extauth::testing::RedisProcess;
+use mock_idp::{MockIdp, Realm, RunningIdp};
+
+pub const MANIFEST: &str =
+    include_str!("../../../scenarios/manifests/seed-authorization-code.yaml");
+pub const REALM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scenarios/realms/master.json"
+);
+/// `${INGRESS_GW_ADDRESS}`: `appUrl` is `http://<it>:80`.
+pub const GATEWAY: &str = "127.0.0.1";
+pub const APP_HOST: &str = "127.0.0.1:80";
+pub const CONFIG_ID: &str = "agentgateway-system/oauth-authorization-code";
+pub const COOKIE: &str = "keycloak-session";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    Redis,
+    Memory,
+}
+
+pub struct Stack {
+    pub idp: RunningIdp,
+    pub server: RunningServer,
+    pub http: reqwest::Client,
+    pub redis: Option<RedisProcess>,
+}
+
+pub async fn idp() -> RunningIdp {
+    MockIdp::builder()
+        .realm(Realm::from_file(REALM).expect("realm"))
+        .public_host("localhost")
+        .start()
+        .await
+        .expect("mock idp")
+}
+
+pub fn loaded(idp_base: &str, redis_port: u16) -> Loaded {
+    loaded_for_app(idp_base, redis_port, APP_HOST)
+}
+
+/// The seed's manifests with `appUrl` = `http://<app_host>` (e.g. a gateway on a free port).
+pub fn loaded_for_app(idp_base: &str, redis_port: u16, app_host: &str) -> Loaded {
+    let manifest = MANIFEST.replace("${INGRESS_GW_ADDRESS}:80", app_host);
+    let env = MapEnv::default()
+        .with("KEYCLOAK_SECRET", "agentgateway-client-secret")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with("KEYCLOAK_URL", idp_base.trim_end_matches('/'))
+        .with("INGRESS_GW_ADDRESS", GATEWAY)
+        .with("REDIS_HOST", "127.0.0.1")
+        .with("REDIS_PORT", redis_port.to_string())
+        .with(
+            "SIGNING_KEY",
+            "an-ops-test-signing-key-of-at-least-32-bytes",
+        );
+    config::load_str("seed-authorization-code.yaml", &manifest, &env).expect("seed manifests load")
+}
+
+pub async fn start(
+    idp: &RunningIdp,
+    redis: Option<&RedisProcess>,
+    ops: OpsOptions,
+) -> RunningServer {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    server::start_with_options(
+        loaded(idp.base_url().as_str(), redis.map_or(1, RedisProcess::port)),
+        ServeOptions {
+            grpc: any,
+            http: any,
+            admin: any,
+            session_store: if redis.is_some() {
+                StoreChoice::FromConfig
+            } else {
+                StoreChoice::Memory
+            },
+        },
+        ops,
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("extauth starts")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn stack(store: Store, ops: OpsOptions) -> Stack {
+    let redis = match store {
+        Store::Redis => Some(RedisProcess::start().expect("redis-server must be installed")),
+        Store::Memory => None,
+    };
+    let idp = idp().await;
+    let server = start(&idp, redis.as_ref(), ops).await;
+    Stack {
+        idp,
+        server,
+        http: client(),
+        redis,
+    }
+}
+
+/// One HTTP response, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub async fn read(resp: reqwest::Response) -> Self {
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = resp.text().await.unwrap_or_default();
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A request to the HTTP listener at `path` with these headers (no `Host` unless given).
+pub async fn http_request(
+    stack: &Stack,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let url = format!("http://{}{path}", stack.server.http_addr());
+    let mut req = stack.http.request(method.parse().unwrap(), url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    Answer::read(req.send().await.expect("http check")).await
+}
+
+/// A GET on the admin listener.
+pub async fn admin_get(stack: &Stack, path: &str) -> Answer {
+    let url = format!("http://{}{path}", stack.server.admin_addr());
+    Answer::read(stack.http.get(url).send().await.expect("admin")).await
+}
+
+/// The browser's part: open the IdP URL, fill Keycloak's form, return the callback URL (with
+/// `code` and `state`) the IdP redirects to.
+pub async fn log_in(http: &reqwest::Client, auth_url: &str) -> url::Url {
+    let page = http.get(auth_url).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the IdP shows its login page");
+    let page_url = page.url().clone();
+    let html = page.text().await.unwrap();
+    let action = form_action(&html).expect("form#kc-form-login with an action");
+    let action = page_url.join(&action).unwrap();
+    let answer = http
+        .post(action)
+        .form(&[("username", "user1"), ("password", "password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302, "user1 logs in");
+    let location = answer.headers()["location"].to_str().unwrap();
+    url::Url::parse(location).unwrap()
+}
+
+fn form_action(html: &str) -> Option<String> {
+    let form = &html[html.find("id=\"kc-form-login\"")?..];
+    let tag = &form[..form.find('>')?];
+    let start = tag.find("action=\"")? + "action=\"".len();
+    let value = &tag[start..];
+    Some(value[..value.find('"')?].replace("&amp;", "&"))
+}
+
+pub fn path_and_query(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+/// `name=value` of a `Set-Cookie`.
+pub fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().trim().to_owned()
+}
+
+/// The `state` JWT's payload.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json claims")
+}
+
+/// A whole login through the HTTP listener as a forward-auth proxy on loopback does it:
+/// returns the session cookie pair and the callback URL.
+pub async fn forward_auth_login(stack: &Stack) -> (String, url::Url) {
+    let first = forward_auth(stack, "POST", "/openai", &[]).await;
+    assert_eq!(first.status, 302, "{first:?}");
+    let location = first.header("location").unwrap().to_owned();
+    let callback = log_in(&stack.http, &location).await;
+    let back = forward_auth(stack, "GET", &path_and_query(&callback), &[]).await;
+    assert_eq!(back.status, 302, "{back:?}");
+    let cookie = cookie_pair(back.header("set-cookie").expect("a session cookie"));
+    (cookie, callback)
+}
+
+/// What Caddy's `forward_auth` sends: GET to the auth path with the original method, URI,
+/// host and scheme in `X-Forwarded-*`, and the original `Host`.
+pub async fn forward_auth(
+    stack: &Stack,
+    method: &str,
+    uri: &str,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let mut headers = vec![
+        ("host", APP_HOST),
+        ("x-forwarded-method", method),
+        ("x-forwarded-proto", "http"),
+        ("x-forwarded-host", APP_HOST),
+        ("x-forwarded-uri", uri),
+    ];
+    headers.extend_from_slice(extra);
+    http_request(stack, "GET", "/", &headers).await
+}
