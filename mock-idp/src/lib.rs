@@ -21,25 +21,35 @@
 //! Layout (one module per concern):
 //! - [`realm`]: the realm-export input, parsed and validated once.
 //! - [`clock`]: the only source of "now"; every `iat`/`exp`/`auth_time` and lifetime uses it.
-//! - [`keys`]: the RS256 signing key (JWKS) and the refresh-token HMAC key.
+//! - [`keys`]: the signing keys (RS256, PS256 or ES256; rotation with an overlap; the JWKS)
+//!   and the refresh-token HMAC key.
 //! - `tokens`: claim sets and token minting/verification.
 //! - `store`: server-side state (pending logins, SSO sessions, codes, refresh tokens).
 //! - `http`: the axum router, one file per endpoint, and the one place mapping errors to
 //!   responses.
+//! - [`faults`]: the registry of misbehaviour switched on (per realm/client, once/sticky).
+//! - [`requests`]: the request log (secrets redacted).
 //! - [`server`]: the builder and the running server handle.
+//!
+//! The admin API (`/admin/mock/{clock,requests,faults,keys}`, loopback peers only) is
+//! documented in the crate README and in `http/admin.rs`.
 
 pub mod clock;
 mod error;
+pub mod faults;
 mod http;
 mod ids;
 pub mod keys;
 pub mod realm;
+pub mod requests;
 pub mod server;
 mod store;
 mod tokens;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, MockClock, SystemClock};
 pub use error::Error;
-pub use keys::{KeyError, SigningKey};
+pub use faults::{ActiveFault, Endpoint, Fault, FaultError, FaultKind, FaultMode, Faults};
+pub use keys::{KeyError, SigningAlg, SigningKey};
 pub use realm::{Realm, RealmError};
+pub use requests::{LoggedRequest, RequestFilter, RequestLog};
 pub use server::{MockIdp, MockIdpBuilder, RunningIdp};

@@ -1,9 +1,13 @@
-//! `mock-idp`: serve one Keycloak realm-export file as a Keycloak-compatible OIDC provider.
+//! `mock-idp`: serve Keycloak realm-export files as a Keycloak-compatible OIDC provider.
 //!
 //! ```text
-//! mock-idp --realm scenarios/realms/master.json --listen 127.0.0.1:8080 [--public-url URL]
+//! mock-idp --realm scenarios/realms/master.json [--realm other.json | --realm dir/] \
+//!          --listen 127.0.0.1:8080 [--public-url URL] [--alg RS256|PS256|ES256] \
+//!          [--key-overlap-seconds 3600] [--rotate-keys-every-seconds N]
 //! ```
-//! Prints `listening on http://...` and `issuer http://.../realms/<realm>` on stdout, logs
+//! A folder given to `--realm` serves every `*.json` file in it. The admin API
+//! (`/admin/mock/...`) answers loopback peers only. Prints `listening on http://...` and one
+//! `issuer http://.../realms/<realm>` line per realm on stdout, logs
 //! with `tracing` on stderr (`RUST_LOG`), and stops cleanly on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
@@ -18,9 +22,9 @@ use url::Url;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Keycloak realm-export JSON file to serve.
-    #[arg(long, env = "MOCK_IDP_REALM")]
-    realm: PathBuf,
+    /// Keycloak realm-export JSON file, or a folder of them; repeat for several realms.
+    #[arg(long, env = "MOCK_IDP_REALM", required = true, value_delimiter = ',')]
+    realm: Vec<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MOCK_IDP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -30,6 +34,40 @@ struct Args {
     /// Public host name; the public URL becomes http://<host>:<bound port>.
     #[arg(long, env = "MOCK_IDP_PUBLIC_HOST")]
     public_host: Option<String>,
+    /// Signing algorithm of the generated key: RS256, PS256 or ES256.
+    #[arg(long, env = "MOCK_IDP_ALG", default_value = "RS256")]
+    alg: mock_idp::SigningAlg,
+    /// How long a rotated-out signing key stays in the JWKS.
+    #[arg(long, env = "MOCK_IDP_KEY_OVERLAP_SECONDS", default_value_t = 3600)]
+    key_overlap_seconds: u64,
+    /// Rotate the signing key on this period (seconds); the old key stays for the overlap.
+    #[arg(long, env = "MOCK_IDP_ROTATE_KEYS_EVERY_SECONDS")]
+    rotate_keys_every_seconds: Option<u64>,
+}
+
+/// The realm files named by `--realm`: files as given, folders expanded to their `*.json`.
+fn realm_files(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in args {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            found.sort();
+            anyhow::ensure!(
+                !found.is_empty(),
+                "no *.json realm file in {}",
+                path.display()
+            );
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
 }
 
 #[tokio::main]
@@ -43,11 +81,19 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
 
-    let realm = mock_idp::Realm::from_file(&args.realm)?;
-    let name = realm.name().to_owned();
     let mut builder = mock_idp::MockIdp::builder()
-        .realm(realm)
-        .listen(args.listen);
+        .listen(args.listen)
+        .key_overlap(std::time::Duration::from_secs(args.key_overlap_seconds))
+        .signing_alg(args.alg);
+    if let Some(every) = args.rotate_keys_every_seconds {
+        builder = builder.rotate_keys_every(std::time::Duration::from_secs(every));
+    }
+    let mut names = Vec::new();
+    for file in realm_files(&args.realm)? {
+        let realm = mock_idp::Realm::from_file(&file)?;
+        names.push(realm.name().to_owned());
+        builder = builder.realm(realm);
+    }
     if let Some(url) = args.public_url {
         builder = builder.public_url(url);
     }
@@ -57,7 +103,9 @@ async fn main() -> anyhow::Result<()> {
     let idp = builder.start().await.context("starting mock-idp")?;
 
     println!("listening on http://{}", idp.addr());
-    println!("issuer {}", idp.issuer(&name));
+    for name in &names {
+        println!("issuer {}", idp.issuer(name));
+    }
 
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -16,11 +16,16 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, MockClock, SystemClock};
 use crate::error::Error;
+use crate::faults::{Fault, Faults};
 use crate::http::{self, AppState, RealmState};
-use crate::keys::{Keys, SigningKey};
+use crate::keys::{KeyRing, SigningAlg, SigningKey};
 use crate::realm::Realm;
+use crate::requests::{LoggedRequest, RequestLog};
+
+/// How long a rotated-out key stays published by default (seconds).
+pub const DEFAULT_KEY_OVERLAP: Duration = Duration::from_secs(3600);
 
 /// How long [`RunningIdp::shutdown`] waits for open connections before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -39,6 +44,9 @@ impl MockIdp {
             public: PublicBase::Listen,
             clock: Arc::new(SystemClock),
             signing_key: None,
+            key_overlap: DEFAULT_KEY_OVERLAP,
+            signing_alg: SigningAlg::RS256,
+            rotate_every: None,
         }
     }
 }
@@ -62,6 +70,9 @@ pub struct MockIdpBuilder {
     public: PublicBase,
     clock: Arc<dyn Clock>,
     signing_key: Option<Arc<SigningKey>>,
+    key_overlap: Duration,
+    signing_alg: SigningAlg,
+    rotate_every: Option<Duration>,
 }
 
 impl MockIdpBuilder {
@@ -97,9 +108,29 @@ impl MockIdpBuilder {
         self
     }
 
-    /// The RS256 signing key. Default: [`SigningKey::shared`], one per process.
+    /// The algorithm of the generated signing key (and of keys made by rotations). Default
+    /// RS256 (with [`SigningKey::shared`]); PS256 and ES256 generate a key at start.
+    pub fn signing_alg(mut self, alg: SigningAlg) -> Self {
+        self.signing_alg = alg;
+        self
+    }
+
+    /// The signing key. Default: [`SigningKey::shared`] (RS256), one per process.
     pub fn signing_key(mut self, key: Arc<SigningKey>) -> Self {
         self.signing_key = Some(key);
+        self
+    }
+
+    /// How long a key rotated out stays in the JWKS (on the IdP clock). Default one hour.
+    pub fn key_overlap(mut self, overlap: Duration) -> Self {
+        self.key_overlap = overlap;
+        self
+    }
+
+    /// Rotates the signing key every `period` of the IdP clock (checked on each request that
+    /// uses keys; the next key is generated ahead of time). Default: never.
+    pub fn rotate_keys_every(mut self, period: Duration) -> Self {
+        self.rotate_every = Some(period);
         self
     }
 
@@ -108,11 +139,17 @@ impl MockIdpBuilder {
         if self.realms.is_empty() {
             return Err(Error::NoRealm);
         }
+        let alg = self.signing_alg;
         let signing = match self.signing_key {
             Some(k) => k,
-            None => tokio::task::spawn_blocking(SigningKey::shared)
+            None if alg == SigningAlg::RS256 => tokio::task::spawn_blocking(SigningKey::shared)
                 .await
                 .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??,
+            None => Arc::new(
+                tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
+                    .await
+                    .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??,
+            ),
         };
         let listener = TcpListener::bind(self.listen)
             .await
@@ -135,12 +172,22 @@ impl MockIdpBuilder {
             }
         }
         let issuers: Vec<String> = realms.values().map(|r| r.issuer.clone()).collect();
+        let key_ring = Arc::new(KeyRing::new(signing, self.key_overlap.as_secs()));
+        let clock = Arc::new(MockClock::new(self.clock));
+        if let Some(every) = self.rotate_every {
+            let spare = tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
+                .await
+                .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??;
+            key_ring.schedule(every.as_secs(), clock.unix_seconds(), Arc::new(spare));
+        }
         let state = AppState {
             realms: Arc::new(realms),
-            keys: Arc::new(Keys::new(signing)),
-            clock: self.clock,
+            key_ring,
+            clock,
+            faults: Arc::new(Faults::default()),
+            log: Arc::new(RequestLog::default()),
         };
-        let app = http::router(state);
+        let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let result = axum::serve(listener, app)
@@ -157,6 +204,7 @@ impl MockIdpBuilder {
         Ok(RunningIdp {
             addr,
             base_url,
+            state,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -227,6 +275,7 @@ fn issuer_url(base: &Url, realm: &str) -> Url {
 pub struct RunningIdp {
     addr: SocketAddr,
     base_url: Url,
+    state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -255,6 +304,51 @@ impl RunningIdp {
     /// slash, like Keycloak).
     pub fn issuer(&self, realm: &str) -> String {
         issuer_url(&self.base_url, realm).to_string()
+    }
+
+    /// The fault registry: `idp.faults().add(Fault::once(FaultKind::IdTokenNonce))`.
+    ///
+    /// Faults that need work when switched on (`signing_key_rotated`,
+    /// `id_token_no_kid_multiple_keys`) must go through [`add_fault`](Self::add_fault).
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Switches a fault on, doing first what it needs (a key rotation, an extra key), exactly
+    /// as `POST /admin/mock/faults` does. Returns its id.
+    pub async fn add_fault(&self, fault: Fault) -> Result<u64, String> {
+        http::add_fault(&self.state, fault).await
+    }
+
+    /// The IdP clock: `idp.clock().advance(300)`.
+    pub fn clock(&self) -> &MockClock {
+        &self.state.clock
+    }
+
+    /// The request log.
+    pub fn request_log(&self) -> &RequestLog {
+        &self.state.log
+    }
+
+    /// Every logged request, oldest first.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.log.all()
+    }
+
+    /// Rotates the signing key (same algorithm); the old one stays published for the overlap.
+    /// Returns the new `kid`.
+    pub async fn rotate_keys(&self) -> Result<String, String> {
+        http::rotate(&self.state, None).await
+    }
+
+    /// Rotates to a new key of algorithm `alg`.
+    pub async fn rotate_keys_to(&self, alg: SigningAlg) -> Result<String, String> {
+        http::rotate(&self.state, Some(alg)).await
+    }
+
+    /// The published `kid`s, signing key first.
+    pub fn published_kids(&self) -> Vec<String> {
+        self.state.key_ring.kids(self.state.now())
     }
 
     /// Stops accepting connections and waits (up to 5 s) for open ones to finish.

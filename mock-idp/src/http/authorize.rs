@@ -15,8 +15,9 @@ use super::error::no_store_html;
 use super::login::{SESSION_COOKIE, form_action};
 use super::params::{Params, append_query};
 use super::{AppState, HttpError, RealmState, pages};
+use crate::faults::FaultKind;
 use crate::store::{AuthRequest, Pkce, PkceMethod, is_pkce_value};
-use crate::tokens::Scope;
+use crate::tokens::{FOREIGN_ISSUER, Scope};
 
 pub(crate) async fn authorize(
     State(state): State<AppState>,
@@ -93,6 +94,30 @@ pub(crate) async fn authorize(
             })
         }
     };
+    // `pkce.code.challenge.method` makes PKCE mandatory, with that method (Keycloak).
+    if let Some(required) = client.required_pkce_method() {
+        match &pkce {
+            None => {
+                return back(
+                    "invalid_request",
+                    "Missing parameter: code_challenge_method",
+                );
+            }
+            Some(p) if PkceMethod::parse(required) != Some(p.method) => {
+                return back(
+                    "invalid_request",
+                    "Invalid parameter: code challenge method is not configured one",
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    // OIDC Core 3.1.2.1: an SSO session older than `max_age` seconds needs a fresh login.
+    let max_age = match params.get("max_age").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(age)) => Some(age),
+        Some(Err(_)) => return back("invalid_request", "Invalid parameter: max_age"),
+    };
 
     let request = AuthRequest {
         client_id: client_id.to_owned(),
@@ -111,7 +136,10 @@ pub(crate) async fn authorize(
         && let Some(sid) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
     {
         let mut store = rs.store();
-        let session = store.live_session(&sid, now).cloned();
+        let session = store
+            .live_session(&sid, now)
+            .filter(|s| max_age.is_none_or(|age| now.saturating_sub(s.auth_time) <= age))
+            .cloned();
         if let Some(session) = session
             && rs
                 .realm
@@ -119,10 +147,11 @@ pub(crate) async fn authorize(
                 .is_some_and(|u| u.enabled())
         {
             store.touch_session(&sid, now);
-            let code = store.issue_code(request, &sid, &session, "0", now);
+            let flow = FlowFaults::take(&state, &rs, client_id);
+            let code = store.issue_code(flow.bind(request), &sid, &session, "0", now);
             drop(store);
             tracing::debug!(realm = %rs.realm.name(), client_id, "silent SSO: code issued");
-            return code_redirect(&rs, redirect_uri, client_state, &sid, &code);
+            return code_redirect(&rs, redirect_uri, client_state, &sid, &code, &flow);
         }
     }
     if prompt.split_whitespace().any(|p| p == "none") {
@@ -131,9 +160,11 @@ pub(crate) async fn authorize(
 
     let (tab_id, session_code) = rs.store().begin_login(request, now);
     let action = form_action(&rs, &session_code, client_id, &tab_id);
+    // `login_hint` pre-fills the username, as Keycloak does.
+    let hint = params.get("login_hint").unwrap_or_default();
     Ok(no_store_html(
         StatusCode::OK,
-        pages::login_page(title, &action, "", None),
+        pages::login_page(title, &action, hint, None),
     ))
 }
 
@@ -149,6 +180,43 @@ fn found(location: &str) -> Result<Response, HttpError> {
     Ok((StatusCode::FOUND, [(header::LOCATION, value)]).into_response())
 }
 
+/// The flow faults acting on one authorization response.
+#[derive(Debug, Default)]
+pub(crate) struct FlowFaults {
+    alter_state: bool,
+    drop_state: bool,
+    wrong_issuer: bool,
+    other_client: bool,
+}
+
+/// The client a code is bound to under `code_for_other_client`.
+pub(crate) const OTHER_CLIENT: &str = "some-other-client";
+
+impl FlowFaults {
+    pub(crate) fn take(state: &AppState, rs: &RealmState, client_id: &str) -> Self {
+        let mut f = Self::default();
+        for kind in state.take_faults(rs.realm.name(), Some(client_id), FaultKind::is_flow_fault) {
+            tracing::info!(?kind, "flow fault");
+            match kind {
+                FaultKind::StateAltered => f.alter_state = true,
+                FaultKind::StateDropped => f.drop_state = true,
+                FaultKind::AuthorizationIssuerWrong => f.wrong_issuer = true,
+                FaultKind::CodeForOtherClient => f.other_client = true,
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The request the code is bound to (another client's under `code_for_other_client`).
+    pub(crate) fn bind(&self, mut request: AuthRequest) -> AuthRequest {
+        if self.other_client {
+            request.client_id = OTHER_CLIENT.to_owned();
+        }
+        request
+    }
+}
+
 /// The successful authorization response, with Keycloak's parameter order: `state`,
 /// `session_state`, `iss` (RFC 9207), `code`.
 pub(crate) fn code_redirect(
@@ -157,13 +225,40 @@ pub(crate) fn code_redirect(
     state: Option<&str>,
     sid: &str,
     code: &str,
+    flow: &FlowFaults,
 ) -> Result<Response, HttpError> {
+    let altered;
+    let state = match state {
+        _ if flow.drop_state => None,
+        Some(s) if flow.alter_state => {
+            altered = alter(s);
+            Some(altered.as_str())
+        }
+        s => s,
+    };
+    let issuer = if flow.wrong_issuer {
+        FOREIGN_ISSUER
+    } else {
+        rs.issuer.as_str()
+    };
     let mut pairs = Vec::with_capacity(4);
     if let Some(s) = state {
         pairs.push(("state", s));
     }
     pairs.push(("session_state", sid));
-    pairs.push(("iss", rs.issuer.as_str()));
+    pairs.push(("iss", issuer));
     pairs.push(("code", code));
     found(&append_query(redirect_uri, &pairs))
+}
+
+/// A different value of the same shape: the last character changed (a JWT state no longer
+/// verifies, an opaque one no longer matches).
+fn alter(state: &str) -> String {
+    let mut chars: Vec<char> = state.chars().collect();
+    if let Some(last) = chars.last_mut() {
+        *last = if *last == 'A' { 'B' } else { 'A' };
+    }
+    let mut out: String = chars.into_iter().collect();
+    out.push('x');
+    out
 }

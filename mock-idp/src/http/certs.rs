@@ -11,5 +11,5 @@ pub(crate) async fn jwks(
     Path(realm): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
     state.realm(&realm)?;
-    Ok(Json(state.keys.jwks()))
+    Ok(Json(state.keys().jwks()))
 }

@@ -6,13 +6,23 @@ use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::{AppState, HttpError, RealmState};
+use crate::faults::FaultKind;
 
 pub(crate) async fn openid_configuration(
     State(state): State<AppState>,
     Path(realm): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
     let realm = state.realm(&realm)?;
-    Ok(Json(document(&realm)))
+    let mut doc = document(&realm);
+    let mismatch = !state
+        .take_faults(realm.realm.name(), None, |k| {
+            *k == FaultKind::DiscoveryIssuerMismatch
+        })
+        .is_empty();
+    if mismatch {
+        doc["issuer"] = json!(format!("{}-mismatch", realm.issuer));
+    }
+    Ok(Json(doc))
 }
 
 /// The discovery document of a realm.
@@ -24,11 +34,13 @@ pub(crate) fn document(realm: &RealmState) -> Value {
         "userinfo_endpoint": realm.endpoint("userinfo"),
         "end_session_endpoint": realm.endpoint("logout"),
         "jwks_uri": realm.endpoint("certs"),
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "introspection_endpoint": realm.endpoint("token/introspect"),
+        "revocation_endpoint": realm.endpoint("revoke"),
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
         "scopes_supported": ["openid", "email", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "claims_supported": [
@@ -40,6 +52,9 @@ pub(crate) fn document(realm: &RealmState) -> Value {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "code_challenge_methods_supported": ["plain", "S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "frontchannel_logout_supported": false,
         "backchannel_logout_supported": false,
     })

@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
-use super::authorize::code_redirect;
+use super::authorize::{FlowFaults, code_redirect};
 use super::error::no_store_html;
 use super::params::Params;
 use super::{AppState, HttpError, RealmState, pages};
@@ -74,6 +74,26 @@ pub(crate) async fn authenticate(
         }
     };
 
+    // The form's "Cancel" button: back to the client with `error=access_denied`.
+    if form.get("cancel").is_some() {
+        store.finish_login(tab_id);
+        drop(store);
+        let request = pending.request;
+        tracing::info!(realm = %rs.realm.name(), client_id, "login cancelled");
+        let mut pairs = vec![("error", "access_denied")];
+        if let Some(s) = request.state.as_deref() {
+            pairs.push(("state", s));
+        }
+        pairs.push(("iss", rs.issuer.as_str()));
+        let location = super::params::append_query(&request.redirect_uri, &pairs);
+        let value = HeaderValue::from_str(&location)
+            .map_err(|e| HttpError::Internal(format!("unusable Location header: {e}")))?;
+        let mut resp = Response::new(axum::body::Body::empty());
+        *resp.status_mut() = StatusCode::FOUND;
+        resp.headers_mut().insert(header::LOCATION, value);
+        return Ok(resp);
+    }
+
     let Some(user) = rs
         .realm
         .user_for_login(username)
@@ -91,7 +111,8 @@ pub(crate) async fn authenticate(
     store.finish_login(tab_id);
     let (sid, session) = store.create_session(user.id(), now);
     let request = pending.request;
-    let code = store.issue_code(request.clone(), &sid, &session, "1", now);
+    let flow = FlowFaults::take(&state, &rs, &request.client_id);
+    let code = store.issue_code(flow.bind(request.clone()), &sid, &session, "1", now);
     drop(store);
     tracing::info!(realm = %rs.realm.name(), user = %user.username(), client_id, "login succeeded");
 
@@ -101,6 +122,7 @@ pub(crate) async fn authenticate(
         request.state.as_deref(),
         &sid,
         &code,
+        &flow,
     )?;
     let cookie = Cookie::build((SESSION_COOKIE, sid))
         .path(rs.cookie_path.clone())

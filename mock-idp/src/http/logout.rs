@@ -36,7 +36,7 @@ pub(crate) async fn logout(
 
     let hint = match params.get("id_token_hint") {
         Some(t) => Some(
-            tokens::verify_id_token_hint(&state.keys, &rs.issuer, t)
+            tokens::verify_id_token_hint(&state.keys(), &rs.issuer, t)
                 .map_err(|_| HttpError::page(title, "Invalid IDToken"))?,
         ),
         None => None,
@@ -57,7 +57,7 @@ pub(crate) async fn logout(
             let allowed = rs
                 .realm
                 .client(client_id)
-                .is_some_and(|c| c.allows_redirect(uri))
+                .is_some_and(|c| c.allows_post_logout_redirect(uri))
                 && !uri.contains('#')
                 && !uri.chars().any(char::is_control);
             if !allowed {

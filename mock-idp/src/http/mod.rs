@@ -6,18 +6,24 @@
 //! - `login`: `/login-actions/authenticate` (checks the password, issues the code)
 //! - `token`: `/protocol/openid-connect/token` (code and refresh grants)
 //! - `userinfo`: `/protocol/openid-connect/userinfo`
+//! - `introspect`: `/protocol/openid-connect/token/introspect` and `/revoke`
 //! - `logout`: `/protocol/openid-connect/logout`
 //! - `pages`: the HTML (login form, error and expired pages)
 //! - `error`: the one place that maps errors to responses
+//! - `observe`: the middleware that logs every request and applies operational faults
+//! - `admin`: the test-control API under `/admin/mock` (loopback peers only)
 //!
 //! Handlers read state through [`AppState`], a cheap-to-clone struct of handles.
 
+mod admin;
 mod authorize;
 mod certs;
 mod discovery;
 mod error;
+mod introspect;
 mod login;
 mod logout;
+mod observe;
 mod pages;
 mod params;
 mod token;
@@ -30,18 +36,23 @@ use axum::Router;
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::clock::Clock;
-use crate::keys::Keys;
+use crate::clock::{Clock, MockClock};
+use crate::faults::{FaultKind, Faults};
+use crate::keys::{KeyRing, Keys};
 use crate::realm::Realm;
+use crate::requests::RequestLog;
 use crate::store::Store;
+pub(crate) use admin::{add_fault, rotate};
 pub(crate) use error::HttpError;
 
 /// Everything a handler may reach.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub realms: Arc<HashMap<String, Arc<RealmState>>>,
-    pub keys: Arc<Keys>,
-    pub clock: Arc<dyn Clock>,
+    pub key_ring: Arc<KeyRing>,
+    pub clock: Arc<MockClock>,
+    pub faults: Arc<Faults>,
+    pub log: Arc<RequestLog>,
 }
 
 impl AppState {
@@ -56,6 +67,32 @@ impl AppState {
 
     pub(crate) fn now(&self) -> u64 {
         self.clock.unix_seconds()
+    }
+
+    /// The keys in force now (doing a scheduled rotation first when one is due).
+    pub(crate) fn keys(&self) -> Keys {
+        let now = self.now();
+        if self.key_ring.rotate_if_due(now) {
+            let ring = Arc::clone(&self.key_ring);
+            let alg = ring.snapshot(now).signing.alg();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn_blocking(move || match crate::keys::SigningKey::generate_for(alg) {
+                    Ok(key) => ring.replenish(Arc::new(key)),
+                    Err(e) => tracing::error!(error = %e, "cannot make the next scheduled key"),
+                });
+            }
+        }
+        self.key_ring.snapshot(now)
+    }
+
+    /// Faults that act now on this realm and client (spending the `once` ones).
+    pub(crate) fn take_faults(
+        &self,
+        realm: &str,
+        client: Option<&str>,
+        wanted: impl Fn(&FaultKind) -> bool,
+    ) -> Vec<FaultKind> {
+        self.faults.take(realm, client, wanted)
     }
 }
 
@@ -72,6 +109,8 @@ pub(crate) struct RealmState {
     /// Keycloak puts the authenticator's execution id in the form action; one per realm.
     pub execution: String,
     store: Mutex<Store>,
+    /// `jti`s of access tokens revoked through `/revoke`.
+    revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl RealmState {
@@ -86,7 +125,24 @@ impl RealmState {
             secure,
             execution: crate::ids::random_uuid(),
             store,
+            revoked: Mutex::default(),
         }
+    }
+
+    /// Whether an access token was revoked.
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(jti)
+    }
+
+    /// Revokes an access token.
+    pub(crate) fn revoke(&self, jti: String) {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(jti);
     }
 
     /// `<issuer>/protocol/openid-connect/<name>`.
@@ -118,6 +174,11 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route(&format!("{oidc}/token"), post(token::token))
         .route(
+            &format!("{oidc}/token/introspect"),
+            post(introspect::introspect),
+        )
+        .route(&format!("{oidc}/revoke"), post(introspect::revoke))
+        .route(
             &format!("{oidc}/userinfo"),
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
@@ -126,6 +187,11 @@ pub(crate) fn router(state: AppState) -> Router {
             get(logout::logout).post(logout::logout),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
+        .merge(admin::router(state.clone()))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -91,6 +91,7 @@ pub(crate) fn login_page(realm: &str, action: &str, username: &str, error: Optio
                             <div id="kc-form-buttons" class="form-group">
                                 <input type="hidden" id="id-hidden-input" name="credentialId"/>
                                 <input tabindex="4" class="pf-c-button pf-m-primary pf-m-block btn-lg" name="login" id="kc-login" type="submit" value="Sign In"/>
+                                <input tabindex="5" class="pf-c-button pf-m-secondary pf-m-block btn-lg" name="cancel" id="kc-cancel" type="submit" value="Cancel"/>
                             </div>
                         </form>
                     </div>

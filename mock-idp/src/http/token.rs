@@ -16,9 +16,10 @@ use serde::Serialize;
 use super::error::no_store_json;
 use super::params::Params;
 use super::{AppState, HttpError, RealmState};
+use crate::faults::FaultKind;
 use crate::realm::{Client, User};
 use crate::store::RefreshGrant;
-use crate::tokens::{self, Grant, Scope};
+use crate::tokens::{self, Grant, IdTamper, Scope};
 
 /// The successful token response, in Keycloak's field order.
 #[derive(Serialize)]
@@ -51,6 +52,7 @@ pub(crate) async fn token(
     match grant_type {
         "authorization_code" => authorization_code(&state, &rs, client, &form),
         "refresh_token" => refresh_token(&state, &rs, client, &form),
+        "client_credentials" => client_credentials(&state, &rs, client),
         _ => Err(HttpError::OAuth {
             status: StatusCode::BAD_REQUEST,
             error: "unsupported_grant_type",
@@ -61,7 +63,7 @@ pub(crate) async fn token(
 
 /// Client credentials from `Authorization: Basic` (RFC 6749 2.3.1: id and secret are each
 /// form-urlencoded before base64) or from the form body.
-fn authenticate_client<'r>(
+pub(crate) fn authenticate_client<'r>(
     rs: &'r RealmState,
     headers: &HeaderMap,
     form: &Params,
@@ -162,7 +164,15 @@ fn authorization_code(
         acr: grant.acr,
     };
     drop(store);
-    issue(state, rs, user, refresh, now, refresh_expires_at)
+    issue(
+        state,
+        rs,
+        user,
+        refresh,
+        now,
+        refresh_expires_at,
+        FaultKind::is_id_token_fault,
+    )
 }
 
 fn refresh_token(
@@ -175,7 +185,7 @@ fn refresh_token(
         .get("refresh_token")
         .ok_or_else(|| HttpError::invalid_request("Missing parameter: refresh_token"))?;
     let now = state.now();
-    let claims = tokens::verify_refresh(&state.keys, &rs.issuer, now, token)
+    let claims = tokens::verify_refresh(&state.keys(), &rs.issuer, now, token)
         .map_err(|_| HttpError::invalid_grant("Invalid refresh token"))?;
     let mut store = rs.store();
     let belongs = store
@@ -199,7 +209,47 @@ fn refresh_token(
         .ok_or_else(|| HttpError::invalid_grant("Session not active"))?;
     drop(store);
     let user = active_user(rs, &grant.user_id)?;
-    issue(state, rs, user, grant, now, refresh_expires_at)
+    issue(
+        state,
+        rs,
+        user,
+        grant,
+        now,
+        refresh_expires_at,
+        FaultKind::is_refresh_fault,
+    )
+}
+
+/// The `client_credentials` grant: an access token for the client's service account, no
+/// refresh token and no ID token (Keycloak's default).
+fn client_credentials(
+    state: &AppState,
+    rs: &RealmState,
+    client: &Client,
+) -> Result<Response, HttpError> {
+    if client.is_public() || !client.service_accounts_enabled() {
+        return Err(HttpError::OAuth {
+            status: StatusCode::UNAUTHORIZED,
+            error: "unauthorized_client",
+            description: "Client not enabled to retrieve service account".to_owned(),
+        });
+    }
+    let now = state.now();
+    let lifetime = rs.realm.lifetimes().access_token;
+    let access_token =
+        tokens::mint_service_account(&state.keys(), &rs.issuer, client.client_id(), now, lifetime)
+            .map_err(|e| HttpError::Internal(e.to_string()))?;
+    Ok(no_store_json(
+        StatusCode::OK,
+        serde_json::json!({
+            "access_token": access_token,
+            "expires_in": lifetime,
+            "refresh_expires_in": 0,
+            "token_type": "Bearer",
+            "not-before-policy": 0,
+            "scope": "email profile",
+        }),
+    ))
 }
 
 fn active_user<'r>(rs: &'r RealmState, user_id: &str) -> Result<&'r User, HttpError> {
@@ -216,10 +266,15 @@ fn issue(
     grant: RefreshGrant,
     now: u64,
     refresh_expires_at: u64,
+    faults: fn(&FaultKind) -> bool,
 ) -> Result<Response, HttpError> {
     let scope: &Scope = &grant.scope;
-    let minted = tokens::mint(
-        &state.keys,
+    let kinds = state.take_faults(rs.realm.name(), Some(&grant.client_id), faults);
+    if !kinds.is_empty() {
+        tracing::info!(?kinds, "ID token faults");
+    }
+    let minted = tokens::mint_tampered(
+        &state.keys(),
         &Grant {
             issuer: &rs.issuer,
             user,
@@ -233,6 +288,7 @@ fn issue(
             access_lifetime: rs.realm.lifetimes().access_token,
             refresh_expires_at,
         },
+        &IdTamper::from_faults(&kinds),
     )
     .map_err(|e| HttpError::Internal(e.to_string()))?;
     let body = TokenResponse {

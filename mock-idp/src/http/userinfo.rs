@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 use serde::Serialize;
 
 use super::{AppState, HttpError};
+use crate::faults::FaultKind;
 use crate::tokens::{self, ProfileClaims};
 
 #[derive(Serialize)]
@@ -37,8 +38,11 @@ pub(crate) async fn userinfo(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| reject("Token not provided"))?;
     let now = state.now();
-    let claims = tokens::verify_access(&state.keys, &rs.issuer, now, token)
+    let claims = tokens::verify_access(&state.keys(), &rs.issuer, now, token)
         .map_err(|_| reject("Token verification failed"))?;
+    if rs.is_revoked(&claims.jti) {
+        return Err(reject("Token verification failed"));
+    }
     if rs.store().live_session(&claims.sid, now).is_none() {
         return Err(reject(
             "User session not found or doesn't have client attached on it",
@@ -49,8 +53,18 @@ pub(crate) async fn userinfo(
         .user_by_id(&claims.sub)
         .filter(|u| u.enabled())
         .ok_or_else(|| reject("User not found"))?;
+    let mismatch = !state
+        .take_faults(rs.realm.name(), Some(&claims.azp), |k| {
+            *k == FaultKind::UserinfoSubMismatch
+        })
+        .is_empty();
+    let sub = if mismatch {
+        crate::ids::derived_uuid(&format!("other:{}", user.id()))
+    } else {
+        user.id().to_owned()
+    };
     Ok(Json(UserInfo {
-        sub: user.id().to_owned(),
+        sub,
         profile: ProfileClaims::of(user),
     }))
 }

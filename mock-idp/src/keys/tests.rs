@@ -45,3 +45,26 @@ fn trimming_drops_only_leading_zero_bytes() {
     assert_eq!(be_bytes_trimmed(&[0, 0, 1, 0, 1]), vec![1, 0, 1]);
     assert_eq!(be_bytes_trimmed(&[0, 0]), Vec::<u8>::new());
 }
+
+#[test]
+fn an_es256_key_signs_and_verifies_and_publishes_an_ec_jwk() {
+    let key = SigningKey::generate_for(SigningAlg::ES256).unwrap();
+    let jwk = key.public_jwk();
+    assert_eq!(jwk["kty"], "EC");
+    assert_eq!(jwk["crv"], "P-256");
+    assert_eq!(jwk["alg"], "ES256");
+    assert_eq!(jwk["kid"], key.kid());
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    let token = jsonwebtoken::encode(&header, &json!({"a": 1}), key.encoding_key()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Value>(&token, key.decoding_key(), &v).unwrap();
+    assert_eq!(data.claims["a"], 1);
+}
+
+#[test]
+fn algorithms_parse_from_their_jose_names_only() {
+    assert_eq!("PS256".parse::<SigningAlg>(), Ok(SigningAlg::PS256));
+    assert_eq!("ES256".parse::<SigningAlg>(), Ok(SigningAlg::ES256));
+    assert!("rs256".parse::<SigningAlg>().is_err());
+}

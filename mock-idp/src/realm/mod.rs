@@ -1,6 +1,6 @@
 //! Realms: Keycloak realm-export JSON in, a validated [`Realm`] out.
 //!
-//! Two layers, as everywhere in this workspace: [`raw`] mirrors the file, and
+//! Two layers, as everywhere in this workspace: `raw` mirrors the file, and
 //! [`Realm::from_json_str`] compiles it into the runtime types below, rejecting bad input with
 //! the JSON path of the offending field. This module owns users, clients, credentials and
 //! redirect-URI matching; it knows nothing about HTTP or tokens.
@@ -455,6 +455,10 @@ pub struct Client {
     enabled: bool,
     standard_flow_enabled: bool,
     redirect_uris: Vec<RedirectUriPattern>,
+    service_accounts_enabled: bool,
+    pkce_method: Option<String>,
+    /// `None`: the redirect URIs (`+`).
+    post_logout_redirect_uris: Option<Vec<RedirectUriPattern>>,
 }
 
 impl Client {
@@ -482,6 +486,49 @@ impl Client {
                     .map_err(|reason| invalid(format!("clients[{i}].redirectUris[{j}]"), reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let attribute = |name: &str| -> Result<Option<String>, RealmError> {
+            match raw.attributes.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(invalid(
+                    format!("clients[{i}].attributes.{name}"),
+                    "client attributes are strings",
+                )),
+            }
+        };
+        let pkce_method = match attribute("pkce.code.challenge.method")?.as_deref() {
+            None | Some("") => None,
+            Some(m @ ("S256" | "plain")) => Some(m.to_owned()),
+            Some(_) => {
+                return Err(invalid(
+                    format!("clients[{i}].attributes.pkce.code.challenge.method"),
+                    "expected S256, plain or empty",
+                ));
+            }
+        };
+        let post_logout_redirect_uris = match attribute("post.logout.redirect.uris")? {
+            None => None,
+            Some(list) => {
+                let mut patterns = Vec::new();
+                let mut plus = false;
+                for (j, u) in list.split("##").filter(|u| !u.is_empty()).enumerate() {
+                    if u == "+" {
+                        plus = true;
+                        continue;
+                    }
+                    patterns.push(RedirectUriPattern::parse(u).map_err(|reason| {
+                        invalid(
+                            format!("clients[{i}].attributes.post.logout.redirect.uris[{j}]"),
+                            reason,
+                        )
+                    })?);
+                }
+                if plus {
+                    patterns.extend(redirect_uris.iter().cloned());
+                }
+                Some(patterns)
+            }
+        };
         Ok(Self {
             client_id: raw.client_id,
             secret,
@@ -489,7 +536,28 @@ impl Client {
             enabled: raw.enabled.unwrap_or(true),
             standard_flow_enabled: raw.standard_flow_enabled.unwrap_or(true),
             redirect_uris,
+            service_accounts_enabled: raw.service_accounts_enabled.unwrap_or(false),
+            pkce_method,
+            post_logout_redirect_uris,
         })
+    }
+
+    /// Whether the `client_credentials` grant is allowed (`serviceAccountsEnabled`).
+    pub fn service_accounts_enabled(&self) -> bool {
+        self.service_accounts_enabled
+    }
+
+    /// The PKCE method this client must use (`pkce.code.challenge.method`), if any.
+    pub fn required_pkce_method(&self) -> Option<&str> {
+        self.pkce_method.as_deref()
+    }
+
+    /// Whether `uri` is an allowed `post_logout_redirect_uri` (`post.logout.redirect.uris`).
+    pub fn allows_post_logout_redirect(&self, uri: &str) -> bool {
+        match &self.post_logout_redirect_uris {
+            None => self.allows_redirect(uri),
+            Some(patterns) => patterns.iter().any(|p| p.matches(uri)),
+        }
     }
 
     /// The OAuth `client_id`.

@@ -117,6 +117,14 @@ pub(crate) struct RawClient {
     /// Allowed redirect URIs; a trailing `*` makes a prefix match. Default: none.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// Whether the `client_credentials` grant is allowed. Default: `false`.
+    #[serde(default)]
+    pub service_accounts_enabled: Option<bool>,
+    /// Keycloak's client attributes (strings). Read: `pkce.code.challenge.method` (`S256` or
+    /// `plain` requires PKCE with that method) and `post.logout.redirect.uris` (`##`-separated
+    /// patterns, `+` = the redirect URIs; absent = `+`). Default: none.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl std::fmt::Debug for RawClient {
@@ -128,6 +136,8 @@ impl std::fmt::Debug for RawClient {
             .field("enabled", &self.enabled)
             .field("standard_flow_enabled", &self.standard_flow_enabled)
             .field("redirect_uris", &self.redirect_uris)
+            .field("service_accounts_enabled", &self.service_accounts_enabled)
+            .field("attributes", &self.attributes)
             .finish()
     }
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::faults::FaultKind;
 use crate::ids;
 use crate::keys::Keys;
 use crate::realm::User;
@@ -89,6 +90,8 @@ pub(crate) struct AccessClaims {
     pub azp: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// Empty (and absent on the wire) for a service account's token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub session_state: String,
     pub acr: String,
     #[serde(default)]
@@ -97,9 +100,49 @@ pub(crate) struct AccessClaims {
     pub resource_access: Value,
     #[serde(default)]
     pub scope: String,
+    /// Empty (and absent on the wire) for a service account's token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sid: String,
     #[serde(flatten)]
     pub profile: ProfileClaims,
+}
+
+/// Mints the access token of the `client_credentials` grant: the client's service account
+/// (`service-account-<client>`), no session.
+pub(crate) fn mint_service_account(
+    keys: &Keys,
+    issuer: &str,
+    client_id: &str,
+    now: u64,
+    lifetime: u64,
+) -> Result<String, MintError> {
+    let claims = AccessClaims {
+        exp: now + lifetime,
+        iat: now,
+        auth_time: now,
+        jti: ids::random_uuid(),
+        iss: issuer.to_owned(),
+        aud: "account".to_owned(),
+        sub: ids::derived_uuid(&format!("service-account:{issuer}:{client_id}")),
+        typ: "Bearer".to_owned(),
+        azp: client_id.to_owned(),
+        nonce: None,
+        session_state: String::new(),
+        acr: "1".to_owned(),
+        realm_access: json!({ "roles": ["offline_access", "uma_authorization"] }),
+        resource_access: json!({}),
+        scope: "email profile".to_owned(),
+        sid: String::new(),
+        profile: ProfileClaims {
+            email_verified: false,
+            name: None,
+            preferred_username: format!("service-account-{client_id}"),
+            given_name: None,
+            family_name: None,
+            email: None,
+        },
+    };
+    sign_rs256(keys, &claims)
 }
 
 /// Claims of an ID token (`typ: "ID"`).
@@ -207,8 +250,152 @@ impl fmt::Debug for Minted {
     }
 }
 
+/// How an ID token is spoiled on purpose (see [`crate::faults`]); the default spoils nothing.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct IdTamper {
+    issuer: bool,
+    audience: bool,
+    subject: bool,
+    nonce: bool,
+    missing_sub: bool,
+    missing_aud: bool,
+    missing_iat: bool,
+    bad_signature: bool,
+    alg_none: bool,
+    no_kid: bool,
+    expired: bool,
+    iat_future: bool,
+    extra_audience: bool,
+}
+
+/// The `iss` of a forged token: another realm at another host.
+pub(crate) const FOREIGN_ISSUER: &str = "https://attacker.invalid/realms/master";
+/// The audience added or substituted by audience faults.
+pub(crate) const FOREIGN_AUDIENCE: &str = "untrusted-audience";
+
+impl IdTamper {
+    /// The spoiling that these (ID token or refresh) faults ask for.
+    pub(crate) fn from_faults(kinds: &[FaultKind]) -> Self {
+        let mut t = Self::default();
+        for kind in kinds {
+            match kind {
+                FaultKind::IdTokenIssuer | FaultKind::RefreshChangedIssuer => t.issuer = true,
+                FaultKind::IdTokenAudience | FaultKind::RefreshChangedAudience => {
+                    t.audience = true;
+                }
+                FaultKind::RefreshChangedSubject => t.subject = true,
+                FaultKind::IdTokenNonce => t.nonce = true,
+                FaultKind::IdTokenMissingSub => t.missing_sub = true,
+                FaultKind::IdTokenMissingAud => t.missing_aud = true,
+                FaultKind::IdTokenMissingIat => t.missing_iat = true,
+                FaultKind::IdTokenBadSignature => t.bad_signature = true,
+                FaultKind::IdTokenAlgNone => t.alg_none = true,
+                FaultKind::IdTokenNoKid | FaultKind::IdTokenNoKidMultipleKeys => t.no_kid = true,
+                FaultKind::IdTokenExpired => t.expired = true,
+                FaultKind::IdTokenIatFuture => t.iat_future = true,
+                FaultKind::IdTokenExtraAudience => t.extra_audience = true,
+                _ => {}
+            }
+        }
+        t
+    }
+
+    fn is_clean(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Spoils the claims (as JSON) the way this tamper asks.
+    fn claims(&self, claims: &IdClaims, now: u64, lifetime: u64) -> Value {
+        let mut v = serde_json::to_value(claims).unwrap_or(Value::Null);
+        let Some(map) = v.as_object_mut() else {
+            return v;
+        };
+        if self.issuer {
+            map.insert("iss".into(), json!(FOREIGN_ISSUER));
+        }
+        if self.audience {
+            map.insert("aud".into(), json!(FOREIGN_AUDIENCE));
+        }
+        if self.extra_audience {
+            map.insert("aud".into(), json!([claims.aud, FOREIGN_AUDIENCE]));
+        }
+        if self.subject {
+            map.insert(
+                "sub".into(),
+                json!(ids::derived_uuid(&format!("other:{}", claims.sub))),
+            );
+        }
+        if self.nonce {
+            map.insert(
+                "nonce".into(),
+                json!(format!("altered-{}", ids::random_token(8))),
+            );
+        }
+        if self.expired {
+            // Well past any clock-skew leeway (typically 60 s to 5 min).
+            map.insert("iat".into(), json!(now.saturating_sub(7200)));
+            map.insert("exp".into(), json!(now.saturating_sub(3600)));
+        }
+        if self.iat_future {
+            map.insert("iat".into(), json!(now + 3600));
+            map.insert("exp".into(), json!(now + 3600 + lifetime));
+        }
+        for (flag, name) in [
+            (self.missing_sub, "sub"),
+            (self.missing_aud, "aud"),
+            (self.missing_iat, "iat"),
+        ] {
+            if flag {
+                map.remove(name);
+            }
+        }
+        v
+    }
+
+    fn sign(&self, keys: &Keys, claims: &Value) -> Result<String, MintError> {
+        if self.alg_none {
+            let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+            let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+            return Ok(format!("{header}.{payload}."));
+        }
+        let mut header = Header::new(keys.signing.alg().jwt());
+        header.typ = Some("JWT".to_owned());
+        if !self.no_kid {
+            header.kid = Some(keys.signing.kid().to_owned());
+        }
+        let token = jsonwebtoken::encode(&header, claims, keys.signing.encoding_key())?;
+        if self.bad_signature {
+            return Ok(corrupt_signature(&token));
+        }
+        Ok(token)
+    }
+}
+
+/// Flips bits in the middle of the signature: still base64url, no longer valid.
+fn corrupt_signature(token: &str) -> String {
+    let Some((signed, sig)) = token.rsplit_once('.') else {
+        return token.to_owned();
+    };
+    let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap_or_default();
+    let mid = bytes.len() / 2;
+    if let Some(b) = bytes.get_mut(mid) {
+        *b ^= 0xff;
+    }
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// Mints access, ID (when `openid` was granted) and refresh tokens for a grant.
+#[cfg(test)]
 pub(crate) fn mint(keys: &Keys, g: &Grant<'_>) -> Result<Minted, MintError> {
+    mint_tampered(keys, g, &IdTamper::default())
+}
+
+/// [`mint`], with the ID token spoiled as `tamper` says.
+pub(crate) fn mint_tampered(
+    keys: &Keys,
+    g: &Grant<'_>,
+    tamper: &IdTamper,
+) -> Result<Minted, MintError> {
     let profile = ProfileClaims::of(g.user);
     let exp = g.now + g.access_lifetime;
     let access = AccessClaims {
@@ -252,7 +439,12 @@ pub(crate) fn mint(keys: &Keys, g: &Grant<'_>) -> Result<Minted, MintError> {
             sid: g.sid.to_owned(),
             profile,
         };
-        Some(sign_rs256(keys, &claims)?)
+        if tamper.is_clean() {
+            Some(sign_rs256(keys, &claims)?)
+        } else {
+            let spoiled = tamper.claims(&claims, g.now, g.access_lifetime);
+            Some(tamper.sign(keys, &spoiled)?)
+        }
     } else {
         None
     };
@@ -287,8 +479,9 @@ pub(crate) fn mint(keys: &Keys, g: &Grant<'_>) -> Result<Minted, MintError> {
     })
 }
 
+/// Signs with the active signing key and its algorithm (RS256 unless configured otherwise).
 fn sign_rs256<T: Serialize>(keys: &Keys, claims: &T) -> Result<String, MintError> {
-    let mut header = Header::new(Algorithm::RS256);
+    let mut header = Header::new(keys.signing.alg().jwt());
     header.typ = Some("JWT".to_owned());
     header.kid = Some(keys.signing.kid().to_owned());
     Ok(jsonwebtoken::encode(
@@ -315,6 +508,18 @@ fn validation(alg: Algorithm) -> Validation {
     v
 }
 
+/// The published key named by the token's `kid` (so tokens signed before a rotation still
+/// verify during the overlap), with the validation for its algorithm.
+fn verifying_key<'k>(
+    keys: &'k Keys,
+    token: &str,
+) -> Result<(&'k jsonwebtoken::DecodingKey, Validation), TokenInvalid> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenInvalid::Malformed)?;
+    keys.verifying(header.kid.as_deref())
+        .map(|k| (k.decoding_key(), validation(k.alg().jwt())))
+        .ok_or(TokenInvalid::Malformed)
+}
+
 /// Verifies an access token presented as a bearer token.
 pub(crate) fn verify_access(
     keys: &Keys,
@@ -322,12 +527,9 @@ pub(crate) fn verify_access(
     now: u64,
     token: &str,
 ) -> Result<AccessClaims, TokenInvalid> {
-    let data = jsonwebtoken::decode::<AccessClaims>(
-        token,
-        keys.signing.decoding_key(),
-        &validation(Algorithm::RS256),
-    )
-    .map_err(|_| TokenInvalid::Malformed)?;
+    let (key, validation) = verifying_key(keys, token)?;
+    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
+        .map_err(|_| TokenInvalid::Malformed)?;
     let claims = data.claims;
     check(&claims.iss, &claims.typ, claims.exp, issuer, "Bearer", now)?;
     Ok(claims)
@@ -379,12 +581,9 @@ pub(crate) fn verify_id_token_hint(
     issuer: &str,
     token: &str,
 ) -> Result<IdClaims, TokenInvalid> {
-    let data = jsonwebtoken::decode::<IdClaims>(
-        token,
-        keys.signing.decoding_key(),
-        &validation(Algorithm::RS256),
-    )
-    .map_err(|_| TokenInvalid::Malformed)?;
+    let (key, validation) = verifying_key(keys, token)?;
+    let data = jsonwebtoken::decode::<IdClaims>(token, key, &validation)
+        .map_err(|_| TokenInvalid::Malformed)?;
     let claims = data.claims;
     check(&claims.iss, &claims.typ, u64::MAX, issuer, "ID", 0)?;
     Ok(claims)

@@ -4,9 +4,12 @@
 //! Test helpers (outside `#[test]` functions) panic on anything unexpected, as tests do.
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod common;
 mod discovery;
+mod faults;
 mod login;
 mod logout;
+mod protocol;
 mod relying_party;
 mod token;
