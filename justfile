@@ -8,18 +8,39 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory
 default:
     @just --list
 
-# Bring up the whole stack (Redis, mock IdP, extauth, upstream, gateway) and print the login.
+# Options, e.g. `just run --idp oidc-provider --gateway caddy --redis process`:
+# `cargo run -p harness -- up --help`.
+# Bring up the whole stack (Redis, IdP, extauth, upstream, gateway) and print the login.
 run *ARGS:
     cargo run -p harness -- up {{ARGS}}
 
-# The whole suite: units, properties, snapshots, integration and the e2e scenarios.
-test: deps
+# The e2e part runs the backend matrix: mock and oidc-provider IdPs, simulator and Caddy,
+# Redis as a process and as a container; Keycloak rows skip with their reason when its image
+# is absent. Needs a Docker engine: started here when none answers (`just docker-down`).
+# The whole suite: units, properties, snapshots, integration, the e2e backend matrix.
+test: deps docker-up images
     cargo test --workspace --no-fail-fast
     cargo test -p benches --benches
 
-# Only the end-to-end scenarios (real Redis, real Chromium, gRPC gateway simulator).
-test-e2e: deps
-    cargo test -p harness --test e2e -- --nocapture
+# Only the end-to-end scenarios, on every declared backend, plus the no-leftovers check.
+test-e2e: deps docker-up images
+    cargo test -p harness --test e2e --test cleanup --test url_target -- --nocapture
+
+# Run scenario files with the harness, e.g. `just scenarios --matrix --junit junit.xml`.
+scenarios *ARGS:
+    cargo run -q -p harness -- run {{ARGS}}
+
+# Build the local images the harness asks for (`redis:7`, `mock-idp`): no pulls here.
+images: docker-up
+    bash harness/scripts/build-images.sh
+
+# Start dockerd (host networking only) when no engine answers; PID in .run/dockerd.pid.
+docker-up:
+    bash harness/scripts/docker-up.sh
+
+# Stop the dockerd that `docker-up` started, by its recorded PID.
+docker-down:
+    bash harness/scripts/docker-down.sh
 
 # Criterion benchmarks (release build).
 bench:
@@ -30,15 +51,23 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Install the system parts the tests drive (redis-server, chromium) when they are missing.
+# Also `npm ci` of the npm peer (oidc-provider) into harness/oidc-provider/.
+# Install what the tests drive when missing: redis-server, chromium, caddy, docker.io, npm peer.
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
     missing=()
     command -v redis-server >/dev/null || missing+=(redis-server)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
-    [ ${#missing[@]} -eq 0 ] && exit 0
-    echo "installing: ${missing[*]}"
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    command -v caddy >/dev/null || missing+=(caddy)
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+    fi
+    if [ ! -f harness/oidc-provider/node_modules/oidc-provider/package.json ]; then
+        command -v npm >/dev/null || { echo "npm not found: install Node 20+ and npm" >&2; exit 1; }
+        (cd harness/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)
+    fi

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::scenario::{RunOptions, run_paths};
-use crate::stack::{DEFAULT_USER, RedisMode, Stack, StackOptions, default_scenarios_dir};
+use crate::idp::IdpMode;
+use crate::scenario::{RunOptions, ScenarioReport, run_paths};
+use crate::stack::{
+    DEFAULT_CLIENT, DEFAULT_USER, ExternalTarget, GatewayMode, RedisMode, Stack, StackOptions,
+    default_scenarios_dir,
+};
 
 /// Brings up the OIDC authorization-code testbed and runs scenario files.
 #[derive(Debug, Parser)]
@@ -22,8 +26,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring up Redis, the mock IdP, extauth, the LLM upstream and the gateway; print how to
-    /// use them (the seed guide's Step 3) and wait for Ctrl-C.
+    /// Bring up Redis, the IdP, extauth, the LLM upstream and the gateway; print how to use
+    /// them (the seed guide's Step 3) and wait for Ctrl-C (or SIGTERM).
     Up {
         /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, REDIS_URL,
         /// UPSTREAM_URL as KEY=value lines to this file.
@@ -35,6 +39,18 @@ pub enum Command {
         /// Session store.
         #[arg(long, value_enum, default_value_t = RedisArg::Auto)]
         redis: RedisArg,
+        /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+        /// The IdP.
+        #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
+        idp: IdpArg,
+        /// With `--idp url`: the IdP's base URL (`KEYCLOAK_URL`).
+        #[arg(long, value_name = "URL")]
+        idp_url: Option<String>,
+        /// The gateway.
+        #[arg(long, value_enum, default_value_t = GatewayArg::Sim)]
+        gateway: GatewayArg,
         /// Folder with realms/ and manifests/.
         #[arg(long, value_name = "DIR")]
         scenarios_dir: Option<PathBuf>,
@@ -46,18 +62,85 @@ pub enum Command {
         /// Where the snapshots are (default: scenarios/snapshots).
         #[arg(long, value_name = "DIR")]
         snapshots_dir: Option<PathBuf>,
+        /// Run every backend combination each scenario declares (`stack:` lists), then print
+        /// a results table.
+        #[arg(long)]
+        matrix: bool,
+        /// Also write the results as JUnit XML to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Run against a deployment we did not start (e.g. one from `harness up`): its
+        /// gateway, `http://${INGRESS_GW_ADDRESS}`. Needs `--idp-url`.
+        #[arg(long, value_name = "URL", requires = "idp_url")]
+        gateway_url: Option<String>,
+        /// With `--gateway-url`: the IdP's base URL (`KEYCLOAK_URL`).
+        #[arg(long, value_name = "URL", requires = "gateway_url")]
+        idp_url: Option<String>,
+        /// With `--gateway-url`: the deployment's `appUrl` (default: the gateway URL, `:80`
+        /// added for plain http without a port, as in the seed).
+        #[arg(long, value_name = "URL")]
+        app_url: Option<String>,
+        /// With `--gateway-url`: the OIDC client id.
+        #[arg(long, default_value = DEFAULT_CLIENT)]
+        client: String,
+        /// Log in as this user in every login step (instead of the scenario's).
+        #[arg(long, requires = "password")]
+        user: Option<String>,
+        /// The password for `--user`.
+        #[arg(long, requires = "user")]
+        password: Option<String>,
     },
 }
 
 /// `--redis`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RedisArg {
-    /// redis-server when installed, else memory.
+    /// A `redis:7` container when a Docker engine holds the image, else redis-server when
+    /// installed, else memory (each fallback said in one line).
     Auto,
     /// redis-server (error when missing).
     Process,
+    /// A `redis:7` container (testcontainers; needs a Docker engine and the image).
+    Container,
     /// extauth's in-memory store.
     Memory,
+    /// A Redis we did not start (`--redis-url`).
+    Url,
+}
+
+/// `--idp`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum IdpArg {
+    /// The in-process mock IdP.
+    Mock,
+    /// panva's oidc-provider (npm) under node.
+    OidcProvider,
+    /// A Keycloak container (when the image is present).
+    Keycloak,
+    /// An IdP we did not start (`--idp-url`).
+    Url,
+}
+
+/// `--gateway`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GatewayArg {
+    /// The ext_authz gRPC simulator.
+    Sim,
+    /// Caddy `forward_auth`.
+    Caddy,
+}
+
+/// `harness up`'s choices.
+#[derive(Debug, Clone)]
+struct UpArgs {
+    env_file: Option<PathBuf>,
+    login_hint: bool,
+    redis: RedisArg,
+    redis_url: Option<String>,
+    idp: IdpArg,
+    idp_url: Option<String>,
+    gateway: GatewayArg,
+    scenarios_dir: Option<PathBuf>,
 }
 
 /// The seed guide's request body.
@@ -82,33 +165,97 @@ pub async fn main(cli: Cli) -> ExitCode {
             env_file,
             login_hint,
             redis,
+            redis_url,
+            idp,
+            idp_url,
+            gateway,
             scenarios_dir,
-        } => match up(env_file, login_hint, redis, scenarios_dir).await {
+        } => match up(UpArgs {
+            env_file,
+            login_hint,
+            redis,
+            redis_url,
+            idp,
+            idp_url,
+            gateway,
+            scenarios_dir,
+        })
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
+            // Our errors carry their causes in their messages: no `{:#}` chain.
             Err(e) => {
-                eprintln!("harness up: {e:#}");
+                eprintln!("harness up: {e}");
                 ExitCode::FAILURE
             }
         },
         Command::Run {
             paths,
             snapshots_dir,
-        } => run(paths, snapshots_dir).await,
+            matrix,
+            junit,
+            gateway_url,
+            idp_url,
+            app_url,
+            client,
+            user,
+            password,
+        } => {
+            let mut options = RunOptions {
+                matrix,
+                credentials: user.zip(password),
+                ..RunOptions::default()
+            };
+            if let Some(dir) = snapshots_dir {
+                options.snapshots_dir = std::path::absolute(&dir).unwrap_or(dir);
+            }
+            if let (Some(gateway_url), Some(idp_url)) = (gateway_url, idp_url) {
+                options.target = Some(ExternalTarget {
+                    gateway_url,
+                    idp_url,
+                    realm: crate::stack::REALM.to_owned(),
+                    client_id: client,
+                    app_url,
+                });
+            }
+            run(paths, options, junit).await
+        }
     }
 }
 
-async fn up(
-    env_file: Option<PathBuf>,
-    login_hint: bool,
-    redis: RedisArg,
-    scenarios_dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let UpArgs {
+        env_file,
+        login_hint,
+        redis,
+        redis_url,
+        idp,
+        idp_url,
+        gateway,
+        scenarios_dir,
+    } = args;
     let mut options =
         StackOptions::from_scenarios_dir(&scenarios_dir.unwrap_or_else(default_scenarios_dir));
     options.redis = match redis {
         RedisArg::Auto => RedisMode::Auto,
         RedisArg::Process => RedisMode::Process,
+        RedisArg::Container => RedisMode::Container,
         RedisArg::Memory => RedisMode::Memory,
+        RedisArg::Url => RedisMode::Url(
+            redis_url.ok_or_else(|| anyhow::anyhow!("--redis url needs --redis-url"))?,
+        ),
+    };
+    options.idp = match idp {
+        IdpArg::Mock => IdpMode::Mock,
+        IdpArg::OidcProvider => IdpMode::OidcProvider,
+        IdpArg::Keycloak => IdpMode::Keycloak,
+        IdpArg::Url => {
+            IdpMode::Url(idp_url.ok_or_else(|| anyhow::anyhow!("--idp url needs --idp-url"))?)
+        }
+    };
+    options.gateway = match gateway {
+        GatewayArg::Sim => GatewayMode::Simulator,
+        GatewayArg::Caddy => GatewayMode::Caddy,
     };
     let stack = Stack::up(options).await?;
     let vars = stack.vars();
@@ -152,6 +299,15 @@ async fn up(
         stack.extauth_admin()
     );
     println!("  redis     {}", stack.redis_url());
+    println!(
+        "  backends  {}",
+        stack
+            .backends()
+            .iter()
+            .map(|(part, name)| format!("{part}={name}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     println!("  upstream  {}", stack.upstream_url());
     println!("  manifest  {}", stack.manifest_path().display());
     if let Some(path) = &env_file {
@@ -195,7 +351,7 @@ async fn up(
     }
     println!();
     println!("Ctrl-C stops everything.");
-    tokio::signal::ctrl_c().await?;
+    shutdown_signal().await;
     println!("stopping…");
     stack.stop().await;
     if let Some(path) = &env_file {
@@ -204,7 +360,7 @@ async fn up(
     Ok(())
 }
 
-async fn run(paths: Vec<PathBuf>, snapshots_dir: Option<PathBuf>) -> ExitCode {
+async fn run(paths: Vec<PathBuf>, options: RunOptions, junit: Option<PathBuf>) -> ExitCode {
     // insta reports a snapshot mismatch by panicking (caught by the runner, which prints it
     // as a failed step); keep the default panic report for everything else.
     let default_hook = std::panic::take_hook();
@@ -224,41 +380,168 @@ async fn run(paths: Vec<PathBuf>, snapshots_dir: Option<PathBuf>) -> ExitCode {
     } else {
         paths
     };
-    let mut options = RunOptions::default();
-    if let Some(dir) = snapshots_dir {
-        options.snapshots_dir = std::path::absolute(&dir).unwrap_or(dir);
-    }
-    let reports = match run_paths(&paths, &options).await {
-        Ok(reports) => reports,
-        Err(e) => {
-            eprintln!("harness run: {e}");
-            return ExitCode::FAILURE;
+    // Ctrl-C drops the running scenario: its stack's parts stop on drop (children killed by
+    // PID, containers removed).
+    let reports = tokio::select! {
+        result = run_paths(&paths, &options) => match result {
+            Ok(reports) => reports,
+            Err(e) => {
+                eprintln!("harness run: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        () = shutdown_signal() => {
+            // The running scenario's stack was dropped with the future (children killed by
+            // PID, containers removed); whatever a blocking login thread still holds goes too.
+            let stopped = crate::cleanup::stop_leftovers();
+            eprintln!(
+                "harness run: interrupted; stopped {}",
+                if stopped.is_empty() { "everything it started".to_owned() } else { stopped.join(", ") }
+            );
+            return ExitCode::from(130);
         }
     };
     if reports.is_empty() {
         eprintln!("harness run: no scenario files found");
         return ExitCode::FAILURE;
     }
-    let failed: Vec<_> = reports.iter().filter(|r| !r.passed()).collect();
+    let failed = reports.iter().filter(|r| !r.passed()).count();
     println!();
-    for report in &reports {
-        match &report.failure {
-            None => println!("PASS {} ({})", report.name, report.path.display()),
-            Some((step, _)) => println!(
-                "FAIL {} ({}): step {step:?}",
-                report.name,
-                report.path.display()
-            ),
+    print!("{}", results_table(&reports));
+    if let Some(path) = &junit {
+        match std::fs::write(path, junit_xml(&reports)) {
+            Ok(()) => println!("JUnit report: {}", path.display()),
+            Err(e) => {
+                eprintln!("harness run: cannot write {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
         }
     }
-    println!(
-        "scenarios: {} passed, {} failed",
-        reports.len() - failed.len(),
-        failed.len()
-    );
-    if failed.is_empty() {
+    if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM, whichever comes first.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// The results, one row per scenario and backend combination, then the totals.
+pub fn results_table(reports: &[ScenarioReport]) -> String {
+    let name_width = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let backends_width = reports
+        .iter()
+        .map(|r| r.backends.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<6} {:<name_width$}  {:<backends_width$}  {:>7}  detail",
+        "result", "scenario", "backends", "time"
+    );
+    for r in reports {
+        let (result, detail) = match (&r.skipped, &r.failure) {
+            (Some(reason), _) => ("SKIP", reason.clone()),
+            (None, Some((step, problems))) => (
+                "FAIL",
+                format!(
+                    "step {step:?}: {}",
+                    problems
+                        .first()
+                        .map_or("", |p| p.lines().next().unwrap_or(""))
+                ),
+            ),
+            (None, None) => ("PASS", String::new()),
+        };
+        let _ = writeln!(
+            out,
+            "{result:<6} {:<name_width$}  {:<backends_width$}  {:>6.1}s  {detail}",
+            r.name,
+            r.backends,
+            r.duration.as_secs_f64()
+        );
+    }
+    let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    let _ = writeln!(
+        out,
+        "scenarios: {} passed, {failed} failed, {skipped} skipped",
+        reports.len() - failed - skipped
+    );
+    out
+}
+
+/// The results as JUnit XML: one test suite, one test case per scenario and combination.
+pub fn junit_xml(reports: &[ScenarioReport]) -> String {
+    let failed = reports.iter().filter(|r| !r.passed()).count();
+    let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
+    let total: f64 = reports.iter().map(|r| r.duration.as_secs_f64()).sum();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuite name=\"harness\" tests=\"{}\" failures=\"{failed}\" skipped=\"{skipped}\" time=\"{total:.3}\">",
+        reports.len()
+    );
+    for r in reports {
+        let _ = write!(
+            out,
+            "  <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            xml_escape(&r.name),
+            xml_escape(&r.backends),
+            r.duration.as_secs_f64()
+        );
+        match (&r.skipped, &r.failure) {
+            (Some(reason), _) => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <skipped message=\"{}\"/>\n  </testcase>",
+                    xml_escape(reason)
+                );
+            }
+            (None, Some((step, problems))) => {
+                let _ = writeln!(
+                    out,
+                    ">\n    <failure message=\"step {}\">{}</failure>\n  </testcase>",
+                    xml_escape(step),
+                    xml_escape(&problems.join("\n"))
+                );
+            }
+            (None, None) => {
+                let _ = writeln!(out, "/>");
+            }
+        }
+    }
+    out.push_str("</testsuite>\n");
+    out
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,11 @@
 //! scenario files.
 //!
 //! Map of the crate (one module per part of the stack):
-//! - [`redis`]: a throwaway `redis-server` process;
+//! - [`redis`]: a throwaway `redis-server` process, or a `redis:7` container;
+//! - [`docker`]: is there a Docker engine, and does it hold an image;
+//! - [`idp`]: the IdP backends (mock, oidc-provider, Keycloak container, URL);
+//! - [`gateway_caddy`]: Caddy `forward_auth` in front of extauth's HTTP mode;
+//! - [`cleanup`]: the record of every process and container the harness started;
 //! - [`upstream`]: the OpenAI-like LLM mock that records what it received;
 //! - [`gateway_sim`]: an agentgateway/Envoy stand-in speaking ext_authz gRPC;
 //! - [`login`]: the browser and plain-HTTP login drivers for Keycloak's form;
@@ -10,8 +14,12 @@
 //! - [`scenario`]: the YAML scenario format, its runner, redaction and snapshots;
 //! - [`cli`]: `harness up` and `harness run`.
 
+pub mod cleanup;
 pub mod cli;
+pub mod docker;
+pub mod gateway_caddy;
 pub mod gateway_sim;
+pub mod idp;
 pub mod login;
 pub mod redis;
 pub mod scenario;

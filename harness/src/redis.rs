@@ -34,6 +34,15 @@ pub enum RedisError {
         /// The cause.
         source: std::io::Error,
     },
+    /// No usable Docker engine or image (for the container backend).
+    #[error("redis container: {0}")]
+    Docker(#[source] crate::docker::DockerError),
+    /// testcontainers could not start, stop or restart the container.
+    #[error("redis container: {0}")]
+    Container(String),
+    /// A `redis://` URL that does not name a host and port.
+    #[error("redis URL {0:?}: expected redis://HOST:PORT")]
+    BadUrl(String),
     /// The process exited or never answered `PING`.
     #[error(
         "redis-server on port {port} did not become ready within {waited:?}: {reason}; log tail: {log_tail}"
@@ -172,6 +181,7 @@ impl RedisServer {
                 binary: self.binary.clone(),
                 source,
             })?;
+        crate::cleanup::record_pid("redis-server", child.id());
         self.child = Some(child);
         let started = Instant::now();
         let mut reason = String::from("no answer yet");
@@ -190,6 +200,12 @@ impl RedisServer {
         }
         self.stop();
         Err(self.not_ready(started, reason))
+    }
+
+    /// The last `lines` lines of its log file.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+        container::tail(&log, lines)
     }
 
     fn not_ready(&self, started: Instant, reason: String) -> RedisError {
@@ -238,6 +254,8 @@ pub fn ping(port: u16) -> Result<(), String> {
         Err(format!("unexpected reply {:?}", reply.trim_end()))
     }
 }
+
+pub mod container;
 
 #[cfg(test)]
 mod tests;

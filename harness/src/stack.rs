@@ -1,5 +1,14 @@
-//! The whole testbed on loopback: Redis, the mock IdP, the LLM upstream, extauth and the
-//! gateway simulator, wired the way the seed guide wires the real thing.
+//! The whole testbed on loopback: Redis, the IdP, the LLM upstream, extauth and the
+//! gateway, wired the way the seed guide wires the real thing.
+//!
+//! Backends: Redis as a `redis-server` process, a `redis:7` container (testcontainers), a
+//! URL, or extauth's memory store; `auto` tries the container (when a Docker engine answers
+//! and holds the image), then the process, then memory, saying which it fell back to. The IdP
+//! is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC simulator or Caddy
+//! `forward_auth` over extauth's HTTP mode ([`crate::gateway_caddy`]). A stack can also be
+//! *external* ([`StackOptions::external`]): nothing is started, the scenario talks to a
+//! gateway and IdP at given URLs, and what needs the stack's insides (the upstream's records,
+//! Redis) is not checkable.
 //!
 //! extauth is configured from the seed's own manifests (`scenarios/manifests/...`), with the
 //! guide's variables (`KEYCLOAK_SECRET`, `KEYCLOAK_CLIENT`, `KEYCLOAK_URL`,
@@ -21,9 +30,15 @@ use rand::RngCore as _;
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::gateway_caddy::{CaddyConfig, CaddyError, CaddyGateway};
 use crate::gateway_sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
+use crate::idp::{IdpError, IdpMode, IdpSetup, RunningIdp};
+use crate::redis::container::RedisContainer;
 use crate::redis::{RedisError, RedisServer};
 use crate::upstream::{ReceivedRequest, Upstream};
+
+/// How many times (100 ms apart) to ask extauth's `/readyz` after Redis comes back.
+const READY_ATTEMPTS: usize = 50;
 
 /// The realm the seed uses.
 pub const REALM: &str = "master";
@@ -40,15 +55,48 @@ pub fn default_scenarios_dir() -> PathBuf {
 }
 
 /// Which session store extauth uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum RedisMode {
-    /// A `redis-server` process when the binary exists, else the in-memory store.
+    /// A `redis:7` container when a Docker engine answers and holds the image, else a
+    /// `redis-server` process when the binary exists, else the in-memory store (each fallback
+    /// is announced).
     #[default]
     Auto,
     /// A `redis-server` process; an error when it is missing.
     Process,
+    /// A `redis:7` container through testcontainers; an error (one line, with how to start an
+    /// engine) when no Docker engine answers or the image is missing.
+    Container,
     /// extauth's in-memory store (no Redis at all).
     Memory,
+    /// A Redis we did not start, `redis://HOST:PORT`.
+    Url(String),
+}
+
+/// Which gateway fronts extauth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GatewayMode {
+    /// The built-in ext_authz gRPC simulator.
+    #[default]
+    Simulator,
+    /// Debian's Caddy with `forward_auth` to extauth's HTTP mode.
+    Caddy,
+}
+
+/// A deployment the harness did not start: a gateway and an IdP at these URLs.
+#[derive(Debug, Clone)]
+pub struct ExternalTarget {
+    /// The gateway (`http://${INGRESS_GW_ADDRESS}`), no trailing slash.
+    pub gateway_url: String,
+    /// The IdP's base URL (`KEYCLOAK_URL`).
+    pub idp_url: String,
+    /// The realm (default `master`).
+    pub realm: String,
+    /// The gateway's client id.
+    pub client_id: String,
+    /// The `appUrl` the deployment was given; default: the gateway URL with `:80` added
+    /// when it is `http` without a port (the seed's `http://${INGRESS_GW_ADDRESS}:80`).
+    pub app_url: Option<String>,
 }
 
 /// What to bring up.
@@ -62,6 +110,12 @@ pub struct StackOptions {
     pub client_id: String,
     /// Session store selection.
     pub redis: RedisMode,
+    /// The IdP backend.
+    pub idp: IdpMode,
+    /// The gateway backend.
+    pub gateway: GatewayMode,
+    /// Start nothing: run against this deployment.
+    pub external: Option<ExternalTarget>,
     /// Try port 80 on 127.0.0.N first (as the seed's `:80`); `false` goes straight to an
     /// ephemeral port.
     pub prefer_port_80: bool,
@@ -85,6 +139,9 @@ impl StackOptions {
             manifest_file: dir.join("manifests").join("seed-authorization-code.yaml"),
             client_id: DEFAULT_CLIENT.to_owned(),
             redis: RedisMode::Auto,
+            idp: IdpMode::Mock,
+            gateway: GatewayMode::Simulator,
+            external: None,
             prefer_port_80: true,
             append_semantics: AppendSemantics::default(),
             announce: true,
@@ -114,9 +171,12 @@ pub enum StackError {
         /// The client id.
         client: String,
     },
-    /// The IdP did not start.
-    #[error("mock IdP: {0}")]
-    Idp(#[from] mock_idp::Error),
+    /// The IdP did not start (or this backend is skipped here).
+    #[error("IdP: {0}")]
+    Idp(#[from] IdpError),
+    /// Caddy did not start.
+    #[error("gateway: {0}")]
+    Caddy(#[from] CaddyError),
     /// The manifest file could not be read.
     #[error("manifest {path}: {source}")]
     ManifestRead {
@@ -131,7 +191,7 @@ pub enum StackError {
         /// The file.
         path: PathBuf,
         /// The reason.
-        source: extauth::config::ConfigError,
+        source: Box<extauth::config::ConfigError>,
     },
     /// extauth did not start.
     #[error("extauth: {0}")]
@@ -144,21 +204,77 @@ pub enum StackError {
     Files(#[source] std::io::Error),
 }
 
+impl StackError {
+    /// The one-line reason when this stack cannot run on this machine (e.g. Keycloak's image
+    /// is absent): a skip, not a failure.
+    pub fn skip_reason(&self) -> Option<String> {
+        match self {
+            Self::Idp(IdpError::Skipped(reason)) => Some(reason.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The stack's Redis.
+#[derive(Debug)]
+pub enum RedisHandle {
+    /// A `redis-server` child process.
+    Process(RedisServer),
+    /// A `redis:7` container.
+    Container(Box<RedisContainer>),
+    /// Not ours.
+    External(String),
+}
+
+impl RedisHandle {
+    fn url(&self) -> String {
+        match self {
+            Self::Process(p) => p.url(),
+            Self::Container(c) => c.url(),
+            Self::External(url) => url.clone(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Process(_) => "process",
+            Self::Container(_) => "container",
+            Self::External(_) => "url",
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Self::Process(mut p) => p.stop(),
+            Self::Container(c) => c.remove().await,
+            Self::External(_) => {}
+        }
+    }
+}
+
+/// The stack's gateway.
+#[derive(Debug)]
+enum GatewayHandle {
+    Simulator(RunningGateway),
+    Caddy(CaddyGateway),
+}
+
 /// The running stack. Dropping it stops everything.
 #[derive(Debug)]
 pub struct RunningStack {
     // Field order is drop order: the gateway first, Redis last.
-    gateway: Option<RunningGateway>,
+    gateway: Option<GatewayHandle>,
     extauth: Option<extauth::server::RunningServer>,
-    upstream: Upstream,
-    idp: Option<mock_idp::RunningIdp>,
-    redis: Option<RedisServer>,
+    upstream: Option<Upstream>,
+    idp: Option<RunningIdp>,
+    redis: Option<RedisHandle>,
     files: tempfile::TempDir,
     manifest_path: PathBuf,
     vars: BTreeMap<String, String>,
     secrets: Vec<String>,
     client_id: String,
     notes: Vec<String>,
+    backends: BTreeMap<String, String>,
 }
 
 /// One stack; see [`Stack::up`].
@@ -168,6 +284,9 @@ pub struct Stack;
 impl Stack {
     /// Brings everything up (see the module docs).
     pub async fn up(options: StackOptions) -> Result<RunningStack, StackError> {
+        if let Some(target) = &options.external {
+            return Self::external(target);
+        }
         let mut notes = Vec::new();
         let mut announce = |line: String| {
             if options.announce {
@@ -175,24 +294,39 @@ impl Stack {
             }
             notes.push(line);
         };
+        let files = tempfile::Builder::new()
+            .prefix("harness-stack-")
+            .tempdir()
+            .map_err(StackError::Files)?;
 
         // Redis (or the memory store).
-        let redis = match options.redis {
+        let redis = match &options.redis {
             RedisMode::Memory => None,
-            RedisMode::Process => Some(RedisServer::start()?),
-            RedisMode::Auto => match RedisServer::start() {
-                Ok(server) => Some(server),
-                Err(RedisError::NotFound) => {
-                    announce(
-                        "redis-server not found: extauth uses its in-memory session store (apt-get install redis-server for the real thing)".to_owned(),
-                    );
-                    None
-                }
-                Err(e) => return Err(e.into()),
+            RedisMode::Process => Some(RedisHandle::Process(RedisServer::start()?)),
+            RedisMode::Container => Some(RedisHandle::Container(Box::new(
+                RedisContainer::start().await?,
+            ))),
+            RedisMode::Url(url) => Some(RedisHandle::External(url.clone())),
+            RedisMode::Auto => match RedisContainer::start().await {
+                Ok(container) => Some(RedisHandle::Container(Box::new(container))),
+                Err(why) => match RedisServer::start() {
+                    Ok(server) => {
+                        announce(format!(
+                            "redis auto: no container ({why}); using a redis-server process"
+                        ));
+                        Some(RedisHandle::Process(server))
+                    }
+                    Err(RedisError::NotFound) => {
+                        announce(format!(
+                            "redis auto: no container ({why}) and no redis-server: extauth uses its in-memory session store"
+                        ));
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                },
             },
         };
 
-        // The IdP, on `localhost`.
         let realm = mock_idp::Realm::from_file(&options.realm_file).map_err(|source| {
             StackError::Realm {
                 path: options.realm_file.clone(),
@@ -207,13 +341,6 @@ impl Stack {
                 path: options.realm_file.clone(),
                 client: options.client_id.clone(),
             })?;
-        let idp = mock_idp::MockIdp::builder()
-            .realm(realm)
-            .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .public_host("localhost")
-            .start()
-            .await?;
-        let idp_url = idp.base_url().as_str().trim_end_matches('/').to_owned();
 
         let upstream = Upstream::start().await;
 
@@ -245,12 +372,19 @@ impl Stack {
             (a.clone(), format!("http://{a}"), format!("http://{a}"))
         };
 
-        let (redis_host, redis_port, store) = match &redis {
-            Some(server) => (
-                server.host().to_owned(),
-                server.port().to_string(),
-                extauth::server::StoreChoice::FromConfig,
-            ),
+        let redis_url = redis.as_ref().map(RedisHandle::url);
+        let (redis_host, redis_port, store) = match &redis_url {
+            Some(url) => {
+                let parsed = Url::parse(url).map_err(|_| RedisError::BadUrl(url.clone()))?;
+                let host = parsed
+                    .host_str()
+                    .ok_or_else(|| RedisError::BadUrl(url.clone()))?;
+                (
+                    host.to_owned(),
+                    parsed.port().unwrap_or(6379).to_string(),
+                    extauth::server::StoreChoice::FromConfig,
+                )
+            }
             // The manifest still names a Redis host; extauth is told to use memory instead.
             None => (
                 "127.0.0.1".to_owned(),
@@ -259,10 +393,10 @@ impl Stack {
             ),
         };
         let signing_key = random_key();
-        let env: BTreeMap<String, String> = [
+        let mut env: BTreeMap<String, String> = [
             ("KEYCLOAK_SECRET", client_secret.clone()),
             ("KEYCLOAK_CLIENT", options.client_id.clone()),
-            ("KEYCLOAK_URL", idp_url.clone()),
+            ("KEYCLOAK_URL", "http://localhost:1".to_owned()),
             ("INGRESS_GW_ADDRESS", ingress.clone()),
             ("REDIS_HOST", redis_host),
             ("REDIS_PORT", redis_port),
@@ -271,21 +405,52 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let map_env = extauth::env::MapEnv::from_iter(env.clone());
         let source_name = options.manifest_file.display().to_string();
-        let loaded =
+        let load = |env: &BTreeMap<String, String>| {
+            let map_env = extauth::env::MapEnv::from_iter(env.clone());
             extauth::config::load_str(&source_name, &manifest, &map_env).map_err(|source| {
                 StackError::Config {
                     path: options.manifest_file.clone(),
-                    source,
+                    source: Box::new(source),
                 }
-            })?;
+            })
+        };
+        // A first read tells the IdP the exact redirect URIs (oidc-provider takes no
+        // wildcards); the IdP's URL is not known yet and does not change them.
+        let mut redirect_uris: Vec<String> = Vec::new();
+        for config in &load(&env)?.auth_configs {
+            for uri in [
+                config.redirect_uri.clone(),
+                format!("{gateway_url}{}", config.callback_path),
+            ] {
+                if !redirect_uris.contains(&uri) {
+                    redirect_uris.push(uri);
+                }
+            }
+        }
+
+        // The IdP, on `localhost`.
+        let idp = RunningIdp::start(
+            &options.idp,
+            realm,
+            &IdpSetup {
+                realm_file: options.realm_file.clone(),
+                client_id: options.client_id.clone(),
+                redirect_uris,
+                dir: files.path().to_path_buf(),
+            },
+        )
+        .await?;
+        let idp_url = idp.base_url();
+        env.insert("KEYCLOAK_URL".to_owned(), idp_url.clone());
+        let loaded = load(&env)?;
+        let id_token_header = loaded
+            .auth_configs
+            .iter()
+            .find_map(|c| c.id_token_header.as_ref())
+            .map_or_else(|| "jwt".to_owned(), |h| h.as_str().to_owned());
 
         // A rendered copy (variables filled in) for humans: `extauth validate` takes it as is.
-        let files = tempfile::Builder::new()
-            .prefix("harness-stack-")
-            .tempdir()
-            .map_err(StackError::Files)?;
         let manifest_path = files.path().join("seed-authorization-code.rendered.yaml");
         std::fs::write(&manifest_path, render(&manifest, &env)).map_err(StackError::Files)?;
 
@@ -303,12 +468,31 @@ impl Stack {
         let upstream_url = Url::parse(&upstream.url()).map_err(|e| {
             StackError::Files(std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
         })?;
-        let gateway = GatewaySim::serve(
-            listener,
-            extauth.grpc_addr(),
-            upstream_url,
-            options.append_semantics,
-        )?;
+        let gateway = match options.gateway {
+            GatewayMode::Simulator => GatewayHandle::Simulator(GatewaySim::serve(
+                listener,
+                extauth.grpc_addr(),
+                upstream_url,
+                options.append_semantics,
+            )?),
+            GatewayMode::Caddy => {
+                // Caddy binds the address itself: free it just before.
+                drop(listener);
+                let config = CaddyConfig {
+                    listen: gateway_addr,
+                    extauth_http: extauth.http_addr(),
+                    upstream: upstream.addr().to_string(),
+                    id_token_header,
+                };
+                let dir = files.path().to_path_buf();
+                let caddy = tokio::task::spawn_blocking(move || CaddyGateway::start(&config, &dir))
+                    .await
+                    .map_err(|e| {
+                        StackError::Files(std::io::Error::other(format!("caddy start: {e}")))
+                    })??;
+                GatewayHandle::Caddy(caddy)
+            }
+        };
 
         let mut vars = BTreeMap::new();
         let mut set = |k: &str, v: String| {
@@ -318,8 +502,8 @@ impl Stack {
         set("APP_URL", app_url);
         set("INGRESS_GW_ADDRESS", ingress);
         set("IDP_URL", idp_url.clone());
-        set("KEYCLOAK_URL", idp_url);
-        set("ISSUER", idp.issuer(REALM));
+        set("KEYCLOAK_URL", idp_url.clone());
+        set("ISSUER", format!("{idp_url}/realms/{REALM}"));
         set("KEYCLOAK_CLIENT", options.client_id.clone());
         set("UPSTREAM_URL", upstream.url());
         set("EXTAUTH_GRPC", extauth.grpc_addr().to_string());
@@ -327,14 +511,33 @@ impl Stack {
         set("EXTAUTH_ADMIN", extauth.admin_addr().to_string());
         set(
             "REDIS_URL",
-            redis
-                .as_ref()
-                .map_or_else(|| "memory".to_owned(), RedisServer::url),
+            redis_url.unwrap_or_else(|| "memory".to_owned()),
         );
+        let backends = [
+            ("idp", idp.name().to_owned()),
+            (
+                "gateway",
+                match options.gateway {
+                    GatewayMode::Simulator => "sim",
+                    GatewayMode::Caddy => "caddy",
+                }
+                .to_owned(),
+            ),
+            (
+                "redis",
+                redis
+                    .as_ref()
+                    .map_or("memory", RedisHandle::name)
+                    .to_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         Ok(RunningStack {
             gateway: Some(gateway),
             extauth: Some(extauth),
-            upstream,
+            upstream: Some(upstream),
             idp: Some(idp),
             redis,
             files,
@@ -343,6 +546,65 @@ impl Stack {
             secrets: vec![client_secret, signing_key],
             client_id: options.client_id,
             notes,
+            backends,
+        })
+    }
+
+    /// A stack that starts nothing: the deployment at `target`.
+    fn external(target: &ExternalTarget) -> Result<RunningStack, StackError> {
+        let files = tempfile::Builder::new()
+            .prefix("harness-external-")
+            .tempdir()
+            .map_err(StackError::Files)?;
+        let gateway_url = target.gateway_url.trim_end_matches('/').to_owned();
+        let idp_url = target.idp_url.trim_end_matches('/').to_owned();
+        let parsed = Url::parse(&gateway_url).map_err(|e| {
+            StackError::Files(std::io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("gateway URL {gateway_url:?}: {e}"),
+            ))
+        })?;
+        let app_url = target.app_url.clone().unwrap_or_else(|| {
+            if parsed.scheme() == "http" && parsed.port().is_none() {
+                format!("{gateway_url}:80")
+            } else {
+                gateway_url.clone()
+            }
+        });
+        let ingress = parsed.host_str().unwrap_or_default().to_owned();
+        let ingress = match parsed.port() {
+            Some(port) => format!("{ingress}:{port}"),
+            None => ingress,
+        };
+        let mut vars = BTreeMap::new();
+        for (k, v) in [
+            ("GATEWAY_URL", gateway_url),
+            ("APP_URL", app_url),
+            ("INGRESS_GW_ADDRESS", ingress),
+            ("IDP_URL", idp_url.clone()),
+            ("KEYCLOAK_URL", idp_url.clone()),
+            ("ISSUER", format!("{idp_url}/realms/{}", target.realm)),
+            ("KEYCLOAK_CLIENT", target.client_id.clone()),
+            ("REDIS_URL", "unknown (external)".to_owned()),
+        ] {
+            vars.insert(k.to_owned(), v);
+        }
+        Ok(RunningStack {
+            gateway: None,
+            extauth: None,
+            upstream: None,
+            idp: None,
+            redis: None,
+            manifest_path: files.path().join("none"),
+            files,
+            vars,
+            secrets: Vec::new(),
+            client_id: target.client_id.clone(),
+            notes: Vec::new(),
+            backends: [("target", "url")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
         })
     }
 }
@@ -397,9 +659,123 @@ impl RunningStack {
         self.var("REDIS_URL")
     }
 
-    /// The Redis process, to stop and restart it mid-run.
+    /// The Redis process (process backend only), e.g. for its PID.
     pub fn redis_mut(&mut self) -> Option<&mut RedisServer> {
-        self.redis.as_mut()
+        match self.redis.as_mut() {
+            Some(RedisHandle::Process(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether the harness started this stack (`false` for an external target: the
+    /// upstream's records and Redis are out of reach).
+    pub fn is_external(&self) -> bool {
+        self.extauth.is_none()
+    }
+
+    /// The backends, by part (`idp`, `gateway`, `redis`), as scenarios spell them.
+    pub fn backends(&self) -> &BTreeMap<String, String> {
+        &self.backends
+    }
+
+    /// Stops the stack's Redis (an outage), keeping its port for [`Self::redis_start`].
+    pub async fn redis_stop(&mut self) -> Result<(), String> {
+        match self.redis.as_mut() {
+            Some(RedisHandle::Process(p)) => {
+                p.stop();
+                Ok(())
+            }
+            Some(RedisHandle::Container(c)) => c.stop().await.map_err(|e| e.to_string()),
+            Some(RedisHandle::External(url)) => Err(format!(
+                "Redis at {url} was not started by the harness: not stoppable"
+            )),
+            None => Err(self.no_redis()),
+        }
+    }
+
+    /// Starts the stack's Redis again on the same port (empty), then waits (bounded) until
+    /// extauth's `/readyz` sees it, so the next step does not race extauth's reconnect.
+    pub async fn redis_start(&mut self) -> Result<(), String> {
+        match self.redis.as_mut() {
+            Some(RedisHandle::Process(p)) => p.start_again().map_err(|e| e.to_string())?,
+            Some(RedisHandle::Container(c)) => {
+                c.start_again().await.map_err(|e| e.to_string())?;
+            }
+            Some(RedisHandle::External(url)) => {
+                return Err(format!(
+                    "Redis at {url} was not started by the harness: not startable"
+                ));
+            }
+            None => return Err(self.no_redis()),
+        }
+        let ready = format!("http://{}/readyz", self.extauth_admin());
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?;
+        for _ in 0..READY_ATTEMPTS {
+            if client
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "Redis is back but extauth's {ready} did not turn ready"
+        ))
+    }
+
+    fn no_redis(&self) -> String {
+        if self.is_external() {
+            "not checkable against a URL target: the harness does not control its Redis".into()
+        } else {
+            "this stack has no Redis (stack.redis: memory, or neither a container nor redis-server was available)".into()
+        }
+    }
+
+    /// The PIDs of the child processes this stack runs now: (what, PID).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let mut pids = Vec::new();
+        if let Some(RedisHandle::Process(p)) = &self.redis
+            && let Some(pid) = p.pid()
+        {
+            pids.push(("redis-server".to_owned(), pid));
+        }
+        if let Some(GatewayHandle::Caddy(c)) = &self.gateway
+            && let Some(pid) = c.pid()
+        {
+            pids.push(("caddy".to_owned(), pid));
+        }
+        if let Some(pid) = self.idp.as_ref().and_then(RunningIdp::pid) {
+            pids.push(("node oidc-provider".to_owned(), pid));
+        }
+        pids
+    }
+
+    /// The last lines of each backend's log that has one: (part, text).
+    pub async fn log_tails(&self, lines: usize) -> Vec<(String, String)> {
+        let mut tails = Vec::new();
+        match &self.redis {
+            Some(RedisHandle::Process(p)) => tails.push(("redis-server".into(), p.log_tail(lines))),
+            Some(RedisHandle::Container(c)) => {
+                tails.push(("redis container".into(), c.log_tail(lines).await));
+            }
+            _ => {}
+        }
+        if let Some(GatewayHandle::Caddy(c)) = &self.gateway {
+            tails.push(("caddy".into(), c.log_tail(lines)));
+        }
+        if let Some(idp) = &self.idp {
+            let tail = idp.log_tail(lines).await;
+            if !tail.is_empty() {
+                tails.push((idp.name().to_owned(), tail));
+            }
+        }
+        tails
     }
 
     /// The upstream's URL.
@@ -407,9 +783,12 @@ impl RunningStack {
         self.var("UPSTREAM_URL")
     }
 
-    /// What the upstream received so far.
+    /// What the upstream received so far (nothing for an external target).
     pub async fn upstream_requests(&self) -> Vec<ReceivedRequest> {
-        self.upstream.received().await
+        match &self.upstream {
+            Some(upstream) => upstream.received().await,
+            None => Vec::new(),
+        }
     }
 
     /// The manifest as extauth read it, with the variables filled in.
@@ -441,17 +820,19 @@ impl RunningStack {
 
     /// Stops everything, gateway first, and waits for it.
     pub async fn stop(mut self) {
-        if let Some(gateway) = self.gateway.take() {
-            gateway.shutdown().await;
+        match self.gateway.take() {
+            Some(GatewayHandle::Simulator(gateway)) => gateway.shutdown().await,
+            Some(GatewayHandle::Caddy(mut caddy)) => caddy.stop(),
+            None => {}
         }
         if let Some(extauth) = self.extauth.take() {
             extauth.shutdown().await;
         }
         if let Some(idp) = self.idp.take() {
-            idp.shutdown().await;
+            idp.stop().await;
         }
-        if let Some(mut redis) = self.redis.take() {
-            redis.stop();
+        if let Some(redis) = self.redis.take() {
+            redis.stop().await;
         }
     }
 }
@@ -460,7 +841,11 @@ impl RunningStack {
 /// port on 127.0.0.1. Returns whether it got port 80.
 async fn bind_gateway(prefer_port_80: bool) -> Result<(TcpListener, bool), StackError> {
     if prefer_port_80 {
-        for n in 2..=254u8 {
+        // A random start: a stack whose gateway binds the address itself (Caddy) frees it
+        // for a moment, and parallel stacks should not all race for 127.0.0.2.
+        let start = rand::random_range(0..253u16);
+        for i in 0..253u16 {
+            let n = u8::try_from(2 + (start + i) % 253).unwrap_or(2);
             let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, n), 80));
             match TcpListener::bind(addr).await {
                 Ok(listener) => return Ok((listener, true)),

@@ -79,6 +79,80 @@ async fn other_scenario_files_pass() {
     );
 }
 
+/// The OpenID RP-certification faults, one file each in `scenarios/conformance/`, driven
+/// through the mock IdP's admin API (`idp_admin` steps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_scenarios_pass() {
+    let dir = scenarios_dir().join("conformance");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/conformance/ is readable")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenarios in {}", dir.display());
+    let mut failed = Vec::new();
+    for file in &files {
+        let report = run_file(file, &RunOptions::default()).await;
+        if let Some((step, problems)) = report.failure {
+            failed.push(format!(
+                "{} at {step:?}: {}",
+                file.display(),
+                problems.join("; ")
+            ));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed conformance scenarios:\n{}",
+        failed.join("\n")
+    );
+}
+
+/// Every scenario on every backend combination it declares (`harness run --matrix`): the
+/// mock IdP and oidc-provider, the simulator and Caddy, Redis as a process and as a
+/// testcontainers container. Keycloak rows are skipped with their reason in one line when
+/// the image is absent. Needs a Docker engine with `redis:7` (`just docker-up images`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_passes_on_every_declared_backend() {
+    let options = RunOptions {
+        matrix: true,
+        ..RunOptions::default()
+    };
+    let reports = harness::scenario::run_paths(&[scenarios_dir()], &options)
+        .await
+        .expect("scenarios/ is readable");
+    println!("{}", harness::cli::results_table(&reports));
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| {
+            let (step, problems) = r.failure.clone().unwrap_or_default();
+            format!(
+                "{} [{}] at {step:?}: {}",
+                r.name,
+                r.backends,
+                problems.join("; ")
+            )
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed rows:\n{}", failed.join("\n"));
+    for backend in [
+        "idp=oidc-provider",
+        "gateway=caddy",
+        "redis=container",
+        "redis=process",
+    ] {
+        assert!(
+            reports
+                .iter()
+                .any(|r| r.backends.contains(backend) && r.skipped.is_none()),
+            "no row ran with {backend}"
+        );
+    }
+}
+
 #[test]
 fn every_named_scenario_file_exists() {
     for name in OWN_TESTS {

@@ -92,6 +92,9 @@ fn run(
         })?;
     let browser = launch(profile.path().to_path_buf(), timeout)?;
     let pid = browser.get_process_id();
+    if let Some(pid) = pid {
+        crate::cleanup::record_pid("chromium", pid);
+    }
     if let Ok(mut slot) = pid_slot.lock() {
         *slot = pid;
     }
@@ -144,6 +147,7 @@ struct PageState {
     invalid: Option<String>,
     error: Option<String>,
     has_form: bool,
+    consent: bool,
     text: String,
 }
 
@@ -153,7 +157,8 @@ const POLL_SCRIPT: &str = r#"JSON.stringify({
   url: location.href,
   invalid: (document.querySelector('#input-error') || {}).textContent || null,
   error: (document.querySelector('#kc-error-message') || {}).textContent || null,
-  hasForm: !!document.querySelector('form#kc-form-login'),
+  hasForm: !!(document.querySelector('form#kc-form-login') || document.querySelector('form input[name=login]')),
+  consent: !!document.querySelector('form input[name=prompt][value=consent]'),
   text: document.body ? document.body.innerText : ''
 })"#;
 
@@ -193,10 +198,12 @@ fn drive(
     let step = "fill and submit the login form";
     let script = format!(
         r#"(() => {{
-  const form = document.querySelector('form#kc-form-login');
-  const user = document.querySelector('#username');
-  const pass = document.querySelector('#password');
-  const submit = document.querySelector('#kc-login');
+  // Keycloak's form, else oidc-provider's interaction form.
+  const kc = document.querySelector('form#kc-form-login');
+  const form = kc || (document.querySelector('form input[name=login]') || {{}}).form;
+  const user = kc ? document.querySelector('#username') : form && form.querySelector('input[name=login]');
+  const pass = kc ? document.querySelector('#password') : form && form.querySelector('input[name=password]');
+  const submit = kc ? document.querySelector('#kc-login') : form && form.querySelector('button.login-submit');
   if (!form || !user || !pass || !submit) return 'missing form fields';
   user.value = {user};
   pass.value = {pass};
@@ -230,13 +237,30 @@ fn drive(
     // 3. The next page: the gateway (done), the form again (refused), or an error page.
     let step = "wait for the page after the login";
     let idp_origin = start_url.origin();
-    let last = poll(&tab, step, deadline, started, |page| {
+    let after_submit = |page: &PageState| {
         if !page.fresh || page.ready != "complete" {
             return false;
         }
         let elsewhere = Url::parse(&page.url).is_ok_and(|u| u.origin() != idp_origin);
-        elsewhere || page.invalid.is_some() || page.error.is_some()
-    })?;
+        elsewhere || page.invalid.is_some() || page.error.is_some() || page.consent
+    };
+    let mut last = poll(&tab, step, deadline, started, after_submit)?;
+    if last.consent && last.invalid.is_none() {
+        // oidc-provider asks for consent once per client: the same button again.
+        let step = "confirm the consent page";
+        let script = "(() => { const b = document.querySelector('button.login-submit'); \
+             if (!b) return 'missing button'; window.__harnessSubmitted = true; b.click(); \
+             return 'submitted'; })()";
+        tab.evaluate(script, false)
+            .map_err(|e| LoginError::Browser {
+                step,
+                detail: e.to_string(),
+            })?;
+        hops.push(format!("confirm consent at {}", last.url));
+        last = poll(&tab, step, deadline, started, |page| {
+            after_submit(page) && !page.consent
+        })?;
+    }
     if last
         .invalid
         .as_deref()

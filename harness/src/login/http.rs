@@ -1,8 +1,11 @@
 //! The plain-HTTP login driver: reqwest with redirects off, every hop by hand.
 //!
-//! 1. `GET` the authorization URL (IdP cookies kept in a jar for the IdP only);
-//! 2. parse `form#kc-form-login`'s `action` (HTML-unescaped) and `POST` username/password;
-//! 3. expect a 302 to the `redirect_uri` carrying `code` and `state`;
+//! 1. `GET` the authorization URL (IdP cookies kept in a jar for the IdP only), following the
+//!    IdP's own redirects to its login page;
+//! 2. parse the login form's `action` (HTML-unescaped): Keycloak's `form#kc-form-login`
+//!    (`username`/`password`) or oidc-provider's (`login`/`password`), and `POST` it;
+//! 3. follow the IdP's redirects (confirming oidc-provider's consent page once) until one
+//!    leaves the IdP: the `redirect_uri` carrying `code` and `state`;
 //! 4. `GET` that callback through the gateway, capture its `Set-Cookie`s and 302 `location`;
 //! 5. `GET` the location with the cookies and record the final status and text.
 //!
@@ -57,44 +60,76 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
     let gateway = client(None)?;
     let mut hops = Vec::new();
 
-    // 1. The login page.
+    // 1. The login page (oidc-provider first redirects to its interaction page).
     let step = "GET the IdP login page";
-    let page = idp
-        .get(start_url.clone())
-        .send()
-        .await
-        .map_err(|source| LoginError::Http { step, source })?;
-    hops.push(format!("GET {start_url} -> {}", page.status().as_u16()));
-    let page_url = page.url().clone();
-    let html = expect_page(step, page).await?;
-    let action = form_action(&html).ok_or_else(|| LoginError::Unexpected {
-        step,
-        detail: "no form#kc-form-login with an action on the page".into(),
-    })?;
-    let action = page_url.join(&action).map_err(|e| LoginError::Unexpected {
-        step,
-        detail: format!("form action is not a URL: {e}"),
-    })?;
+    let (page_url, html) = follow_to_page(&idp, step, start_url.clone(), &mut hops).await?;
+    let form = LoginForm::find(&html).ok_or_else(|| classify_page(step, StatusCode::OK, &html))?;
+    let action = page_url
+        .join(&form.action)
+        .map_err(|e| LoginError::Unexpected {
+            step,
+            detail: format!("form action is not a URL: {e}"),
+        })?;
 
-    // 2-3. Submit; expect the redirect to the callback.
+    // 2-3. Submit; follow the IdP's own redirects (and its consent page) to the callback.
     let step = "POST the login form";
-    let answer = idp
-        .post(action.clone())
-        .form(&[
+    let fields: Vec<(&str, &str)> = match form.kind {
+        FormKind::Keycloak => vec![
             ("username", credentials.user.as_str()),
             ("password", credentials.password()),
             ("credentialId", ""),
-        ])
+        ],
+        FormKind::OidcProvider => vec![
+            ("prompt", "login"),
+            ("login", credentials.user.as_str()),
+            ("password", credentials.password()),
+        ],
+    };
+    let mut answer = idp
+        .post(action.clone())
+        .form(&fields)
         .send()
         .await
         .map_err(|source| LoginError::Http { step, source })?;
     hops.push(format!("POST {action} -> {}", answer.status().as_u16()));
-    let callback = if answer.status().is_redirection() {
-        location(step, &answer, &action)?
-    } else {
+    let idp_origin = start_url.origin();
+    let mut current = action;
+    let mut consented = false;
+    let callback = loop {
+        if answer.status().is_redirection() {
+            let next = location(step, &answer, &current)?;
+            if next.origin() != idp_origin || hops.len() > MAX_HOPS {
+                break next;
+            }
+            answer = idp
+                .get(next.clone())
+                .send()
+                .await
+                .map_err(|source| LoginError::Http { step, source })?;
+            hops.push(format!("GET {next} -> {}", answer.status().as_u16()));
+            current = next;
+            continue;
+        }
         let status = answer.status();
         let html = answer.text().await.unwrap_or_default();
-        return Err(classify_page(step, status, &html));
+        match consent_action(&html) {
+            Some(consent) if status == StatusCode::OK && !consented => {
+                consented = true;
+                let target = current.join(&consent).map_err(|e| LoginError::Unexpected {
+                    step,
+                    detail: format!("consent form action is not a URL: {e}"),
+                })?;
+                answer = idp
+                    .post(target.clone())
+                    .form(&[("prompt", "consent")])
+                    .send()
+                    .await
+                    .map_err(|source| LoginError::Http { step, source })?;
+                hops.push(format!("POST {target} -> {}", answer.status().as_u16()));
+                current = target;
+            }
+            _ => return Err(classify_page(step, status, &html)),
+        }
     };
     let has = |name: &str| callback.query_pairs().any(|(k, _)| k == name);
     if !(has("code") && has("state")) {
@@ -165,17 +200,96 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
     })
 }
 
-async fn expect_page(step: &'static str, response: Response) -> Result<String, LoginError> {
-    let status = response.status();
-    let html = response
-        .text()
-        .await
-        .map_err(|source| LoginError::Http { step, source })?;
-    if status == StatusCode::OK && html.contains("kc-form-login") {
-        Ok(html)
-    } else {
-        Err(classify_page(step, status, &html))
+/// Bound on the redirects followed at the IdP.
+const MAX_HOPS: usize = 12;
+
+/// GETs `url`, following redirects (IdP cookies kept), until a page; its URL and text.
+async fn follow_to_page(
+    idp: &Client,
+    step: &'static str,
+    mut url: Url,
+    hops: &mut Vec<String>,
+) -> Result<(Url, String), LoginError> {
+    for _ in 0..MAX_HOPS {
+        let response = idp
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|source| LoginError::Http { step, source })?;
+        let status = response.status();
+        hops.push(format!("GET {url} -> {}", status.as_u16()));
+        if status.is_redirection() {
+            url = location(step, &response, &url)?;
+            continue;
+        }
+        let html = response
+            .text()
+            .await
+            .map_err(|source| LoginError::Http { step, source })?;
+        return if status == StatusCode::OK {
+            Ok((url, html))
+        } else {
+            Err(classify_page(step, status, &html))
+        };
     }
+    Err(LoginError::Unexpected {
+        step,
+        detail: format!("more than {MAX_HOPS} redirects at the IdP"),
+    })
+}
+
+/// Which IdP's login form a page holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FormKind {
+    /// Keycloak's (and the mock's) `form#kc-form-login` with `#username`, `#password`.
+    Keycloak,
+    /// oidc-provider's interaction form with `login`, `password`.
+    OidcProvider,
+}
+
+/// A login form: its kind and `action` (HTML-unescaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LoginForm {
+    pub kind: FormKind,
+    pub action: String,
+}
+
+impl LoginForm {
+    /// The login form on `html`, if any.
+    pub(crate) fn find(html: &str) -> Option<Self> {
+        if let Some(action) = form_action(html) {
+            return Some(Self {
+                kind: FormKind::Keycloak,
+                action,
+            });
+        }
+        if html.contains("name=\"login\"") && html.contains("name=\"password\"") {
+            return first_form_action(html).map(|action| Self {
+                kind: FormKind::OidcProvider,
+                action,
+            });
+        }
+        None
+    }
+}
+
+/// The action of an oidc-provider consent page's form, if `html` is one.
+pub(crate) fn consent_action(html: &str) -> Option<String> {
+    if html.contains("name=\"prompt\" value=\"consent\"") {
+        first_form_action(html)
+    } else {
+        None
+    }
+}
+
+/// The `action` of the first `<form>` on the page, HTML-unescaped.
+fn first_form_action(html: &str) -> Option<String> {
+    let start = html.find("<form")?;
+    let end = start + html[start..].find('>')?;
+    let tag = &html[start..end];
+    let value_start = tag.find("action=\"")? + "action=\"".len();
+    let value_len = tag[value_start..].find('"')?;
+    Some(unescape(&tag[value_start..value_start + value_len]))
 }
 
 /// What a non-redirect IdP page means.

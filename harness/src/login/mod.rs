@@ -5,7 +5,9 @@
 //! - [`http`]: plain HTTP requests with reqwest, each redirect handled by hand.
 //!
 //! Both start from the IdP authorization URL (the `location` of the gateway's 302), fill
-//! `form#kc-form-login` (`#username`, `#password`, submit `#kc-login`), and end on the page
+//! Keycloak's `form#kc-form-login` (`#username`, `#password`, submit `#kc-login`) or
+//! oidc-provider's interaction form (`input[name=login]`, `input[name=password]`,
+//! `button.login-submit`, then its consent page with the same button), and end on the page
 //! the gateway sends back to after the callback. A re-rendered form with
 //! "Invalid username or password." (`#input-error`) is [`LoginError::InvalidCredentials`],
 //! never a timeout. This module owns no assertions: it reports what happened.

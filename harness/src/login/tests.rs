@@ -213,3 +213,35 @@ fn secrets_do_not_print_in_debug() {
     let value = CookieValue::new("SESSIONID");
     assert!(!format!("{value:?}").contains("SESSIONID"));
 }
+
+#[test]
+fn the_oidc_provider_form_and_its_consent_page_are_recognised() {
+    use super::http::{FormKind, LoginForm, consent_action};
+    let login = r#"<form autocomplete="off" action="/realms/master/interaction/abc/login" method="post">
+      <input type="hidden" name="prompt" value="login"/><input required type="text" name="login">
+      <input required type="password" name="password"><button type="submit" class="login login-submit">Sign-in</button></form>"#;
+    let form = LoginForm::find(login).expect("a login form");
+    assert_eq!(form.kind, FormKind::OidcProvider);
+    assert_eq!(form.action, "/realms/master/interaction/abc/login");
+    assert_eq!(consent_action(login), None);
+    let consent = r#"<form action="/realms/master/interaction/def/confirm" method="post">
+      <input type="hidden" name="prompt" value="consent"/><button class="login login-submit">Continue</button></form>"#;
+    assert_eq!(
+        consent_action(consent).as_deref(),
+        Some("/realms/master/interaction/def/confirm")
+    );
+    assert_eq!(LoginForm::find(consent), None);
+}
+
+#[test]
+fn keycloak_form_wins_when_the_page_is_keycloak_s() {
+    use super::http::{FormKind, LoginForm};
+    let page = r#"<form id="kc-form-login" action="/realms/master/login-actions/authenticate?session_code=a&amp;b=c" method="post">
+      <input id="username" name="username"><input id="password" name="password"></form>"#;
+    let form = LoginForm::find(page).expect("a login form");
+    assert_eq!(form.kind, FormKind::Keycloak);
+    assert_eq!(
+        form.action,
+        "/realms/master/login-actions/authenticate?session_code=a&b=c"
+    );
+}

@@ -42,3 +42,23 @@ fn missing_binary_is_reported_with_the_install_hint() {
         "redis-server not found: install it (apt-get install redis-server)"
     );
 }
+
+#[tokio::test]
+async fn a_container_answers_ping_and_is_gone_after_remove_when_an_engine_holds_the_image() {
+    // Only where `just docker-up images` ran; elsewhere the container backend reports itself.
+    if let Err(e) = crate::docker::image("redis:7", "just images") {
+        println!("skipped: {e}");
+        return;
+    }
+    let mut redis = container::RedisContainer::start()
+        .await
+        .expect("container starts");
+    assert_eq!(ping(redis.port()), Ok(()));
+    redis.stop().await.expect("stops");
+    assert!(ping(redis.port()).is_err(), "still answering after stop");
+    redis.start_again().await.expect("starts again");
+    assert_eq!(ping(redis.port()), Ok(()));
+    let id = redis.id().to_owned();
+    redis.remove().await;
+    assert_eq!(crate::docker::container_exists(&id), Ok(false));
+}

@@ -20,9 +20,12 @@ pub mod snapshot;
 pub mod transcript;
 
 pub use model::{Action, Scenario, Step};
-pub use runner::{RunOptions, ScenarioReport, run_file, run_paths, run_scenario};
+pub use runner::{
+    RunOptions, ScenarioReport, run_file, run_file_all, run_paths, run_scenario, run_scenario_on,
+    snapshot_name,
+};
 
-use model::{LoginExpect, RawScenario, RequestExpect};
+use model::{IdpAdminExpect, LoginExpect, RawScenario, RequestExpect};
 
 /// Why a scenario file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +93,22 @@ impl Scenario {
                 reason,
             };
             let action = match (step.request.clone(), step.login.clone(), step.redis) {
+                _ if step.idp_admin.is_some() => {
+                    let (Some(admin), None, None, None) = (
+                        step.idp_admin.clone(),
+                        &step.request,
+                        &step.login,
+                        step.redis,
+                    ) else {
+                        return Err(fail(
+                            "expected exactly one of `request`, `login`, `redis`, `idp_admin`"
+                                .into(),
+                        ));
+                    };
+                    let expect: IdpAdminExpect = typed_expect(step.expect.clone())
+                        .map_err(|e| fail(format!("expect: {e}")))?;
+                    Action::IdpAdmin(admin, expect)
+                }
                 (Some(request), None, None) => {
                     let expect: RequestExpect = typed_expect(step.expect.clone())
                         .map_err(|e| fail(format!("expect: {e}")))?;

@@ -6,9 +6,9 @@
 //! description: what this proves
 //! stack:
 //!   login: browser                       # browser | http (default browser)
-//!   idp: mock                            # mock (only one for now)
-//!   gateway: simulator                   # simulator (only one for now)
-//!   redis: auto                          # auto | process | memory (default auto)
+//!   idp: [mock, oidc-provider, keycloak]  # one or a list; the first is the default
+//!   gateway: [sim, caddy]                # sim (= simulator) | caddy
+//!   redis: [process, container]          # auto | process | container | memory
 //!   # realm: realms/master.json          # relative to the scenario file's folder
 //!   # manifest: manifests/seed-authorization-code.yaml
 //! snapshot: true                         # compare the redacted transcript (default true)
@@ -21,6 +21,9 @@
 //!     expect: {outcome: success, cookie: {name: keycloak-session, value_pattern: "^[A-Z2-7]{103}=$"}}
 //!   - name: Redis goes away
 //!     redis: stop                        # stop | start
+//!   - name: the mock IdP's admin API (mock IdP only; see mock-idp/README.md)
+//!     idp_admin: {method: POST, path: /admin/mock/faults, body: {kind: id_token_nonce}}
+//!     expect: {status: 201}              # default: any 2xx; also body_json: {path: text}
 //! ```
 //!
 //! Strings in requests and expectations may use `${VAR}` with the stack's variables
@@ -35,11 +38,15 @@ use crate::login::Driver;
 
 /// Which IdP the stack runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "kebab-case")]
 pub enum IdpBackend {
     /// The in-process mock IdP (Keycloak layout).
     #[default]
     Mock,
+    /// panva's oidc-provider (npm) under node.
+    OidcProvider,
+    /// A Keycloak container (skipped when the image is absent).
+    Keycloak,
 }
 
 /// Which gateway the stack runs.
@@ -48,20 +55,117 @@ pub enum IdpBackend {
 pub enum GatewayBackend {
     /// The built-in ext_authz gRPC gateway simulator.
     #[default]
+    #[serde(alias = "sim")]
     Simulator,
+    /// Caddy `forward_auth` over extauth's HTTP mode.
+    Caddy,
 }
 
 /// Which session store the stack uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RedisBackend {
-    /// A `redis-server` process when installed, else extauth's memory store.
+    /// A container, else a `redis-server` process, else extauth's memory store.
     #[default]
     Auto,
     /// A `redis-server` process (fails when it is missing).
     Process,
+    /// A `redis:7` container through testcontainers (fails without a Docker engine).
+    Container,
     /// extauth's memory store.
     Memory,
+}
+
+impl IdpBackend {
+    /// As scenarios spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mock => "mock",
+            Self::OidcProvider => "oidc-provider",
+            Self::Keycloak => "keycloak",
+        }
+    }
+}
+
+impl GatewayBackend {
+    /// As scenarios spell it (short form).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Simulator => "sim",
+            Self::Caddy => "caddy",
+        }
+    }
+}
+
+impl RedisBackend {
+    /// As scenarios spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Process => "process",
+            Self::Container => "container",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// One backend or a list of the valid ones (`idp: [mock, oidc-provider]`); the first is the
+/// default, `harness run --matrix` runs them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices<T>(pub Vec<T>);
+
+impl<T: Copy + Default> Choices<T> {
+    /// The default choice (the first).
+    pub fn first(&self) -> T {
+        self.0.first().copied().unwrap_or_default()
+    }
+}
+
+impl<T: Default> Default for Choices<T> {
+    fn default() -> Self {
+        Self(vec![T::default()])
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Choices<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany<T> {
+            One(T),
+            Many(Vec<T>),
+        }
+        match OneOrMany::deserialize(d)? {
+            OneOrMany::One(one) => Ok(Self(vec![one])),
+            OneOrMany::Many(many) if many.is_empty() => {
+                Err(serde::de::Error::custom("an empty list of backends"))
+            }
+            OneOrMany::Many(many) => Ok(Self(many)),
+        }
+    }
+}
+
+/// One combination of backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Combo {
+    /// The IdP.
+    pub idp: IdpBackend,
+    /// The gateway.
+    pub gateway: GatewayBackend,
+    /// The session store.
+    pub redis: RedisBackend,
+}
+
+impl std::fmt::Display for Combo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "idp={} gateway={} redis={}",
+            self.idp.name(),
+            self.gateway.name(),
+            self.redis.name()
+        )
+    }
 }
 
 /// `stack:`: how to build the stack for this scenario.
@@ -71,20 +175,48 @@ pub struct StackSpec {
     /// Login driver for `login` steps (default `browser`).
     #[serde(default)]
     pub login: Driver,
-    /// IdP backend (default `mock`).
+    /// IdP backend(s) (default `mock`).
     #[serde(default)]
-    pub idp: IdpBackend,
-    /// Gateway backend (default `simulator`).
+    pub idp: Choices<IdpBackend>,
+    /// Gateway backend(s) (default `simulator`, also spelled `sim`).
     #[serde(default)]
-    pub gateway: GatewayBackend,
-    /// Session store (default `auto`).
+    pub gateway: Choices<GatewayBackend>,
+    /// Session store(s) (default `auto`).
     #[serde(default)]
-    pub redis: RedisBackend,
+    pub redis: Choices<RedisBackend>,
     /// Realm file, relative to the scenario's folder (default `realms/master.json`).
     pub realm: Option<PathBuf>,
     /// Manifest file, relative to the scenario's folder
     /// (default `manifests/seed-authorization-code.yaml`).
     pub manifest: Option<PathBuf>,
+}
+
+impl StackSpec {
+    /// The default combination: the first of each list.
+    pub fn default_combo(&self) -> Combo {
+        Combo {
+            idp: self.idp.first(),
+            gateway: self.gateway.first(),
+            redis: self.redis.first(),
+        }
+    }
+
+    /// Every combination the scenario declares valid, the default first.
+    pub fn combos(&self) -> Vec<Combo> {
+        let mut all = Vec::new();
+        for &idp in &self.idp.0 {
+            for &gateway in &self.gateway.0 {
+                for &redis in &self.redis.0 {
+                    all.push(Combo {
+                        idp,
+                        gateway,
+                        redis,
+                    });
+                }
+            }
+        }
+        all
+    }
 }
 
 /// A scenario file as written.
@@ -105,7 +237,7 @@ fn yes() -> bool {
     true
 }
 
-/// One step as written: exactly one of `request`, `login`, `redis`.
+/// One step as written: exactly one of `request`, `login`, `redis`, `idp_admin`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -113,6 +245,7 @@ pub(crate) struct RawStep {
     pub request: Option<RequestSpec>,
     pub login: Option<LoginSpec>,
     pub redis: Option<RedisAction>,
+    pub idp_admin: Option<IdpAdminSpec>,
     pub expect: Option<yaml_serde::Value>,
 }
 
@@ -151,6 +284,8 @@ pub enum Action {
     Login(LoginSpec, LoginExpect),
     /// Stop or start the stack's Redis.
     Redis(RedisAction),
+    /// A call to the mock IdP's admin API (faults, clock, request log, keys).
+    IdpAdmin(IdpAdminSpec, IdpAdminExpect),
 }
 
 /// `request:`: one request to the gateway.
@@ -300,6 +435,10 @@ pub enum LoginResult {
     Success,
     /// The IdP said "Invalid username or password.".
     InvalidCredentials,
+    /// The IdP redirected back with a code, and the gateway answered the callback with an
+    /// error status instead of the redirect to the original URL (so no session cookie).
+    /// Seen exactly by the `http` driver.
+    CallbackRejected,
 }
 
 /// `expect:` of a login step; `expect: invalid_credentials` is short for
@@ -340,4 +479,29 @@ pub enum RedisAction {
     Stop,
     /// Start it again on the same port (empty).
     Start,
+}
+
+/// `idp_admin:`: one call to the mock IdP's admin API (`/admin/mock/...`, see mock-idp's
+/// README), e.g. `{method: POST, path: /admin/mock/faults, body: {kind: id_token_nonce}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpAdminSpec {
+    /// HTTP method (default `GET`).
+    #[serde(default = "get")]
+    pub method: String,
+    /// Path (and query) under the IdP's base URL, e.g. `/admin/mock/requests?endpoint=token`.
+    pub path: String,
+    /// A JSON body, written as YAML (strings interpolated).
+    pub body: Option<yaml_serde::Value>,
+}
+
+/// `expect:` of an `idp_admin` step. Without it, any 2xx passes.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpAdminExpect {
+    /// Response status (default: any 2xx).
+    pub status: Option<u16>,
+    /// JSON body fields by dotted path (`requests.0.form.code_verifier`) → expected text.
+    #[serde(default)]
+    pub body_json: BTreeMap<String, String>,
 }

@@ -11,8 +11,9 @@ use url::Url;
 
 use super::checks::{IdTokenContext, Problems};
 use super::model::{
-    Action, LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend,
-    RequestExpect, RequestSpec, Scenario, Step,
+    Action, Combo, GatewayBackend, IdpAdminExpect, IdpAdminSpec, IdpBackend, LAST_LOCATION,
+    LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RequestExpect, RequestSpec,
+    Scenario, Step,
 };
 use super::snapshot;
 use super::transcript::{
@@ -20,8 +21,12 @@ use super::transcript::{
     Transcript, UpstreamRecord, clip, header_map,
 };
 use super::{ScenarioError, expand_paths};
+use crate::idp::IdpMode;
 use crate::login::{self, Credentials, LoginError, LoginOutcome};
-use crate::stack::{RedisMode, RunningStack, Stack, StackOptions, default_scenarios_dir};
+use crate::stack::{
+    ExternalTarget, GatewayMode, RedisMode, RunningStack, Stack, StackOptions,
+    default_scenarios_dir,
+};
 
 /// Response headers left out of transcripts: they change every run and say nothing.
 const VOLATILE_HEADERS: &[&str] = &["date", "content-length"];
@@ -35,6 +40,14 @@ pub struct RunOptions {
     pub print: bool,
     /// Bound on one login when the step does not say.
     pub login_timeout: Duration,
+    /// Run every backend combination the scenario declares (`stack:` lists), not only the
+    /// first of each.
+    pub matrix: bool,
+    /// Run against this deployment instead of a fresh stack: steps that need the stack's
+    /// insides (the upstream's records, Redis) are not checkable and say so.
+    pub target: Option<ExternalTarget>,
+    /// Credentials for every login step instead of the scenario's.
+    pub credentials: Option<(String, String)>,
 }
 
 impl Default for RunOptions {
@@ -43,6 +56,9 @@ impl Default for RunOptions {
             snapshots_dir: default_scenarios_dir().join("snapshots"),
             print: true,
             login_timeout: login::DEFAULT_TIMEOUT,
+            matrix: false,
+            target: None,
+            credentials: None,
         }
     }
 }
@@ -52,6 +68,10 @@ impl Default for RunOptions {
 pub struct ScenarioReport {
     /// The scenario's name (the file name when it did not load).
     pub name: String,
+    /// The backends it ran on (`idp=mock gateway=sim redis=process`, or `url target`).
+    pub backends: String,
+    /// Why it did not run here (e.g. Keycloak's image is absent): neither pass nor fail.
+    pub skipped: Option<String>,
     /// Its file.
     pub path: PathBuf,
     /// Steps that passed.
@@ -71,6 +91,8 @@ impl ScenarioReport {
     fn failed(path: &Path, name: String, step: &str, problem: String, started: Instant) -> Self {
         Self {
             name,
+            backends: String::new(),
+            skipped: None,
             path: path.to_owned(),
             passed_steps: 0,
             failure: Some((step.to_owned(), vec![problem])),
@@ -88,16 +110,34 @@ pub async fn run_paths(
     let files = expand_paths(paths)?;
     let mut reports = Vec::with_capacity(files.len());
     for file in files {
-        reports.push(run_file(&file, options).await);
+        reports.extend(run_file_all(&file, options).await);
     }
     Ok(reports)
 }
 
-/// Loads and runs one file; a file that does not load is a failed report.
+/// Loads and runs one file on its default backends (on all of them with
+/// [`RunOptions::matrix`], the first report then being the default's).
 pub async fn run_file(path: &Path, options: &RunOptions) -> ScenarioReport {
+    let mut reports = run_file_all(path, options).await;
+    let first = reports.remove(0);
+    match reports.into_iter().find(|r| !r.passed()) {
+        Some(failed) => failed,
+        None => first,
+    }
+}
+
+/// Loads and runs one file: one report per backend combination (one without `matrix`).
+pub async fn run_file_all(path: &Path, options: &RunOptions) -> Vec<ScenarioReport> {
     let started = Instant::now();
     match Scenario::from_file(path) {
-        Ok(scenario) => run_scenario(&scenario, options).await,
+        Ok(scenario) if options.matrix && options.target.is_none() => {
+            let mut reports = Vec::new();
+            for combo in scenario.stack.combos() {
+                reports.push(run_scenario_on(&scenario, combo, options).await);
+            }
+            reports
+        }
+        Ok(scenario) => vec![run_scenario(&scenario, options).await],
         Err(e) => {
             let name = path.file_stem().map_or_else(
                 || path.display().to_string(),
@@ -106,31 +146,80 @@ pub async fn run_file(path: &Path, options: &RunOptions) -> ScenarioReport {
             if options.print {
                 println!("scenario {name} ({})\n  ✗ load: {e}", path.display());
             }
-            ScenarioReport::failed(path, name, "load", e.to_string(), started)
+            vec![ScenarioReport::failed(
+                path,
+                name,
+                "load",
+                e.to_string(),
+                started,
+            )]
         }
     }
 }
 
-/// Runs a loaded scenario on a fresh stack.
+/// Runs a loaded scenario on a fresh stack with its default backends (or against
+/// [`RunOptions::target`]).
 pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> ScenarioReport {
+    run_scenario_on(scenario, scenario.stack.default_combo(), options).await
+}
+
+/// Runs a loaded scenario on a fresh stack with these backends.
+pub async fn run_scenario_on(
+    scenario: &Scenario,
+    combo: Combo,
+    options: &RunOptions,
+) -> ScenarioReport {
     let started = Instant::now();
     let out = Printer(options.print);
+    let backends = if options.target.is_some() {
+        "url target".to_owned()
+    } else {
+        combo.to_string()
+    };
     out.line(&format!(
-        "scenario {} ({})",
+        "scenario {} [{backends}] ({})",
         scenario.name,
         scenario.path.display()
     ));
-    let stack = match Stack::up(stack_options(scenario)).await {
+    let skip = |reason: String| {
+        out.line(&format!("SKIP {} [{backends}]: {reason}", scenario.name));
+        ScenarioReport {
+            name: scenario.name.clone(),
+            backends: backends.clone(),
+            skipped: Some(reason),
+            path: scenario.path.clone(),
+            passed_steps: 0,
+            failure: None,
+            duration: started.elapsed(),
+        }
+    };
+    if options.target.is_some()
+        && let Some(step) = scenario
+            .steps
+            .iter()
+            .find(|s| matches!(s.action, Action::Redis(_)))
+    {
+        return skip(format!(
+            "step {:?} stops or starts Redis: not checkable against a URL target",
+            step.name
+        ));
+    }
+    let stack = match Stack::up(stack_options(scenario, combo, options)).await {
         Ok(stack) => stack,
+        Err(e) if e.skip_reason().is_some() => {
+            return skip(e.skip_reason().unwrap_or_default());
+        }
         Err(e) => {
             out.line(&format!("  ✗ stack: {e}"));
-            return ScenarioReport::failed(
+            let mut report = ScenarioReport::failed(
                 &scenario.path,
                 scenario.name.clone(),
                 "stack",
                 e.to_string(),
                 started,
             );
+            report.backends = backends;
+            return report;
         }
     };
     out.line(&format!(
@@ -140,17 +229,14 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Scenario
         stack.redis_url(),
         scenario.stack.login
     ));
-    let mut run = match Run::new(scenario, stack, options) {
+    let mut run = match Run::new(scenario, combo, stack, options) {
         Ok(run) => run,
         Err(e) => {
             out.line(&format!("  ✗ setup: {e}"));
-            return ScenarioReport::failed(
-                &scenario.path,
-                scenario.name.clone(),
-                "setup",
-                e,
-                started,
-            );
+            let mut report =
+                ScenarioReport::failed(&scenario.path, scenario.name.clone(), "setup", e, started);
+            report.backends = backends;
+            return report;
         }
     };
 
@@ -160,9 +246,13 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Scenario
         let step_started = Instant::now();
         let problems = run.step(step).await;
         let took = step_started.elapsed();
+        let notes = std::mem::take(&mut run.notes);
         if problems.is_empty() {
             passed_steps += 1;
             out.line(&format!("  ✓ {} ({} ms)", step.name, took.as_millis()));
+            for note in &notes {
+                out.line(&format!("      - {note}"));
+            }
         } else {
             out.line(&format!("  ✗ {} ({} ms)", step.name, took.as_millis()));
             for problem in &problems {
@@ -173,19 +263,24 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Scenario
         }
     }
 
-    if failure.is_none() && scenario.snapshot {
+    if failure.is_none() && scenario.snapshot && run.stack.is_external() {
+        out.line(
+            "  - snapshot not compared: the transcript of a URL target depends on its backends",
+        );
+    } else if failure.is_none() && scenario.snapshot {
         let name = "transcript matches its snapshot";
         let dir = &options.snapshots_dir;
+        let snapshot_name = snapshot_name(&scenario.name, combo);
         match snapshot::compare(
             dir,
-            &scenario.name,
+            &snapshot_name,
             &scenario.description,
             &scenario.path,
             &run.transcript,
         ) {
             Ok(()) => out.line(&format!(
                 "  ✓ {name} ({})",
-                dir.join(format!("{}.snap", scenario.name)).display()
+                dir.join(format!("{snapshot_name}.snap")).display()
             )),
             Err(message) => {
                 out.line(&format!("  ✗ {name}"));
@@ -200,17 +295,23 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Scenario
             &yaml_serde::to_string(&run.transcript).unwrap_or_default(),
             4,
         ));
+        for (part, tail) in run.stack.log_tails(LOG_TAIL_LINES).await {
+            out.line(&format!("  log tail of {part}:"));
+            out.line(&indent(&run.redactor.text(&tail), 4));
+        }
     }
     run.stack.stop().await;
     let report = ScenarioReport {
         name: scenario.name.clone(),
+        backends: backends.clone(),
+        skipped: None,
         path: scenario.path.clone(),
         passed_steps,
         failure,
         duration: started.elapsed(),
     };
     out.line(&format!(
-        "{} {} ({}/{} steps, {:.1} s)",
+        "{} {} [{backends}] ({}/{} steps, {:.1} s)",
         if report.passed() { "PASS" } else { "FAIL" },
         report.name,
         report.passed_steps,
@@ -220,7 +321,21 @@ pub async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Scenario
     report
 }
 
-fn stack_options(scenario: &Scenario) -> StackOptions {
+/// Lines of each backend's log printed with a failure.
+const LOG_TAIL_LINES: usize = 15;
+
+/// The snapshot for a combination: the scenario's name on the mock IdP behind the simulator,
+/// `name.<idp>.<gateway>` elsewhere (responses legitimately differ: Caddy's `server` header,
+/// another IdP's pages). The session store changes nothing in the transcript.
+pub fn snapshot_name(scenario: &str, combo: Combo) -> String {
+    if combo.idp == IdpBackend::Mock && combo.gateway == GatewayBackend::Simulator {
+        scenario.to_owned()
+    } else {
+        format!("{scenario}.{}.{}", combo.idp.name(), combo.gateway.name())
+    }
+}
+
+fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOptions {
     let base = scenario
         .path
         .parent()
@@ -232,11 +347,22 @@ fn stack_options(scenario: &Scenario) -> StackOptions {
     if let Some(manifest) = &scenario.stack.manifest {
         options.manifest_file = base.join(manifest);
     }
-    options.redis = match scenario.stack.redis {
+    options.redis = match combo.redis {
         RedisBackend::Auto => RedisMode::Auto,
         RedisBackend::Process => RedisMode::Process,
+        RedisBackend::Container => RedisMode::Container,
         RedisBackend::Memory => RedisMode::Memory,
     };
+    options.idp = match combo.idp {
+        IdpBackend::Mock => IdpMode::Mock,
+        IdpBackend::OidcProvider => IdpMode::OidcProvider,
+        IdpBackend::Keycloak => IdpMode::Keycloak,
+    };
+    options.gateway = match combo.gateway {
+        GatewayBackend::Simulator => GatewayMode::Simulator,
+        GatewayBackend::Caddy => GatewayMode::Caddy,
+    };
+    options.external.clone_from(&run.target);
     options
 }
 
@@ -270,11 +396,15 @@ struct Run<'s> {
     last_login: Option<LoginOutcome>,
     jwks: Option<JwkSet>,
     transcript: Transcript,
+    /// Things the last step could not check (printed under it, not failures).
+    notes: Vec<String>,
+    credentials: Option<(String, String)>,
 }
 
 impl<'s> Run<'s> {
     fn new(
         scenario: &'s Scenario,
+        combo: Combo,
         stack: RunningStack,
         options: &RunOptions,
     ) -> Result<Self, String> {
@@ -288,11 +418,8 @@ impl<'s> Run<'s> {
         // Backends only: no addresses, and nothing that differs between machines (the
         // session store is printed in the stack line, not snapshotted).
         let stack_record = [
-            ("idp", format!("{:?}", scenario.stack.idp).to_lowercase()),
-            (
-                "gateway",
-                format!("{:?}", scenario.stack.gateway).to_lowercase(),
-            ),
+            ("idp", combo.idp.name().to_owned()),
+            ("gateway", format!("{:?}", combo.gateway).to_lowercase()),
             ("login", scenario.stack.login.to_string()),
         ]
         .into_iter()
@@ -308,6 +435,8 @@ impl<'s> Run<'s> {
             last_location: None,
             last_login: None,
             jwks: None,
+            notes: Vec::new(),
+            credentials: options.credentials.clone(),
             transcript: Transcript {
                 scenario: scenario.name.clone(),
                 stack: stack_record,
@@ -321,7 +450,8 @@ impl<'s> Run<'s> {
         match &step.action {
             Action::Request(spec, expect) => self.request(&step.name, spec, expect).await,
             Action::Login(spec, expect) => self.login(&step.name, spec, expect).await,
-            Action::Redis(action) => self.redis(&step.name, *action),
+            Action::Redis(action) => self.redis(&step.name, *action).await,
+            Action::IdpAdmin(spec, expect) => self.idp_admin(&step.name, spec, expect).await,
         }
     }
 
@@ -457,7 +587,11 @@ impl<'s> Run<'s> {
             ));
         }
         p.body_json(&expect.body_json, &text);
-        if let Some(u) = &expect.upstream_received {
+        if expect.upstream_received.is_some() && self.stack.is_external() {
+            self.notes.push(
+                "what the LLM received: not checkable against a URL target (skipped)".to_owned(),
+            );
+        } else if let Some(u) = &expect.upstream_received {
             if let Some(reached) = u.reached
                 && reached == upstream.is_empty()
             {
@@ -564,24 +698,35 @@ impl<'s> Run<'s> {
         let timeout = spec
             .timeout_seconds
             .map_or(self.login_timeout, Duration::from_secs);
-        let credentials = Credentials::new(spec.user.clone(), spec.password.clone());
-        self.redactor.add_secret(&spec.password);
+        let credentials = match &self.credentials {
+            Some((user, password)) => Credentials::new(user.clone(), password.clone()),
+            None => Credentials::new(spec.user.clone(), spec.password.clone()),
+        };
+        self.redactor.add_secret(credentials.password());
         let result = login::login(driver, &start, &credentials, timeout).await;
 
         let mut problems = Vec::new();
+        // The http driver's error when the gateway answers the callback with an error status.
+        let callback_rejected = matches!(
+            &result,
+            Err(LoginError::Unexpected { step, .. }) if *step == "GET the callback at the gateway"
+        );
         let outcome_text = match &result {
             Ok(_) => "success".to_owned(),
             Err(LoginError::InvalidCredentials) => "invalid_credentials".to_owned(),
+            Err(_) if callback_rejected => "callback_rejected".to_owned(),
             Err(e) => format!("error: {e}"),
         };
         match (&result, expect.outcome) {
             (Ok(_), LoginResult::Success)
             | (Err(LoginError::InvalidCredentials), LoginResult::InvalidCredentials) => {}
+            (Err(_), LoginResult::CallbackRejected) if callback_rejected => {}
             (_, want) => problems.push(format!(
                 "login outcome: expected {}, actual {outcome_text}",
                 match want {
                     LoginResult::Success => "success",
                     LoginResult::InvalidCredentials => "invalid_credentials",
+                    LoginResult::CallbackRejected => "callback_rejected",
                 }
             )),
         }
@@ -696,19 +841,83 @@ impl<'s> Run<'s> {
         problems
     }
 
-    fn redis(&mut self, name: &str, action: RedisAction) -> Vec<String> {
-        let Some(redis) = self.stack.redis_mut() else {
-            return vec![
-                "this stack has no Redis process (stack.redis: memory, or redis-server is not installed)"
-                    .into(),
-            ];
+    /// A call to the mock IdP's admin API, recorded like a request step.
+    async fn idp_admin(
+        &mut self,
+        name: &str,
+        spec: &IdpAdminSpec,
+        expect: &IdpAdminExpect,
+    ) -> Vec<String> {
+        let vars = self.vars.clone();
+        let fill = |text: &str| super::checks::interpolate(text, &vars);
+        let prepared = (|| -> Result<_, String> {
+            let url = format!("{}{}", self.stack.idp_url(), fill(&spec.path)?);
+            let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
+                .map_err(|e| format!("method {:?}: {e}", spec.method))?;
+            let body = match &spec.body {
+                Some(yaml) => {
+                    let json = serde_json::to_string(yaml).map_err(|e| format!("body: {e}"))?;
+                    Some(fill(&json)?)
+                }
+                None => None,
+            };
+            Ok((url, method, body))
+        })();
+        let (url, method, body) = match prepared {
+            Ok(p) => p,
+            Err(e) => return vec![e],
         };
-        let (label, result) = match action {
-            RedisAction::Stop => {
-                redis.stop();
-                ("stopped", Ok(()))
+        let mut request = self.client.request(method.clone(), &url);
+        if let Some(body) = &body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let (status, text) = match request.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap_or_default())
             }
-            RedisAction::Start => ("started again", redis.start_again()),
+            Err(e) => return vec![format!("idp_admin {method} {url}: {e}")],
+        };
+        let mut p = Problems::new(&self.vars, &self.redactor);
+        match expect.status {
+            Some(want) => p.status(want, status),
+            None if !(200..300).contains(&status) => p.push(format!(
+                "status: expected 2xx, actual {status}: {}",
+                clip(&text, 200)
+            )),
+            None => {}
+        }
+        p.body_json(&expect.body_json, &text);
+        let problems = p.list;
+        let r = &self.redactor;
+        let request = RequestRecord {
+            method: method.as_str().to_owned(),
+            url: r.text(&url),
+            headers: BTreeMap::new(),
+            body_bytes: body.as_ref().map(String::len),
+        };
+        let response = ResponseRecord {
+            status,
+            headers: BTreeMap::new(),
+            body: body_node(r, &text),
+        };
+        self.record(
+            name,
+            StepKind::Request {
+                request,
+                response,
+                upstream_received: Vec::new(),
+            },
+        );
+        problems
+    }
+
+    async fn redis(&mut self, name: &str, action: RedisAction) -> Vec<String> {
+        let (label, result) = match action {
+            RedisAction::Stop => ("stopped", self.stack.redis_stop().await),
+            RedisAction::Start => ("started again", self.stack.redis_start().await),
         };
         self.record(
             name,

@@ -196,3 +196,110 @@ fn a_secret_shape_says_length_and_alphabet_only() {
     );
     assert_eq!(shape("abc-_x"), "[redacted: 6 chars, base64url]");
 }
+
+#[test]
+fn stack_backends_take_one_value_or_a_list_and_the_first_is_the_default() {
+    use super::model::{Combo, GatewayBackend, IdpBackend, RedisBackend};
+    let one = parse(
+        "name: x\nstack: {idp: oidc-provider, gateway: sim}\nsteps: [{name: s, redis: stop}]",
+    )
+    .expect("parses");
+    assert_eq!(
+        one.stack.default_combo(),
+        Combo {
+            idp: IdpBackend::OidcProvider,
+            gateway: GatewayBackend::Simulator,
+            redis: RedisBackend::Auto,
+        }
+    );
+    let many = parse(
+        "name: x\nstack: {idp: [mock, keycloak], gateway: [simulator, caddy], redis: [process, container]}\nsteps: [{name: s, redis: stop}]",
+    )
+    .expect("parses");
+    let combos = many.stack.combos();
+    assert_eq!(combos.len(), 8);
+    assert_eq!(combos[0], many.stack.default_combo());
+    assert_eq!(combos[0].idp, IdpBackend::Mock);
+    assert_eq!(
+        combos[7].to_string(),
+        "idp=keycloak gateway=caddy redis=container"
+    );
+}
+
+#[test]
+fn an_unknown_backend_or_an_empty_list_is_rejected() {
+    for stack in ["{idp: okta}", "{gateway: []}", "{redis: [process, cloud]}"] {
+        let text = format!("name: x\nstack: {stack}\nsteps: [{{name: s, redis: stop}}]");
+        assert!(parse(&text).is_err(), "{stack} was accepted");
+    }
+}
+
+#[test]
+fn snapshots_are_named_per_backend_except_on_mock_behind_the_simulator() {
+    use super::model::{Combo, GatewayBackend, IdpBackend, RedisBackend};
+    let mut combo = Combo::default();
+    assert_eq!(snapshot_name("seed", combo), "seed");
+    combo.redis = RedisBackend::Container;
+    assert_eq!(
+        snapshot_name("seed", combo),
+        "seed",
+        "Redis changes nothing shown"
+    );
+    combo.gateway = GatewayBackend::Caddy;
+    assert_eq!(snapshot_name("seed", combo), "seed.mock.caddy");
+    combo.idp = IdpBackend::OidcProvider;
+    combo.gateway = GatewayBackend::Simulator;
+    assert_eq!(snapshot_name("seed", combo), "seed.oidc-provider.sim");
+}
+
+#[test]
+fn oidc_provider_interaction_ids_are_redacted() {
+    let redactor = Redactor::new(&vars(), &[]).expect("redactor");
+    assert_eq!(
+        redactor.text(
+            "GET http://localhost:41234/realms/master/interaction/Q995IRozKPABP08D8X-wfJmh/login"
+        ),
+        "GET [IDP_URL]/realms/master/interaction/[uid]/login"
+    );
+}
+
+#[test]
+fn an_idp_admin_step_parses_with_its_body_and_json_checks() {
+    let scenario = parse(
+        r#"
+name: t
+steps:
+  - name: fault
+    idp_admin: {method: POST, path: /admin/mock/faults, body: {kind: id_token_nonce, mode: sticky}}
+    expect: {status: 201}
+  - name: log
+    idp_admin: {path: "/admin/mock/requests?endpoint=token"}
+    expect: {body_json: {requests.0.form.code_verifier: "[redacted]"}}
+  - name: rejected
+    login: {user: user1, password: password}
+    expect: callback_rejected
+"#,
+    )
+    .unwrap();
+    let Action::IdpAdmin(spec, expect) = &scenario.steps[0].action else {
+        panic!("not an idp_admin step: {:?}", scenario.steps[0].action);
+    };
+    assert_eq!(spec.method, "POST");
+    assert!(spec.body.is_some());
+    assert_eq!(expect.status, Some(201));
+    let Action::IdpAdmin(spec, expect) = &scenario.steps[1].action else {
+        panic!("not an idp_admin step");
+    };
+    assert_eq!(spec.method, "GET");
+    assert_eq!(
+        expect.body_json["requests.0.form.code_verifier"],
+        "[redacted]"
+    );
+    assert!(matches!(
+        &scenario.steps[2].action,
+        Action::Login(_, e) if e.outcome == LoginResult::CallbackRejected
+    ));
+
+    let both = parse("name: t\nsteps:\n  - name: x\n    idp_admin: {path: /a}\n    redis: stop\n");
+    assert!(both.is_err(), "two step kinds in one step");
+}

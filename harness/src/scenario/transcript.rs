@@ -40,6 +40,7 @@ pub struct Redactor {
     jwt: Regex,
     expires: Regex,
     port: Regex,
+    uid: Regex,
 }
 
 impl Redactor {
@@ -68,6 +69,9 @@ impl Redactor {
             jwt: Regex::new(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")?,
             expires: Regex::new(r"(?i)(expires=)[^;]+")?,
             port: Regex::new(r"(127\.0\.0\.\d{1,3}|localhost|\[::1\]):\d{2,5}")?,
+            // oidc-provider's interaction ids in its paths (`/interaction/<uid>`,
+            // `/protocol/openid-connect/auth/<uid>`): new every run.
+            uid: Regex::new(r"(/interaction/|/openid-connect/auth/)[A-Za-z0-9_-]{16,}")?,
         };
         for secret in secrets {
             redactor.add_secret(secret);
@@ -112,6 +116,7 @@ impl Redactor {
             }
         }
         out = self.expires.replace_all(&out, "${1}[time]").into_owned();
+        out = self.uid.replace_all(&out, "${1}[uid]").into_owned();
         self.port.replace_all(&out, "${1}:[port]").into_owned()
     }
 

@@ -140,3 +140,56 @@ async fn without_port_80_the_gateway_takes_an_ephemeral_port_and_app_url_drops_8
     assert_eq!(outcome.final_status, Some(200));
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn an_external_target_starts_nothing_and_keeps_the_seeds_port_80() {
+    let options = StackOptions {
+        external: Some(ExternalTarget {
+            gateway_url: "http://127.0.0.9/".to_owned(),
+            idp_url: "http://localhost:8080".to_owned(),
+            realm: REALM.to_owned(),
+            client_id: DEFAULT_CLIENT.to_owned(),
+            app_url: None,
+        }),
+        ..quiet(RedisMode::Memory)
+    };
+    let mut stack = Stack::up(options).await.expect("external stack");
+    assert!(stack.is_external());
+    assert!(stack.pids().is_empty());
+    assert_eq!(stack.gateway_url(), "http://127.0.0.9");
+    assert_eq!(stack.app_url(), "http://127.0.0.9:80");
+    assert_eq!(stack.issuer(), "http://localhost:8080/realms/master");
+    assert!(stack.upstream_requests().await.is_empty());
+    let refused = stack.redis_stop().await.expect_err("not ours to stop");
+    assert!(
+        refused.contains("not checkable against a URL target"),
+        "{refused}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_caddy_gateway_redirects_to_the_idp_and_its_process_is_gone_after_stop() {
+    if crate::gateway_caddy::CaddyGateway::find_binary().is_none() {
+        println!("skipped: caddy is not installed");
+        return;
+    }
+    let options = StackOptions {
+        gateway: GatewayMode::Caddy,
+        ..quiet(RedisMode::Memory)
+    };
+    let stack = Stack::up(options).await.expect("stack up");
+    let location = first_location(&stack).await;
+    assert!(
+        location
+            .as_str()
+            .starts_with(&format!("{}/realms/master/", stack.idp_url())),
+        "{location}"
+    );
+    let pids = stack.pids();
+    assert!(pids.iter().any(|(what, _)| what == "caddy"), "{pids:?}");
+    stack.stop().await;
+    for (what, pid) in pids {
+        assert!(!crate::cleanup::process_alive(pid), "{what} {pid} survived");
+    }
+}

@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+
+fn report(
+    name: &str,
+    backends: &str,
+    skipped: Option<&str>,
+    failure: Option<&str>,
+) -> ScenarioReport {
+    ScenarioReport {
+        name: name.to_owned(),
+        backends: backends.to_owned(),
+        skipped: skipped.map(str::to_owned),
+        path: PathBuf::from(format!("{name}.yaml")),
+        passed_steps: 1,
+        failure: failure.map(|f| ("<1>".to_owned(), vec![f.to_owned()])),
+        duration: Duration::from_millis(1500),
+    }
+}
+
+#[test]
+fn the_results_table_has_a_row_per_combination_and_the_totals() {
+    let table = results_table(&[
+        report("seed", "idp=mock gateway=sim redis=process", None, None),
+        report(
+            "seed",
+            "idp=keycloak gateway=sim redis=process",
+            Some("image absent"),
+            None,
+        ),
+        report(
+            "seed",
+            "idp=mock gateway=caddy redis=process",
+            None,
+            Some("status: expected 200, actual 502"),
+        ),
+    ]);
+    assert!(table.contains("PASS   seed"), "{table}");
+    assert!(
+        table.contains("SKIP") && table.contains("image absent"),
+        "{table}"
+    );
+    assert!(
+        table.contains("FAIL") && table.contains("expected 200, actual 502"),
+        "{table}"
+    );
+    assert!(
+        table.ends_with("scenarios: 1 passed, 1 failed, 1 skipped\n"),
+        "{table}"
+    );
+}
+
+#[test]
+fn junit_xml_counts_and_escapes() {
+    let xml = junit_xml(&[
+        report("seed", "idp=mock", None, None),
+        report("seed", "idp=keycloak", Some("no \"image\""), None),
+        report("seed", "idp=x", None, Some("a < b & c")),
+    ]);
+    assert!(
+        xml.contains(r#"tests="3" failures="1" skipped="1""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<skipped message="no &quot;image&quot;"/>"#),
+        "{xml}"
+    );
+    assert!(xml.contains("a &lt; b &amp; c"), "{xml}");
+    assert!(
+        xml.contains(r#"<failure message="step &lt;1&gt;">"#),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_url_target_needs_both_urls() {
+    let parsed = Cli::try_parse_from(["harness", "run", "--gateway-url", "http://127.0.0.2"]);
+    assert!(parsed.is_err());
+    let parsed = Cli::try_parse_from([
+        "harness",
+        "run",
+        "--gateway-url",
+        "http://127.0.0.2",
+        "--idp-url",
+        "http://localhost:8080",
+        "--user",
+        "user1",
+        "--password",
+        "password",
+        "--matrix",
+    ]);
+    assert!(parsed.is_ok(), "{parsed:?}");
+}
