@@ -9,13 +9,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use extauth::clock::ManualClock;
 use extauth::config;
 use extauth::env::MapEnv;
 use extauth::server::{self, RunningServer, ServeOptions, StoreChoice};
 use extauth::testing::RedisProcess;
 use mock_idp::{MockIdp, Realm, RunningIdp};
+use support::Answer;
+
+mod support;
 
 const REALM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -140,26 +142,6 @@ async fn stack(store: Store, edit: impl Fn(String) -> String) -> Stack {
     }
 }
 
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.all(name).into_iter().next()
-    }
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
 async fn check(stack: &Stack, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
     let url = format!("http://{}{target}", stack.server.http_addr());
     let mut req = stack
@@ -169,61 +151,24 @@ async fn check(stack: &Stack, method: &str, target: &str, headers: &[(&str, &str
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = req.send().await.expect("http check");
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = resp.text().await.unwrap_or_default();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    Answer::read(req.send().await.expect("http check")).await
 }
 
 /// Fills Keycloak's form at `auth_url`; the callback URL the IdP redirects to.
 async fn idp_login(stack: &Stack, auth_url: &str) -> url::Url {
-    let page = stack.http.get(auth_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the IdP shows its login page");
-    let page_url = page.url().clone();
-    let html = page.text().await.unwrap();
-    let form = &html[html.find("id=\"kc-form-login\"").expect("login form")..];
-    let tag = &form[..form.find('>').unwrap()];
-    let start = tag.find("action=\"").unwrap() + "action=\"".len();
-    let action = tag[start..][..tag[start..].find('"').unwrap()].replace("&amp;", "&");
-    let answer = stack
-        .http
-        .post(page_url.join(&action).unwrap())
-        .form(&[("username", "user1"), ("password", "password")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 302, "user1 logs in");
-    url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap()
+    support::log_in(&stack.http, auth_url).await
 }
 
 fn target(url: &url::Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    }
+    support::path_and_query(url)
 }
 
 fn pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().trim().to_owned()
+    support::cookie_pair(set_cookie)
 }
 
 fn claims(jwt: &str) -> serde_json::Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    support::jwt_claims(jwt)
 }
 
 /// The seed's Step 3: curl starts, another browser finishes. Returns the callback answer and

@@ -6,109 +6,28 @@
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use base64::Engine as _;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValueOption, header_value_option};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
-use extauth::config::{self, Loaded};
-use extauth::env::MapEnv;
-use extauth::server::{self, RunningServer, ServeOptions, StoreChoice};
-use extauth::testing::RedisProcess;
-use mock_idp::{MockIdp, Realm, RunningIdp};
+use extauth::server::OpsOptions;
+use support::{APP_HOST, Answer, Stack, Store, cookie_pair, jwt_claims, log_in_as, path_and_query};
 
-const MANIFEST: &str = include_str!("../../scenarios/manifests/seed-authorization-code.yaml");
-const REALM: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../scenarios/realms/master.json"
-);
-/// The gateway's address as the seed's `${INGRESS_GW_ADDRESS}`: `appUrl` is `http://<it>:80`.
-const GATEWAY: &str = "127.0.0.1";
-const APP_HOST: &str = "127.0.0.1:80";
-
-struct Stack {
-    idp: RunningIdp,
-    server: RunningServer,
-    http: reqwest::Client,
-    _redis: Option<RedisProcess>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Store {
-    Redis,
-    Memory,
-}
-
-fn loaded(idp: &RunningIdp, redis: Option<&RedisProcess>) -> Loaded {
-    let base = idp.base_url().as_str().trim_end_matches('/').to_owned();
-    let port = redis.map_or(1, RedisProcess::port).to_string();
-    let env = MapEnv::default()
-        .with("KEYCLOAK_SECRET", "agentgateway-client-secret")
-        .with("KEYCLOAK_CLIENT", "agentgateway")
-        .with("KEYCLOAK_URL", &base)
-        .with("INGRESS_GW_ADDRESS", GATEWAY)
-        .with("REDIS_HOST", "127.0.0.1")
-        .with("REDIS_PORT", &port)
-        .with("SIGNING_KEY", "an-integration-test-signing-key-of-32+bytes");
-    config::load_str("seed-authorization-code.yaml", MANIFEST, &env).expect("seed manifests load")
-}
+mod support;
 
 async fn stack(store: Store) -> Stack {
-    let redis = match store {
-        Store::Redis => Some(RedisProcess::start().expect("redis-server must be installed")),
-        Store::Memory => None,
-    };
-    let idp = MockIdp::builder()
-        .realm(Realm::from_file(REALM).expect("realm"))
-        .public_host("localhost")
-        .start()
-        .await
-        .expect("mock idp");
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = server::start(
-        loaded(&idp, redis.as_ref()),
-        ServeOptions {
-            grpc: any,
-            http: any,
-            admin: any,
-            session_store: match store {
-                Store::Redis => StoreChoice::FromConfig,
-                Store::Memory => StoreChoice::Memory,
-            },
-        },
-    )
-    .await
-    .expect("extauth starts");
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    Stack {
-        idp,
-        server,
-        http,
-        _redis: redis,
-    }
+    support::stack(store, OpsOptions::default()).await
 }
 
-/// What the gateway learns from one check.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+async fn log_in(
+    stack: &Stack,
+    auth_url: &str,
+    user: &str,
+    password: &str,
+) -> Result<url::Url, String> {
+    log_in_as(&stack.http, auth_url, user, password).await
 }
 
 /// One check through the gRPC API, as agentgateway/Envoy sends it.
@@ -169,83 +88,9 @@ async fn grpc_check(
 
 /// One check through the HTTP mode, as `curl` against `--http` does it.
 async fn http_check(stack: &Stack, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let url = format!("http://{}{path}", stack.server.http_addr());
-    let mut req = stack
-        .http
-        .request(method.parse().unwrap(), url)
-        .header("host", APP_HOST);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.expect("http check");
-    let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let body = resp.text().await.unwrap_or_default();
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// The browser's part of Step 3.2: open the IdP URL, fill Keycloak's form, return the
-/// callback URL (with `code` and `state`) the IdP redirects to.
-async fn log_in(
-    stack: &Stack,
-    auth_url: &str,
-    user: &str,
-    password: &str,
-) -> Result<url::Url, String> {
-    let page = stack.http.get(auth_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the IdP shows its login page");
-    let page_url = page.url().clone();
-    let html = page.text().await.unwrap();
-    let action = form_action(&html).expect("form#kc-form-login with an action");
-    let action = page_url.join(&action).unwrap();
-    let answer = stack
-        .http
-        .post(action)
-        .form(&[("username", user), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    if answer.status() != 302 {
-        return Err(answer.text().await.unwrap_or_default());
-    }
-    let location = answer.headers()["location"].to_str().unwrap();
-    Ok(url::Url::parse(location).unwrap())
-}
-
-fn form_action(html: &str) -> Option<String> {
-    let form = &html[html.find("id=\"kc-form-login\"")?..];
-    let tag = &form[..form.find('>')?];
-    let start = tag.find("action=\"")? + "action=\"".len();
-    let value = &tag[start..];
-    Some(value[..value.find('"')?].replace("&amp;", "&"))
-}
-
-fn path_and_query(url: &url::Url) -> String {
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    }
-}
-
-fn jwt_claims(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("json claims")
-}
-
-/// `name=value` of the session cookie from a `Set-Cookie`.
-fn cookie_pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().unwrap().trim().to_owned()
+    let mut with_host = vec![("host", APP_HOST)];
+    with_host.extend_from_slice(headers);
+    support::http_request(stack, method, path, &with_host).await
 }
 
 /// Step 3.1 to 3.5 over gRPC: 302, login, callback with Set-Cookie, allow with `jwt`.
@@ -430,29 +275,15 @@ async fn a_session_survives_an_extauth_restart_with_redis_but_not_with_memory() 
             idp,
             server,
             http,
-            _redis,
+            redis,
         } = stack;
         server.shutdown().await;
-        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let replica = server::start(
-            loaded(&idp, _redis.as_ref()),
-            ServeOptions {
-                grpc: any,
-                http: any,
-                admin: any,
-                session_store: match store {
-                    Store::Redis => StoreChoice::FromConfig,
-                    Store::Memory => StoreChoice::Memory,
-                },
-            },
-        )
-        .await
-        .unwrap();
+        let replica = support::start(&idp, redis.as_ref(), OpsOptions::default()).await;
         let stack = Stack {
             idp,
             server: replica,
             http,
-            _redis,
+            redis,
         };
         let after = http_check(&stack, "GET", "/openai", &[("cookie", cookie.as_str())]).await;
         match store {

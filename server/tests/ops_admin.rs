@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
-mod ops_support;
+mod support;
 
 use extauth::server::OpsOptions;
-use ops_support::*;
+use support::*;
 
 /// The value of the sample `line_prefix` (metric name with its labels) in a scrape.
 fn sample(scrape: &str, line_prefix: &str) -> f64 {

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
-mod ops_support;
+mod support;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::HeaderMap;
 use extauth::server::{self, ServeOptions, StoreChoice};
-use ops_support::*;
+use support::*;
 
 /// Caddy as a child process, killed by PID on drop.
 struct Caddy {

@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-mod ops_support;
+mod support;
 
 fn extauth(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_extauth"))
@@ -76,10 +76,10 @@ impl Drop for Served {
 
 #[tokio::test]
 async fn the_config_selector_flag_picks_the_auth_config_by_the_named_header() {
-    let idp = ops_support::idp().await;
+    let idp = support::idp().await;
     let base = idp.base_url().as_str().trim_end_matches('/').to_owned();
     // Two AuthConfigs: the seed's, and a copy named `second` with its own callback path.
-    let seed = ops_support::MANIFEST;
+    let seed = support::MANIFEST;
     let second = seed
         .split("\n---\n")
         .nth(1)
@@ -118,7 +118,7 @@ async fn the_config_selector_flag_picks_the_auth_config_by_the_named_header() {
         .spawn()
         .expect("start extauth serve");
     let _served = Served(child);
-    let client = ops_support::client();
+    let client = support::client();
     let get = |route: Option<&'static str>| {
         let mut req = client
             .get(format!("http://{http}/openai"))

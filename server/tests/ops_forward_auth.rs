@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
-mod ops_support;
+mod support;
 
 use std::collections::HashMap;
 
 use extauth::server::OpsOptions;
 use extauth::transport::proxy::{Cidr, TrustedProxies};
-use ops_support::*;
+use support::*;
 
 fn trusting(cidrs: &[&str]) -> OpsOptions {
     OpsOptions {

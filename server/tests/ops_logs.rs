@@ -6,14 +6,14 @@
 
 #![allow(clippy::unwrap_used)] // Test code: a failed unwrap is a failed test.
 
-mod ops_support;
+mod support;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use extauth::cli::{LogFormat, log_subscriber};
 use extauth::server::OpsOptions;
-use ops_support::*;
+use support::*;
 
 /// A `MakeWriter` appending to a shared buffer.
 #[derive(Clone, Default)]

@@ -1,4 +1,4 @@
-//! Shared fixtures of the `ops_*` suites: extauth on port 0 with the seed's manifests, the
+//! Shared fixtures of the integration suites: extauth on port 0 with the seed's manifests, the
 //! mock IdP (Keycloak layout) on port 0, Redis as a real `redis-server` or the memory store,
 //! and a plain HTTP client (redirects off) playing the browser and the proxy.
 
@@ -126,10 +126,16 @@ pub struct Answer {
 
 impl Answer {
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.all(name).into_iter().next()
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub async fn read(resp: reqwest::Response) -> Self {
@@ -169,9 +175,22 @@ pub async fn admin_get(stack: &Stack, path: &str) -> Answer {
     Answer::read(stack.http.get(url).send().await.expect("admin")).await
 }
 
-/// The browser's part: open the IdP URL, fill Keycloak's form, return the callback URL (with
-/// `code` and `state`) the IdP redirects to.
+/// The browser's part: open the IdP URL, fill Keycloak's form as `user1` / `password`, return
+/// the callback URL (with `code` and `state`) the IdP redirects to.
 pub async fn log_in(http: &reqwest::Client, auth_url: &str) -> url::Url {
+    log_in_as(http, auth_url, "user1", "password")
+        .await
+        .unwrap_or_else(|page| panic!("user1 logs in; the IdP answered: {page}"))
+}
+
+/// As [`log_in`] with any credentials; `Err` holds the page the IdP showed instead of a
+/// redirect (e.g. "Invalid username or password.").
+pub async fn log_in_as(
+    http: &reqwest::Client,
+    auth_url: &str,
+    user: &str,
+    password: &str,
+) -> Result<url::Url, String> {
     let page = http.get(auth_url).send().await.unwrap();
     assert_eq!(page.status(), 200, "the IdP shows its login page");
     let page_url = page.url().clone();
@@ -180,13 +199,15 @@ pub async fn log_in(http: &reqwest::Client, auth_url: &str) -> url::Url {
     let action = page_url.join(&action).unwrap();
     let answer = http
         .post(action)
-        .form(&[("username", "user1"), ("password", "password")])
+        .form(&[("username", user), ("password", password)])
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 302, "user1 logs in");
+    if answer.status() != 302 {
+        return Err(answer.text().await.unwrap_or_default());
+    }
     let location = answer.headers()["location"].to_str().unwrap();
-    url::Url::parse(location).unwrap()
+    Ok(url::Url::parse(location).unwrap())
 }
 
 fn form_action(html: &str) -> Option<String> {
