@@ -91,12 +91,16 @@ impl Stack {
 }
 
 async fn stack(store: Store, edit: impl Fn(String) -> String) -> Stack {
+    stack_with_realm(store, Realm::from_file(REALM).expect("realm"), edit).await
+}
+
+async fn stack_with_realm(store: Store, realm: Realm, edit: impl Fn(String) -> String) -> Stack {
     let redis = match store {
         Store::Redis => Some(RedisProcess::start().expect("redis-server must be installed")),
         Store::Memory => None,
     };
     let idp = MockIdp::builder()
-        .realm(Realm::from_file(REALM).expect("realm"))
+        .realm(realm)
         .public_host("localhost")
         .start()
         .await
@@ -375,6 +379,129 @@ async fn stack_with(store: Store, extra: &str) -> Stack {
     .await
 }
 
+/// The seed's realm with `user1` holding `groups` group names as an attribute, which the ID
+/// and access tokens both carry as a claim: large tokens, as with real group claims.
+fn realm_with_large_tokens(groups: usize) -> Realm {
+    let mut realm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(REALM).unwrap()).unwrap();
+    let names: Vec<String> = (0..groups)
+        .map(|i| format!("team-{i:04}-with-a-long-group-name"))
+        .collect();
+    for user in realm["users"].as_array_mut().unwrap() {
+        if user["username"] == "user1" {
+            user["attributes"] = serde_json::json!({ "groups": names });
+        }
+    }
+    Realm::from_json_str(&realm.to_string()).unwrap()
+}
+
+fn cookie_mode(m: String) -> String {
+    let start = m.find("        session:").unwrap();
+    let end = m.find("        headers:").unwrap();
+    format!(
+        "{}        session:\n          cookieOptions: {{notSecure: true}}\n{}",
+        &m[..start],
+        &m[end..]
+    )
+}
+
+/// The `Cookie` header a browser sends after these `Set-Cookie` lines (deletions drop).
+fn browser_cookies(jar: &mut Vec<(String, String)>, set_cookies: &[&str]) -> String {
+    for line in set_cookies {
+        let pair = pair(line);
+        let (name, value) = pair.split_once('=').unwrap();
+        jar.retain(|(n, _)| n != name);
+        if !line.contains("Max-Age=0") {
+            jar.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    jar.iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[tokio::test]
+async fn large_cookie_sessions_are_split_into_chunks_a_browser_keeps() {
+    // About 40 bytes per group in each of two tokens, then JSON, sealing and base64url:
+    // 40 groups need three or four cookies.
+    let stack = stack_with_realm(Store::Memory, realm_with_large_tokens(40), cookie_mode).await;
+    let first = check(&stack, "GET", "/openai", &[]).await;
+    let callback = idp_login(&stack, first.header("location").unwrap()).await;
+    let back = check(&stack, "GET", &target(&callback), &[]).await;
+    assert_eq!(back.status, 302, "{back:?}");
+    let set_cookies = back.all("set-cookie");
+    let session: Vec<&str> = set_cookies
+        .iter()
+        .copied()
+        .filter(|c| c.starts_with("__session"))
+        .collect();
+    assert!(session.len() >= 2, "chunked: {session:?}");
+    for line in &session {
+        // Each stays under what a browser keeps per cookie.
+        assert!(line.len() < 4096, "{} bytes", line.len());
+    }
+    assert!(session[0].starts_with(&format!("__session={}~", session.len())));
+    assert!(session[1].starts_with("__session.1="));
+    let mut jar = Vec::new();
+    let cookies = browser_cookies(&mut jar, &session);
+    let ok = check(&stack, "GET", "/openai", &[("cookie", &cookies)]).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let groups = &claims(ok.header("jwt").unwrap())["groups"];
+    assert_eq!(groups.as_array().unwrap().len(), 40);
+
+    // A missing chunk is no session (a new login), never a broken token upstream.
+    let without_last: Vec<&str> = cookies.rsplitn(2, "; ").skip(1).collect();
+    let partial = check(&stack, "GET", "/openai", &[("cookie", without_last[0])]).await;
+    assert_eq!(partial.status, 302, "{partial:?}");
+
+    // Logout deletes every chunk.
+    let out = check(&stack, "GET", "/logout", &[("cookie", &cookies)]).await;
+    let removed: Vec<&str> = out
+        .all("set-cookie")
+        .into_iter()
+        .filter(|c| c.starts_with("__session") && c.contains("Max-Age=0"))
+        .collect();
+    assert_eq!(removed.len(), session.len(), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_shorter_session_deletes_the_chunks_left_from_a_longer_one() {
+    let stack = stack_with_realm(Store::Memory, realm_with_large_tokens(40), cookie_mode).await;
+    let first = check(&stack, "GET", "/openai", &[]).await;
+    let callback = idp_login(&stack, first.header("location").unwrap()).await;
+    let back = check(&stack, "GET", &target(&callback), &[]).await;
+    let session: Vec<&str> = back
+        .all("set-cookie")
+        .into_iter()
+        .filter(|c| c.starts_with("__session"))
+        .collect();
+    let mut jar = Vec::new();
+    let cookies = browser_cookies(&mut jar, &session);
+    // The browser still holds a chunk `__session.3` from an earlier, larger session when it
+    // logs in again: the new answer deletes it (and nothing it did not write survives).
+    let stale = format!("{cookies}; __session.3=stale");
+    let again = check(&stack, "GET", "/openai?again=1", &[("cookie", "")]).await;
+    let callback = idp_login(&stack, again.header("location").unwrap()).await;
+    let relog = check(&stack, "GET", &target(&callback), &[("cookie", &stale)]).await;
+    assert_eq!(relog.status, 302, "{relog:?}");
+    let lines = relog.all("set-cookie");
+    let written = lines
+        .iter()
+        .filter(|c| c.starts_with("__session") && !c.contains("Max-Age=0"))
+        .count();
+    let deleted: Vec<&&str> = lines
+        .iter()
+        .filter(|c| c.starts_with("__session") && c.contains("Max-Age=0"))
+        .collect();
+    // Chunks from `written` up to the highest present one (3) are deleted.
+    assert_eq!(deleted.len(), 4 - written, "{lines:?}");
+    assert!(
+        deleted.iter().any(|c| c.starts_with("__session.3=")),
+        "{lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn cookie_sessions_keep_the_tokens_sealed_in_the_cookie() {
     let stack = stack(Store::Memory, |m| {
@@ -387,20 +514,27 @@ async fn cookie_sessions_keep_the_tokens_sealed_in_the_cookie() {
         )
     })
     .await;
-    let (back, cookie) = log_in(&stack).await;
+    let (back, _) = log_in(&stack).await;
     let set_cookie = back.header("set-cookie").unwrap();
     assert!(set_cookie.starts_with("__session="), "{set_cookie}");
     assert!(!set_cookie.contains("Secure"), "{set_cookie}");
-    let value = cookie.strip_prefix("__session=").unwrap();
+    // The sealed tokens take one or more cookies (each under the 4 KiB a browser keeps).
+    let session: Vec<&str> = back
+        .all("set-cookie")
+        .into_iter()
+        .filter(|c| c.starts_with("__session"))
+        .collect();
+    let mut jar = Vec::new();
+    let cookie = browser_cookies(&mut jar, &session);
     let ok = check(&stack, "GET", "/openai", &[("cookie", &cookie)]).await;
     assert_eq!(ok.status, 200, "{ok:?}");
     let jwt = ok.header("jwt").unwrap();
-    assert!(!value.contains(&jwt[..30]), "the tokens are encrypted");
+    assert!(!cookie.contains(&jwt[..30]), "the tokens are encrypted");
     assert_eq!(
         claims(ok.header("jwt").unwrap())["preferred_username"],
         "user1"
     );
-    // A refresh sends the new sealed tokens back in a Set-Cookie on the allowed response.
+    // A refresh sends the new sealed tokens back in Set-Cookie lines on the allowed response.
     stack.advance(299);
     let refreshed = check(&stack, "GET", "/openai", &[("cookie", &cookie)]).await;
     assert_eq!(refreshed.status, 200, "{refreshed:?}");
@@ -410,10 +544,17 @@ async fn cookie_sessions_keep_the_tokens_sealed_in_the_cookie() {
             .unwrap()
             .starts_with("__session=")
     );
+    let after_refresh = browser_cookies(&mut jar, &refreshed.all("set-cookie"));
+    let ok = check(&stack, "GET", "/openai", &[("cookie", &after_refresh)]).await;
+    assert_eq!(
+        ok.status, 200,
+        "the refreshed cookies are a session: {ok:?}"
+    );
     // Tampering makes it no session.
-    let mut bytes = value.as_bytes().to_vec();
+    let first = jar[0].1.clone();
+    let mut bytes = first.into_bytes();
     bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
-    let tampered = format!("__session={}", String::from_utf8(bytes).unwrap());
+    let tampered = after_refresh.replacen(&jar[0].1, &String::from_utf8(bytes).unwrap(), 1);
     let a = check(
         &stack,
         "GET",

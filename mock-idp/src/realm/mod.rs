@@ -298,7 +298,36 @@ pub struct User {
     first_name: Option<String>,
     last_name: Option<String>,
     password: Option<Password>,
+    attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
+
+/// Claims a user attribute may not replace (the protocol's own and the profile's).
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "auth_time",
+    "nonce",
+    "jti",
+    "typ",
+    "azp",
+    "session_state",
+    "sid",
+    "at_hash",
+    "c_hash",
+    "acr",
+    "amr",
+    "scope",
+    "email",
+    "email_verified",
+    "name",
+    "preferred_username",
+    "given_name",
+    "family_name",
+];
 
 impl User {
     fn compile(realm: &str, i: usize, raw: RawUser) -> Result<Self, RealmError> {
@@ -337,6 +366,21 @@ impl User {
             Some(id) if !id.trim().is_empty() => id,
             _ => ids::derived_uuid(&format!("{realm}/{username}")),
         };
+        let mut attributes = std::collections::BTreeMap::new();
+        for (name, mut values) in raw.attributes {
+            if RESERVED_CLAIMS.contains(&name.as_str()) {
+                return Err(invalid(
+                    format!("users[{i}].attributes.{name}"),
+                    "this attribute would replace a standard claim; use another name",
+                ));
+            }
+            let claim = match values.len() {
+                0 => continue,
+                1 => serde_json::Value::String(values.remove(0)),
+                _ => serde_json::Value::from(values),
+            };
+            attributes.insert(name, claim);
+        }
         Ok(Self {
             id,
             username,
@@ -346,6 +390,7 @@ impl User {
             first_name: raw.first_name.filter(|e| !e.is_empty()),
             last_name: raw.last_name.filter(|e| !e.is_empty()),
             password,
+            attributes,
         })
     }
 
@@ -384,6 +429,12 @@ impl User {
             (Some(n), None) | (None, Some(n)) => Some(n.to_owned()),
             (None, None) => None,
         }
+    }
+    /// Extra claims from the user's `attributes` (as a Keycloak "User Attribute" mapper with
+    /// "add to ID token" and "add to userinfo" would add them): one value is a string claim,
+    /// several an array.
+    pub fn attributes(&self) -> &std::collections::BTreeMap<String, serde_json::Value> {
+        &self.attributes
     }
     /// Whether the user is enabled and `password` is theirs.
     pub fn check_password(&self, password: &str) -> bool {

@@ -72,6 +72,10 @@ pub(crate) struct RawUser {
     /// Credentials; only `type: "password"` with a plain `value` can be used to log in.
     #[serde(default)]
     pub credentials: Vec<RawCredential>,
+    /// Keycloak's user attributes (each a list of strings); they become ID-token and userinfo
+    /// claims (see `User::attributes`).
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `CredentialRepresentation` (subset).

@@ -197,3 +197,22 @@ fn secrets_never_appear_in_debug_output() {
     assert!(!shown.contains("agentgateway-client-secret"), "{shown}");
     assert!(!shown.contains("\"password\""), "{shown}");
 }
+
+#[test]
+fn user_attributes_become_claims_one_value_a_string_several_an_array() {
+    let json = r#"{"realm":"r","users":[{"username":"u","enabled":true,
+        "attributes":{"department":["research"],"groups":["a","b"],"empty":[]}}]}"#;
+    let realm = Realm::from_json_str(json).unwrap();
+    let attributes = realm.users()[0].attributes();
+    assert_eq!(attributes["department"], serde_json::json!("research"));
+    assert_eq!(attributes["groups"], serde_json::json!(["a", "b"]));
+    assert!(!attributes.contains_key("empty"));
+}
+
+#[test]
+fn a_user_attribute_may_not_replace_a_standard_claim() {
+    let json =
+        r#"{"realm":"r","users":[{"username":"u","enabled":true,"attributes":{"sub":["x"]}}]}"#;
+    let err = Realm::from_json_str(json).unwrap_err().to_string();
+    assert!(err.contains("users[0].attributes.sub"), "{err}");
+}

@@ -140,6 +140,7 @@ pub(crate) fn mint_service_account(
             given_name: None,
             family_name: None,
             email: None,
+            attributes: Default::default(),
         },
     };
     sign_rs256(keys, &claims)
@@ -198,6 +199,13 @@ pub(crate) struct ProfileClaims {
     pub family_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The user's attributes as claims.
+    #[serde(
+        flatten,
+        default,
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl ProfileClaims {
@@ -209,6 +217,7 @@ impl ProfileClaims {
             given_name: user.first_name().map(str::to_owned),
             family_name: user.last_name().map(str::to_owned),
             email: user.email().map(str::to_owned),
+            attributes: user.attributes().clone(),
         }
     }
 }

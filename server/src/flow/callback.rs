@@ -161,14 +161,15 @@ pub async fn handle(
         subject: tokens.subject,
         created_at: flow.now(),
     };
-    let session_cookie = match route.seal_cookie(&data)? {
-        Some(value) => {
-            // Browsers drop cookies over 4096 bytes: the login would loop. Say why.
-            if value.len() > 4000 {
-                tracing::warn!(config = %cfg.id, bytes = value.len(), "the cookie session is larger than browsers keep (4 KiB); use Redis sessions");
-            }
-            cookie::value_cookie(&cfg.session.cookie, &value)
-        }
+    let session_cookies = match route.seal_cookie(&data)? {
+        // Browsers drop cookies over 4096 bytes: long values are split into chunk cookies;
+        // beyond the chunk limit the login fails here with a reason instead of looping.
+        Some(value) => cookie::value_cookies(
+            &cfg.session.cookie,
+            &value,
+            cookie::present_chunks(check, &cfg.session.cookie.name),
+        )
+        .map_err(|e| FlowError::Internal(e.to_string()))?,
         None => {
             let id = SessionId::generate();
             route
@@ -176,14 +177,16 @@ pub async fn handle(
                 .save(&id, &data, cfg.session.cookie.ttl())
                 .await
                 .map_err(FlowError::SessionStore)?;
-            cookie::session_cookie(&cfg.session.cookie, &id)
+            vec![cookie::session_cookie(&cfg.session.cookie, &id)]
         }
     };
     tracing::info!(config = %cfg.id, sub = %data.subject, "login completed; session created");
     let back = return_url::safe_return_url(&cfg.app_origin, &cfg.app_url, &verified.claims.state);
     let mut deny = Deny::redirect(back);
     if target_domain_allows(cfg, &check.host) {
-        deny = deny.with_header(SET_COOKIE, session_cookie);
+        for line in session_cookies {
+            deny = deny.with_header(SET_COOKIE, line);
+        }
     }
     if let Some(p) = &pending {
         deny = deny.with_header(SET_COOKIE, binding::remove(cfg, p, &expected));

@@ -71,7 +71,7 @@ pub fn allow(config: &OidcConfig, check: &CheckRequest, active: &Active) -> Allo
     }
     claims_to_headers(&mut allow, &config.id_token_claims, &data.id_token);
     claims_to_headers(&mut allow, &config.access_token_claims, &data.access_token);
-    if let Some(c) = &active.set_cookie {
+    for c in &active.set_cookie {
         allow.response_headers.push((SET_COOKIE, c.clone()));
     }
     allow

@@ -25,7 +25,11 @@ pub async fn handle(
     check: &CheckRequest,
 ) -> Result<Decision, FlowError> {
     let cfg = &route.config;
-    let raw = check.cookie(&cfg.session.cookie.name);
+    let raw = if route.is_cookie_mode() {
+        cookie::joined(check, &cfg.session.cookie.name)
+    } else {
+        check.cookie(&cfg.session.cookie.name)
+    };
     let mut data = None;
     if let Some(value) = raw {
         if route.is_cookie_mode() {
@@ -85,10 +89,10 @@ pub async fn handle(
             EndSessionMethod::Post => post_form(&endpoint, &params),
         },
     };
-    deny = deny.with_header(
-        SET_COOKIE,
-        cookie::removal_cookie(&cfg.session.cookie, &cfg.session.cookie.name),
-    );
+    let present = cookie::present_chunks(check, &cfg.session.cookie.name);
+    for line in cookie::removal_cookies(&cfg.session.cookie, present) {
+        deny = deny.with_header(SET_COOKIE, line);
+    }
     if binding::presented(cfg, check).is_some() {
         deny = deny.with_header(
             SET_COOKIE,

@@ -127,8 +127,8 @@ pub struct Active {
     pub data: SessionData,
     /// Its id (`None` in cookie mode).
     pub id: Option<SessionId>,
-    /// A `Set-Cookie` to send back (cookie mode after a refresh).
-    pub set_cookie: Option<String>,
+    /// `Set-Cookie` lines to send back (cookie mode after a refresh).
+    pub set_cookie: Vec<String>,
 }
 
 /// Everything a decision needs; cheap to share behind an `Arc`.
@@ -235,13 +235,13 @@ impl Flow {
     ) -> Result<Option<Active>, FlowError> {
         let cfg = &route.config.session;
         if let Some(key) = &route.cookie_cipher {
-            let Some(data) = check
-                .cookie(&cfg.cookie.name)
+            let Some(data) = self::cookie::joined(check, &cfg.cookie.name)
                 .and_then(|v| route.open_cookie(key, &v))
             else {
                 return Ok(None);
             };
-            return refresh::ensure_fresh(self, route, None, data).await;
+            let present = self::cookie::present_chunks(check, &cfg.cookie.name);
+            return refresh::ensure_fresh(self, route, None, data, present).await;
         }
         let from_header = cfg
             .header_name
@@ -255,7 +255,7 @@ impl Flow {
             return Ok(None);
         };
         match route.store.load(&id).await {
-            Ok(Some(data)) => refresh::ensure_fresh(self, route, Some(id), data).await,
+            Ok(Some(data)) => refresh::ensure_fresh(self, route, Some(id), data, 0).await,
             Ok(None) => Ok(None),
             // Data that does not decrypt under this id (a forged or stale cookie) is no
             // session, not an outage.

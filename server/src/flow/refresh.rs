@@ -30,6 +30,7 @@ pub async fn ensure_fresh(
     route: &Route,
     id: Option<SessionId>,
     data: SessionData,
+    present_chunks: usize,
 ) -> Result<Option<Active>, FlowError> {
     let now = flow.now();
     let valid = data.expires_at > now;
@@ -37,7 +38,7 @@ pub async fn ensure_fresh(
         return Ok(Some(Active {
             data,
             id,
-            set_cookie: None,
+            set_cookie: Vec::new(),
         }));
     }
     if !route.config.session.allow_refreshing || data.refresh_token.is_none() {
@@ -46,7 +47,7 @@ pub async fn ensure_fresh(
         return Ok(valid.then_some(Active {
             data,
             id,
-            set_cookie: None,
+            set_cookie: Vec::new(),
         }));
     }
     let fallback = |data: SessionData, id: Option<SessionId>, e: FlowError| {
@@ -55,7 +56,7 @@ pub async fn ensure_fresh(
             Ok(Some(Active {
                 data,
                 id,
-                set_cookie: None,
+                set_cookie: Vec::new(),
             }))
         } else {
             Err(e)
@@ -75,7 +76,7 @@ pub async fn ensure_fresh(
                 return Ok(Some(Active {
                     data: current,
                     id: Some(id.clone()),
-                    set_cookie: None,
+                    set_cookie: Vec::new(),
                 }));
             }
             match route.store.try_lock(id, LOCK_TTL).await {
@@ -91,7 +92,7 @@ pub async fn ensure_fresh(
                 Ok(Some(fresh)) => Ok(Some(Active {
                     data: fresh,
                     id: Some(id.clone()),
-                    set_cookie: None,
+                    set_cookie: Vec::new(),
                 })),
                 Ok(None) => Ok(None),
                 Err(e) => fallback(current, Some(id.clone()), e),
@@ -99,9 +100,13 @@ pub async fn ensure_fresh(
         }
         None => match refresh_and_save(route, None, &data).await {
             Ok(Some(fresh)) => {
-                let set_cookie = route
-                    .seal_cookie(&fresh)?
-                    .map(|v| cookie::value_cookie(&route.config.session.cookie, &v));
+                let set_cookie = match route.seal_cookie(&fresh)? {
+                    Some(v) => {
+                        cookie::value_cookies(&route.config.session.cookie, &v, present_chunks)
+                            .map_err(|e| FlowError::Internal(e.to_string()))?
+                    }
+                    None => Vec::new(),
+                };
                 Ok(Some(Active {
                     data: fresh,
                     id: None,
@@ -128,7 +133,7 @@ async fn wait_for_other_replica(
                 return Ok(Some(Active {
                     data: d,
                     id: Some(id.clone()),
-                    set_cookie: None,
+                    set_cookie: Vec::new(),
                 }));
             }
             Ok(None) => return Ok(None),
@@ -139,7 +144,7 @@ async fn wait_for_other_replica(
         Ok(Some(Active {
             data: current,
             id: Some(id.clone()),
-            set_cookie: None,
+            set_cookie: Vec::new(),
         }))
     } else {
         Err(FlowError::Idp(OidcError::TokenEndpoint(
