@@ -30,6 +30,11 @@ test-e2e: deps docker-up images
 scenarios *ARGS:
     cargo run -q -p harness -- run {{ARGS}}
 
+# Load test: virtual users log in (HTTP driver) and call the gateway, with a same-run baseline,
+# e.g. `just load --users 8 --logins 20 --report target/load.json` (options: `-- load --help`).
+load *ARGS:
+    cargo run -q -p harness -- load {{ARGS}}
+
 # Build the local images the harness asks for (`redis:7`, `mock-idp`): no pulls here.
 images: docker-up
     bash harness/scripts/build-images.sh

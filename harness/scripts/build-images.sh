@@ -28,16 +28,30 @@ rootfs() {
     echo "root:x:0:" > "$dir/etc/group"
 }
 
+# import_as TAG [--change ...]: `docker import` of the root filesystem on stdin as TAG, then
+# removes the image that held TAG before, if it was another one (else every build leaves a
+# dangling `<none>` image behind). Only that one id, never forced: when a container still
+# uses it, or another tag names it, it stays and the build still succeeds.
+import_as() {
+    local tag="$1" old new
+    shift
+    old="$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
+    new="$(docker import "$@" - "$tag")"
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then
+        docker image rm "$old" >/dev/null 2>&1 \
+            || echo "kept the previous $tag image ${old#sha256:} (a container or another tag still uses it)" >&2
+    fi
+}
+
 build_redis() {
     local binary
     binary="$(command -v redis-server || true)"
     [ -n "$binary" ] || { echo "redis-server not found (apt-get install redis-server)" >&2; exit 1; }
     rootfs "$work/redis" "$binary" /usr/local/bin/redis-server
-    tar -C "$work/redis" -c . | docker import \
+    tar -C "$work/redis" -c . | import_as redis:7 \
         --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
         --change 'WORKDIR /data' \
-        --change 'CMD ["redis-server"]' \
-        - redis:7 >/dev/null
+        --change 'CMD ["redis-server"]'
     echo "built redis:7 from $binary ($(redis-server --version | grep -o 'v=[0-9.]*'))"
 }
 
@@ -45,10 +59,9 @@ build_mock_idp() {
     local target="${CARGO_TARGET_DIR:-$HOME/.cache/oidc-testbed/target}"
     cargo build -q -p mock-idp --bin mock-idp
     rootfs "$work/mock-idp" "$target/debug/mock-idp" /usr/local/bin/mock-idp
-    tar -C "$work/mock-idp" -c . | docker import \
+    tar -C "$work/mock-idp" -c . | import_as mock-idp:latest \
         --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' \
-        --change 'ENTRYPOINT ["/usr/local/bin/mock-idp"]' \
-        - mock-idp:latest >/dev/null
+        --change 'ENTRYPOINT ["/usr/local/bin/mock-idp"]'
     echo "built mock-idp:latest from $target/debug/mock-idp"
 }
 

@@ -1,13 +1,17 @@
-//! The `harness` command line: `up` (the stack for a person to use) and `run` (scenarios).
+//! The `harness` command line: `up` (the stack for a person to use), `run` (scenarios) and
+//! `load` (virtual users logging in and calling, see [`crate::load`]).
 //! `main.rs` only parses and calls [`main`].
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::idp::IdpMode;
+use crate::load::{LoadOptions, LoadReport, LoadTarget};
+use crate::login::Credentials;
 use crate::scenario::{RunOptions, ScenarioReport, run_paths};
 use crate::stack::{
     DEFAULT_CLIENT, DEFAULT_USER, ExternalTarget, GatewayMode, RedisMode, Stack, StackOptions,
@@ -90,6 +94,67 @@ pub enum Command {
         #[arg(long, requires = "user")]
         password: Option<String>,
     },
+    /// Virtual users doing full logins (plain HTTP: 302, IdP form, callback, cookie) and
+    /// then authenticated calls, against a stack it starts (the same backend flags as `up`)
+    /// or a loopback `--gateway-url`; prints latency percentiles and throughput beside a
+    /// baseline measured in the same run (the upstream hit directly, the gateway's 302).
+    /// Exits 1 when any request failed.
+    Load {
+        /// Concurrent virtual users.
+        #[arg(long, default_value_t = 8)]
+        users: usize,
+        /// Logins per user, each followed by `--calls-per-login` calls (default 5 unless
+        /// `--duration` is given).
+        #[arg(long, alias = "requests", value_name = "N")]
+        logins: Option<u64>,
+        /// Stop starting new logins and calls after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+        /// Authenticated calls after each login.
+        #[arg(long, default_value_t = 5, value_name = "K")]
+        calls_per_login: usize,
+        /// Write the report as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Write the latency distributions as an SVG to this file (default: the report's
+        /// path with `.svg` when `--report` is given).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// No progress line on stderr.
+        #[arg(long)]
+        quiet: bool,
+        /// The user to log in as.
+        #[arg(long, default_value = DEFAULT_USER.0)]
+        user: String,
+        /// Its password.
+        #[arg(long, default_value = DEFAULT_USER.1)]
+        password: String,
+        /// Session store (when the harness starts the stack).
+        #[arg(long, value_enum, default_value_t = RedisArg::Auto)]
+        redis: RedisArg,
+        /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
+        #[arg(long, value_name = "URL")]
+        redis_url: Option<String>,
+        /// The IdP (when the harness starts the stack).
+        #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
+        idp: IdpArg,
+        /// With `--idp url` or `--gateway-url`: the IdP's base URL (`KEYCLOAK_URL`).
+        #[arg(long, value_name = "URL")]
+        idp_url: Option<String>,
+        /// The gateway (when the harness starts the stack).
+        #[arg(long, value_enum, default_value_t = GatewayArg::Sim)]
+        gateway: GatewayArg,
+        /// Folder with realms/ and manifests/.
+        #[arg(long, value_name = "DIR")]
+        scenarios_dir: Option<PathBuf>,
+        /// Start nothing: load this (loopback) gateway, `http://${INGRESS_GW_ADDRESS}`.
+        #[arg(long, value_name = "URL", requires = "idp_url")]
+        gateway_url: Option<String>,
+        /// With `--gateway-url`: the LLM upstream to hit directly for the baseline
+        /// (without it, only the gateway's 302 is the baseline).
+        #[arg(long, value_name = "URL", requires = "gateway_url")]
+        upstream_url: Option<String>,
+    },
 }
 
 /// `--redis`.
@@ -113,6 +178,8 @@ pub enum RedisArg {
 pub enum IdpArg {
     /// The in-process mock IdP.
     Mock,
+    /// The mock IdP's `mock-idp:latest` container (`just images`).
+    MockContainer,
     /// panva's oidc-provider (npm) under node.
     OidcProvider,
     /// A Keycloak container (when the image is present).
@@ -220,7 +287,183 @@ pub async fn main(cli: Cli) -> ExitCode {
             }
             run(paths, options, junit).await
         }
+        Command::Load {
+            users,
+            logins,
+            duration,
+            calls_per_login,
+            report,
+            svg,
+            quiet,
+            user,
+            password,
+            redis,
+            redis_url,
+            idp,
+            idp_url,
+            gateway,
+            scenarios_dir,
+            gateway_url,
+            upstream_url,
+        } => {
+            let duration = match duration.map(Duration::try_from_secs_f64).transpose() {
+                Ok(duration) => duration,
+                Err(e) => {
+                    eprintln!("harness load: --duration: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let args = LoadArgs {
+                options: LoadOptions {
+                    users,
+                    logins_per_user: logins.or(duration.is_none().then_some(5)),
+                    duration,
+                    calls_per_login,
+                    credentials: Credentials::new(user, password),
+                    progress: !quiet,
+                    ..LoadOptions::default()
+                },
+                report,
+                svg,
+                stack: BackendArgs {
+                    redis,
+                    redis_url,
+                    idp,
+                    idp_url,
+                    gateway,
+                    scenarios_dir,
+                },
+                gateway_url,
+                upstream_url,
+            };
+            match load(args).await {
+                Ok(report) if report.error_total() == 0 => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("harness load: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+/// The backend choices `up` and `load` share.
+#[derive(Debug, Clone)]
+struct BackendArgs {
+    redis: RedisArg,
+    redis_url: Option<String>,
+    idp: IdpArg,
+    idp_url: Option<String>,
+    gateway: GatewayArg,
+    scenarios_dir: Option<PathBuf>,
+}
+
+impl BackendArgs {
+    /// The stack options these flags ask for.
+    fn stack_options(self) -> anyhow::Result<StackOptions> {
+        let mut options = StackOptions::from_scenarios_dir(
+            &self.scenarios_dir.unwrap_or_else(default_scenarios_dir),
+        );
+        options.redis = match self.redis {
+            RedisArg::Auto => RedisMode::Auto,
+            RedisArg::Process => RedisMode::Process,
+            RedisArg::Container => RedisMode::Container,
+            RedisArg::Memory => RedisMode::Memory,
+            RedisArg::Url => RedisMode::Url(
+                self.redis_url
+                    .ok_or_else(|| anyhow::anyhow!("--redis url needs --redis-url"))?,
+            ),
+        };
+        options.idp = match self.idp {
+            IdpArg::Mock => IdpMode::Mock,
+            IdpArg::MockContainer => IdpMode::MockContainer,
+            IdpArg::OidcProvider => IdpMode::OidcProvider,
+            IdpArg::Keycloak => IdpMode::Keycloak,
+            IdpArg::Url => IdpMode::Url(
+                self.idp_url
+                    .ok_or_else(|| anyhow::anyhow!("--idp url needs --idp-url"))?,
+            ),
+        };
+        options.gateway = match self.gateway {
+            GatewayArg::Sim => GatewayMode::Simulator,
+            GatewayArg::Caddy => GatewayMode::Caddy,
+        };
+        Ok(options)
+    }
+}
+
+/// `harness load`'s choices.
+#[derive(Debug, Clone)]
+struct LoadArgs {
+    options: LoadOptions,
+    report: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    stack: BackendArgs,
+    gateway_url: Option<String>,
+    upstream_url: Option<String>,
+}
+
+async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
+    let LoadArgs {
+        options,
+        report: report_file,
+        svg,
+        stack,
+        gateway_url,
+        upstream_url,
+    } = args;
+    let (target, running) = match gateway_url {
+        Some(gateway_url) => {
+            if let Some(idp_url) = &stack.idp_url
+                && !crate::load::is_loopback(idp_url)
+            {
+                anyhow::bail!(
+                    "the IdP {idp_url:?} is not a loopback URL: load runs only on this machine"
+                );
+            }
+            let target = LoadTarget {
+                gateway_url: gateway_url.trim_end_matches('/').to_owned(),
+                upstream_url: upstream_url.map(|u| u.trim_end_matches('/').to_owned()),
+                description: "external target".to_owned(),
+            };
+            (target, None)
+        }
+        None => {
+            let mut stack_options = stack.stack_options()?;
+            stack_options.announce = options.progress;
+            let running = Stack::up(stack_options).await?;
+            (LoadTarget::of_stack(&running), Some(running))
+        }
+    };
+    let result = tokio::select! {
+        result = crate::load::run(&target, &options) => result,
+        () = shutdown_signal() => {
+            if let Some(running) = running {
+                running.stop().await;
+            }
+            anyhow::bail!("interrupted");
+        }
+    };
+    if let Some(running) = running {
+        running.stop().await;
+    }
+    let report = result?;
+    print!("{}", report.table());
+    if let Some(path) = &report_file {
+        create_parent(path)?;
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
+        create_parent(&path)?;
+        std::fs::write(&path, report.svg())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    Ok(report)
 }
 
 async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -234,29 +477,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         gateway,
         scenarios_dir,
     } = args;
-    let mut options =
-        StackOptions::from_scenarios_dir(&scenarios_dir.unwrap_or_else(default_scenarios_dir));
-    options.redis = match redis {
-        RedisArg::Auto => RedisMode::Auto,
-        RedisArg::Process => RedisMode::Process,
-        RedisArg::Container => RedisMode::Container,
-        RedisArg::Memory => RedisMode::Memory,
-        RedisArg::Url => RedisMode::Url(
-            redis_url.ok_or_else(|| anyhow::anyhow!("--redis url needs --redis-url"))?,
-        ),
-    };
-    options.idp = match idp {
-        IdpArg::Mock => IdpMode::Mock,
-        IdpArg::OidcProvider => IdpMode::OidcProvider,
-        IdpArg::Keycloak => IdpMode::Keycloak,
-        IdpArg::Url => {
-            IdpMode::Url(idp_url.ok_or_else(|| anyhow::anyhow!("--idp url needs --idp-url"))?)
-        }
-    };
-    options.gateway = match gateway {
-        GatewayArg::Sim => GatewayMode::Simulator,
-        GatewayArg::Caddy => GatewayMode::Caddy,
-    };
+    let options = BackendArgs {
+        redis,
+        redis_url,
+        idp,
+        idp_url,
+        gateway,
+        scenarios_dir,
+    }
+    .stack_options()?;
     let stack = Stack::up(options).await?;
     let vars = stack.vars();
     let var = |k: &str| vars.get(k).cloned().unwrap_or_default();
@@ -358,6 +587,15 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// Creates the folder `path` goes in, when it has one.
+fn create_parent(path: &std::path::Path) -> anyhow::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display())),
+        _ => Ok(()),
+    }
 }
 
 async fn run(paths: Vec<PathBuf>, options: RunOptions, junit: Option<PathBuf>) -> ExitCode {

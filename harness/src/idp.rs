@@ -1,6 +1,11 @@
-//! The identity provider of a stack, one of four backends, all configured from the same
+//! The identity provider of a stack, one of five backends, all configured from the same
 //! Keycloak realm-export JSON:
 //! - `mock`: the in-process mock IdP ([`mock_idp`]), Keycloak's layout;
+//! - `mock-container`: the same mock IdP as the `mock-idp:latest` image (built locally by
+//!   `just images`: nothing is pulled here) through testcontainers, host networking, on a
+//!   loopback port the harness picks, the realm file mounted read-only, ready when discovery
+//!   answers. Its admin API answers loopback peers only, which host networking makes us. No
+//!   engine or no image is an [`IdpError::Docker`] in one line with the fix;
 //! - `oidc-provider`: panva's OpenID-certified `oidc-provider` (npm, installed into
 //!   `harness/oidc-provider/` by `npm ci` when missing), run by `node` as a child process
 //!   with Keycloak's URL layout (see `harness/oidc-provider/server.mjs`);
@@ -19,16 +24,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testcontainers::core::{Mount, WaitFor};
+use testcontainers::core::{AccessMode, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 
-use crate::docker;
+use crate::docker::{self, DockerError};
 
 /// Keycloak's image name the harness asks for.
 pub const KEYCLOAK_IMAGE: &str = "quay.io/keycloak/keycloak";
 /// Its tag.
 pub const KEYCLOAK_TAG: &str = "26.0";
+/// The mock IdP's image name (`harness/scripts/build-images.sh mock-idp`).
+pub const MOCK_IDP_IMAGE: &str = "mock-idp";
+/// Its tag.
+pub const MOCK_IDP_TAG: &str = "latest";
+/// Where the realm file is mounted in the mock IdP's container.
+const MOCK_IDP_REALM_PATH: &str = "/etc/mock-idp/realm.json";
+/// How long the mock IdP's container may take to answer discovery.
+const MOCK_IDP_READY: Duration = Duration::from_secs(30);
 /// How long Keycloak may take to be ready.
 const KEYCLOAK_READY: Duration = Duration::from_secs(180);
 /// How long oidc-provider may take to print `READY`.
@@ -42,6 +55,8 @@ pub enum IdpMode {
     /// The in-process mock.
     #[default]
     Mock,
+    /// The mock IdP's `mock-idp:latest` container (an error without an engine or the image).
+    MockContainer,
     /// panva's oidc-provider under node.
     OidcProvider,
     /// A Keycloak container (skipped when the image is absent).
@@ -59,6 +74,12 @@ pub enum IdpError {
     /// The mock did not start.
     #[error("mock IdP: {0}")]
     Mock(#[from] mock_idp::Error),
+    /// No Docker engine answers, or it lacks the mock IdP's image (the message says how to fix).
+    #[error("mock-container: {0}")]
+    Docker(#[from] DockerError),
+    /// The mock IdP's container did not start or did not answer discovery.
+    #[error("mock-container: {0}")]
+    MockContainer(String),
     /// node, npm or the script failed.
     #[error("oidc-provider: {0}")]
     OidcProvider(String),
@@ -85,6 +106,8 @@ pub struct IdpSetup {
 pub enum RunningIdp {
     /// In-process.
     Mock(mock_idp::RunningIdp),
+    /// The mock IdP's container.
+    MockContainer(Box<MockIdpContainer>),
     /// A node child process.
     OidcProvider(NodeIdp),
     /// A container.
@@ -109,6 +132,9 @@ impl RunningIdp {
                     .start()
                     .await?,
             )),
+            IdpMode::MockContainer => MockIdpContainer::start(realm.name(), setup)
+                .await
+                .map(|c| Self::MockContainer(Box::new(c))),
             IdpMode::OidcProvider => {
                 let setup = setup.clone();
                 tokio::task::spawn_blocking(move || NodeIdp::start(&setup))
@@ -127,6 +153,7 @@ impl RunningIdp {
     pub fn base_url(&self) -> String {
         match self {
             Self::Mock(idp) => idp.base_url().as_str().trim_end_matches('/').to_owned(),
+            Self::MockContainer(c) => c.base_url.clone(),
             Self::OidcProvider(node) => node.base_url.clone(),
             Self::Keycloak(kc) => kc.base_url.clone(),
             Self::External(url) => url.clone(),
@@ -137,6 +164,7 @@ impl RunningIdp {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Mock(_) => "mock",
+            Self::MockContainer(_) => "mock-container",
             Self::OidcProvider(_) => "oidc-provider",
             Self::Keycloak(_) => "keycloak",
             Self::External(_) => "url",
@@ -155,6 +183,7 @@ impl RunningIdp {
     pub fn container_id(&self) -> Option<String> {
         match self {
             Self::Keycloak(kc) => Some(kc.id.clone()),
+            Self::MockContainer(c) => Some(c.id.clone()),
             _ => None,
         }
     }
@@ -164,6 +193,7 @@ impl RunningIdp {
         match self {
             Self::OidcProvider(node) => node.log_tail(lines),
             Self::Keycloak(kc) => kc.log_tail(lines).await,
+            Self::MockContainer(c) => c.log_tail(lines).await,
             Self::Mock(_) | Self::External(_) => String::new(),
         }
     }
@@ -174,6 +204,7 @@ impl RunningIdp {
             Self::Mock(idp) => idp.shutdown().await,
             Self::OidcProvider(mut node) => node.stop(),
             Self::Keycloak(kc) => kc.remove().await,
+            Self::MockContainer(c) => c.remove().await,
             Self::External(_) => {}
         }
     }
@@ -418,8 +449,120 @@ impl KeycloakContainer {
     }
 }
 
+/// The mock IdP's image in a container (host network), serving one realm file.
+#[derive(Debug)]
+pub struct MockIdpContainer {
+    container: Option<ContainerAsync<GenericImage>>,
+    base_url: String,
+    id: String,
+}
+
+impl MockIdpContainer {
+    /// Checks the engine and the local image, starts the container on a free loopback port
+    /// and waits until `realm`'s discovery answers.
+    async fn start(realm: &str, setup: &IdpSetup) -> Result<Self, IdpError> {
+        let image = format!("{MOCK_IDP_IMAGE}:{MOCK_IDP_TAG}");
+        docker::image(&image, "build it with `just images`")?;
+        let port = free_port().map_err(|e| IdpError::MockContainer(e.to_string()))?;
+        let realm_file = std::fs::canonicalize(&setup.realm_file)
+            .map_err(|e| IdpError::MockContainer(format!("{}: {e}", setup.realm_file.display())))?;
+        let container = GenericImage::new(MOCK_IDP_IMAGE, MOCK_IDP_TAG)
+            .with_wait_for(WaitFor::Nothing)
+            .with_network("host")
+            .with_label("org.oidc-testbed.harness", "mock-idp")
+            .with_mount(
+                Mount::bind_mount(realm_file.display().to_string(), MOCK_IDP_REALM_PATH)
+                    .with_access_mode(AccessMode::ReadOnly),
+            )
+            .with_cmd([
+                "--realm".to_owned(),
+                MOCK_IDP_REALM_PATH.to_owned(),
+                "--listen".to_owned(),
+                format!("127.0.0.1:{port}"),
+                // As the in-process mock: a browser keeps the IdP's cookies apart from the
+                // gateway's (on 127.0.0.N).
+                "--public-host".to_owned(),
+                "localhost".to_owned(),
+            ])
+            .start()
+            .await
+            .map_err(|e| IdpError::MockContainer(e.to_string()))?;
+        let id = container.id().to_owned();
+        crate::cleanup::record_container(&id);
+        let idp = Self {
+            container: Some(container),
+            base_url: format!("http://localhost:{port}"),
+            id,
+        };
+        let discovery =
+            format!("http://127.0.0.1:{port}/realms/{realm}/.well-known/openid-configuration");
+        match idp.wait_for(&discovery).await {
+            Ok(()) => Ok(idp),
+            Err(why) => {
+                let tail = idp.log_tail(8).await;
+                idp.remove().await;
+                Err(IdpError::MockContainer(format!("{why}; log tail:\n{tail}")))
+            }
+        }
+    }
+
+    /// Polls `url` until it answers 200, the container exits or [`MOCK_IDP_READY`] passes.
+    async fn wait_for(&self, url: &str) -> Result<(), String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let mut last = String::from("no answer yet");
+        while started.elapsed() < MOCK_IDP_READY {
+            match client.get(url).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("answered {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+            // A bad realm file or flag ends the process at once: no need to wait it out.
+            if let Some(c) = &self.container
+                && !c.is_running().await.unwrap_or(true)
+            {
+                let code = c.exit_code().await.ok().flatten();
+                return Err(format!(
+                    "the container exited (code {code:?}) before {url} answered"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "{url} did not answer within {MOCK_IDP_READY:?} ({last})"
+        ))
+    }
+
+    /// The container id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The last `lines` lines of its stdout then its stderr (the `tracing` log).
+    async fn log_tail(&self, lines: usize) -> String {
+        let Some(c) = &self.container else {
+            return String::new();
+        };
+        let mut out = c.stdout_to_vec().await.unwrap_or_default();
+        out.extend(c.stderr_to_vec().await.unwrap_or_default());
+        crate::redis::container::tail(&String::from_utf8_lossy(&out), lines)
+    }
+
+    async fn remove(mut self) {
+        if let Some(c) = self.container.take() {
+            let _ = c.rm().await;
+        }
+    }
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
 }
+
+#[cfg(test)]
+mod tests;

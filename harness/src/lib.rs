@@ -4,7 +4,8 @@
 //! Map of the crate (one module per part of the stack):
 //! - [`redis`]: a throwaway `redis-server` process, or a `redis:7` container;
 //! - [`docker`]: is there a Docker engine, and does it hold an image;
-//! - [`idp`]: the IdP backends (mock, oidc-provider, Keycloak container, URL);
+//! - [`idp`]: the IdP backends (mock in process or as a container, oidc-provider, Keycloak
+//!   container, URL);
 //! - [`gateway_caddy`]: Caddy `forward_auth` in front of extauth's HTTP mode;
 //! - [`cleanup`]: the record of every process and container the harness started;
 //! - [`upstream`]: the OpenAI-like LLM mock that records what it received;
@@ -12,7 +13,8 @@
 //! - [`login`]: the browser and plain-HTTP login drivers for Keycloak's form;
 //! - [`stack`]: all of the above plus the mock IdP and extauth, wired as the seed guide says;
 //! - [`scenario`]: the YAML scenario format, its runner, redaction and snapshots;
-//! - [`cli`]: `harness up` and `harness run`.
+//! - [`load`]: `harness load`, virtual users logging in and calling, with a baseline;
+//! - [`cli`]: `harness up`, `harness run` and `harness load`.
 
 pub mod cleanup;
 pub mod cli;
@@ -20,6 +22,7 @@ pub mod docker;
 pub mod gateway_caddy;
 pub mod gateway_sim;
 pub mod idp;
+pub mod load;
 pub mod login;
 pub mod redis;
 pub mod scenario;

@@ -264,6 +264,8 @@ enum GatewayHandle {
 pub struct RunningStack {
     // Field order is drop order: the gateway first, Redis last.
     gateway: Option<GatewayHandle>,
+    /// The gateway's 127.0.0.N, held for this stack until it is dropped (after the gateway).
+    _gateway_reservation: Option<GatewayReservation>,
     extauth: Option<extauth::server::RunningServer>,
     upstream: Option<Upstream>,
     idp: Option<RunningIdp>,
@@ -345,7 +347,7 @@ impl Stack {
         let upstream = Upstream::start().await;
 
         // The gateway's address decides INGRESS_GW_ADDRESS, so bind it before extauth loads.
-        let (listener, on_port_80) = bind_gateway(options.prefer_port_80).await?;
+        let (listener, on_port_80, reservation) = bind_gateway(options.prefer_port_80).await?;
         let gateway_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             source,
@@ -536,6 +538,7 @@ impl Stack {
         .collect();
         Ok(RunningStack {
             gateway: Some(gateway),
+            _gateway_reservation: reservation,
             extauth: Some(extauth),
             upstream: Some(upstream),
             idp: Some(idp),
@@ -591,6 +594,7 @@ impl Stack {
         }
         Ok(RunningStack {
             gateway: None,
+            _gateway_reservation: None,
             extauth: None,
             upstream: None,
             idp: None,
@@ -837,18 +841,49 @@ impl RunningStack {
     }
 }
 
+/// The 127.0.0.N addresses that stacks of this process hold for their gateway. A Caddy
+/// gateway frees its address for a moment before Caddy binds it; without this set another
+/// stack starting in parallel could take it in that gap.
+static RESERVED_GATEWAYS: std::sync::Mutex<std::collections::BTreeSet<u8>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A gateway address held by one stack; released when dropped.
+#[derive(Debug)]
+struct GatewayReservation(u8);
+
+impl GatewayReservation {
+    fn take(n: u8) -> Option<Self> {
+        let mut held = RESERVED_GATEWAYS.lock().unwrap_or_else(|e| e.into_inner());
+        held.insert(n).then_some(Self(n))
+    }
+}
+
+impl Drop for GatewayReservation {
+    fn drop(&mut self) {
+        RESERVED_GATEWAYS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
+    }
+}
+
 /// Binds the gateway: port 80 on the first free 127.0.0.N (N in 2..=254), else an ephemeral
-/// port on 127.0.0.1. Returns whether it got port 80.
-async fn bind_gateway(prefer_port_80: bool) -> Result<(TcpListener, bool), StackError> {
+/// port on 127.0.0.1. Returns whether it got port 80, and the address's reservation.
+async fn bind_gateway(
+    prefer_port_80: bool,
+) -> Result<(TcpListener, bool, Option<GatewayReservation>), StackError> {
     if prefer_port_80 {
-        // A random start: a stack whose gateway binds the address itself (Caddy) frees it
-        // for a moment, and parallel stacks should not all race for 127.0.0.2.
+        // A random start, so that parallel harness processes rarely try the same address;
+        // within this process the reservations keep stacks apart.
         let start = rand::random_range(0..253u16);
         for i in 0..253u16 {
             let n = u8::try_from(2 + (start + i) % 253).unwrap_or(2);
+            let Some(reservation) = GatewayReservation::take(n) else {
+                continue;
+            };
             let addr = SocketAddr::from((Ipv4Addr::new(127, 0, 0, n), 80));
             match TcpListener::bind(addr).await {
-                Ok(listener) => return Ok((listener, true)),
+                Ok(listener) => return Ok((listener, true, Some(reservation))),
                 Err(e) if e.kind() == ErrorKind::AddrInUse => {}
                 // Not allowed (not root) or no such address: no other N will do better.
                 Err(_) => break,
@@ -859,7 +894,7 @@ async fn bind_gateway(prefer_port_80: bool) -> Result<(TcpListener, bool), Stack
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| GatewayError::Bind { addr, source })?;
-    Ok((listener, false))
+    Ok((listener, false, None))
 }
 
 /// `${VAR}` filled from `env`; unknown variables are left as written.

@@ -110,10 +110,30 @@ async fn conformance_scenarios_pass() {
     );
 }
 
+/// `idp_admin` steps on the mock IdP's container (`mock-container`): with host networking
+/// the harness is a loopback peer, so the admin API answers it as the in-process mock does.
+/// Needs a Docker engine with `mock-idp:latest` (`just docker-up images`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_admin_steps_work_on_the_mock_idp_container() {
+    let file = scenarios_dir().join("conformance/signing-key-rotated.yaml");
+    let options = RunOptions {
+        matrix: true,
+        ..RunOptions::default()
+    };
+    let reports = harness::scenario::run_file_all(&file, &options).await;
+    let row = reports
+        .iter()
+        .find(|r| r.backends.contains("idp=mock-container"))
+        .expect("the scenario declares idp: mock-container");
+    assert_eq!(row.skipped, None, "skipped");
+    assert_eq!(row.failure, None, "failed");
+}
+
 /// Every scenario on every backend combination it declares (`harness run --matrix`): the
-/// mock IdP and oidc-provider, the simulator and Caddy, Redis as a process and as a
+/// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider, the simulator and Caddy, Redis as a process and as a
 /// testcontainers container. Keycloak rows are skipped with their reason in one line when
-/// the image is absent. Needs a Docker engine with `redis:7` (`just docker-up images`).
+/// the image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest`
+/// (`just docker-up images`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_every_declared_backend() {
     let options = RunOptions {
@@ -139,6 +159,7 @@ async fn every_scenario_passes_on_every_declared_backend() {
         .collect();
     assert!(failed.is_empty(), "failed rows:\n{}", failed.join("\n"));
     for backend in [
+        "idp=mock-container",
         "idp=oidc-provider",
         "gateway=caddy",
         "redis=container",

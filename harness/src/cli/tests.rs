@@ -93,3 +93,71 @@ fn a_url_target_needs_both_urls() {
     ]);
     assert!(parsed.is_ok(), "{parsed:?}");
 }
+
+#[test]
+fn load_defaults_to_eight_users_and_takes_the_up_backend_flags() {
+    let parsed = Cli::try_parse_from(["harness", "load"]).expect("parses");
+    match parsed.command {
+        Command::Load {
+            users,
+            logins,
+            duration,
+            calls_per_login,
+            ..
+        } => {
+            assert_eq!(users, 8);
+            assert_eq!((logins, duration), (None, None));
+            assert_eq!(calls_per_login, 5);
+        }
+        other => panic!("expected load, got {other:?}"),
+    }
+    let parsed = Cli::try_parse_from([
+        "harness",
+        "load",
+        "--users",
+        "2",
+        "--requests",
+        "3",
+        "--calls-per-login",
+        "4",
+        "--redis",
+        "memory",
+        "--gateway",
+        "caddy",
+        "--idp",
+        "oidc-provider",
+        "--report",
+        "out/load.json",
+    ]);
+    assert!(
+        matches!(
+            parsed,
+            Ok(Cli {
+                command: Command::Load {
+                    users: 2,
+                    logins: Some(3),
+                    calls_per_login: 4,
+                    ..
+                }
+            })
+        ),
+        "{parsed:?}"
+    );
+}
+
+#[test]
+fn load_against_a_url_target_needs_the_idp_url() {
+    let parsed = Cli::try_parse_from(["harness", "load", "--gateway-url", "http://127.0.0.2"]);
+    assert!(parsed.is_err());
+    let parsed = Cli::try_parse_from([
+        "harness",
+        "load",
+        "--gateway-url",
+        "http://127.0.0.2",
+        "--idp-url",
+        "http://localhost:8080",
+        "--upstream-url",
+        "http://127.0.0.1:9000",
+    ]);
+    assert!(parsed.is_ok(), "{parsed:?}");
+}

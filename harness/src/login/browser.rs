@@ -5,7 +5,10 @@
 //! call (typing is slow over CDP); then the driver polls the page (a marker set before the
 //! submit tells the old page from the next one) until it is on another origin than the IdP
 //! (the gateway, after its callback redirect) or shows the IdP's error. Every wait is bounded
-//! and names its step. The browser is closed on every path, and killed by its PID when it
+//! and names its step. The `Network` domain's main-frame document events give the status of
+//! the callback navigation (the last request the IdP redirected off its origin, answered by
+//! a response or by the next request's `redirectResponse`): a 4xx/5xx there is
+//! [`LoginError::CallbackRejected`], never a success without a cookie. The browser is closed on every path, and killed by its PID when it
 //! does not exit.
 
 use std::ffi::OsStr;
@@ -13,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use headless_chrome::protocol::cdp::Network;
+use headless_chrome::protocol::cdp::types::Event;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde::Deserialize;
 use url::Url;
@@ -176,6 +181,8 @@ fn drive(
     })?;
     tab.set_default_timeout(timeout);
     let mut hops = vec![format!("open {start_url}")];
+    let idp_origin = start_url.origin();
+    let navigations = watch_navigations(&tab)?;
 
     // 1. The login form.
     let step = "load the IdP login form";
@@ -236,7 +243,6 @@ fn drive(
 
     // 3. The next page: the gateway (done), the form again (refused), or an error page.
     let step = "wait for the page after the login";
-    let idp_origin = start_url.origin();
     let after_submit = |page: &PageState| {
         if !page.fresh || page.ready != "complete" {
             return false;
@@ -281,7 +287,7 @@ fn drive(
     hops.push(format!("landed on {final_url}"));
 
     // 4. The cookies the browser holds for the page it landed on (HttpOnly included).
-    let cookies = tab
+    let cookies: Vec<LoginCookie> = tab
         .get_cookies()
         .map_err(|e| LoginError::Browser {
             step: "read the browser's cookies",
@@ -296,6 +302,26 @@ fn drive(
             secure: c.secure,
         })
         .collect();
+
+    // 5. How the gateway answered the callback, from the main frame's network events.
+    let callback = wait_for_callback_answer(&navigations, &idp_origin, deadline);
+    if let Some(answer) = &callback
+        && super::is_rejection(answer.status)
+    {
+        // A fresh profile held no gateway cookie before the callback: any cookie for
+        // the page it landed on came with the callback's answer.
+        let mut cookie_names: Vec<String> = cookies.iter().map(|c| c.name.clone()).collect();
+        if answer.set_cookie_header && cookie_names.is_empty() {
+            cookie_names.push("(a Set-Cookie header)".to_owned());
+        }
+        let _ = tab.close(false);
+        return Err(LoginError::CallbackRejected {
+            status: answer.status,
+            body_excerpt: super::excerpt(&last.text),
+            set_cookie: !cookie_names.is_empty(),
+            cookie_names,
+        });
+    }
     let _ = tab.close(false);
     Ok(LoginOutcome {
         driver: Driver::Browser,
@@ -305,6 +331,138 @@ fn drive(
         page_text: last.text,
         hops,
     })
+}
+
+/// One main-frame document request or response, as the CDP `Network` domain reports it.
+#[derive(Debug, Clone)]
+enum Navigation {
+    /// A request for `url`; `from` is the redirect response that led to it, if any.
+    Request { url: String, from: Option<Answer> },
+    /// A final (non-redirect) response.
+    Response(Answer),
+}
+
+/// A document response: its URL, status and whether it carried a `Set-Cookie` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    url: String,
+    status: u16,
+    set_cookie_header: bool,
+}
+
+impl Answer {
+    fn of(response: &Network::Response) -> Self {
+        let set_cookie_header = response
+            .headers
+            .0
+            .as_ref()
+            .and_then(serde_json::Value::as_object)
+            .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("set-cookie")));
+        Self {
+            url: response.url.clone(),
+            status: u16::try_from(response.status).unwrap_or(0),
+            set_cookie_header,
+        }
+    }
+}
+
+type NavigationLog = Arc<Mutex<Vec<Navigation>>>;
+
+/// Enables the `Network` domain and records the main frame's document requests and
+/// responses (redirects arrive as the next request's `redirectResponse`).
+fn watch_navigations(tab: &Arc<Tab>) -> Result<NavigationLog, LoginError> {
+    let log: NavigationLog = Arc::default();
+    let main_frame = tab.get_target_id().clone();
+    let sink = Arc::clone(&log);
+    let listener = move |event: &Event| {
+        let is_main = |frame: &Option<String>| frame.as_deref().is_none_or(|f| f == main_frame);
+        let entry = match event {
+            Event::NetworkRequestWillBeSent(e)
+                if e.params.Type == Some(Network::ResourceType::Document)
+                    && is_main(&e.params.frame_id) =>
+            {
+                Navigation::Request {
+                    url: e.params.request.url.clone(),
+                    from: e.params.redirect_response.as_ref().map(Answer::of),
+                }
+            }
+            Event::NetworkResponseReceived(e)
+                if e.params.Type == Network::ResourceType::Document
+                    && is_main(&e.params.frame_id) =>
+            {
+                Navigation::Response(Answer::of(&e.params.response))
+            }
+            _ => return,
+        };
+        if let Ok(mut log) = sink.lock() {
+            log.push(entry);
+        }
+    };
+    tab.add_event_listener(Arc::new(listener))
+        .map_err(|e| LoginError::Browser {
+            step: "watch the network",
+            detail: e.to_string(),
+        })?;
+    tab.call_method(Network::Enable {
+        max_total_buffer_size: None,
+        max_resource_buffer_size: None,
+        max_post_data_size: None,
+        report_direct_socket_traffic: None,
+        enable_durable_messages: None,
+    })
+    .map_err(|e| LoginError::Browser {
+        step: "enable the network domain",
+        detail: e.to_string(),
+    })?;
+    Ok(log)
+}
+
+/// The gateway's answer to the last callback: the last document request the IdP redirected
+/// off its own origin, and the response (or redirect) it got. `None` when not seen.
+fn callback_answer(log: &[Navigation], idp_origin: &url::Origin) -> Option<Answer> {
+    let on_idp = |url: &str| Url::parse(url).is_ok_and(|u| &u.origin() == idp_origin);
+    let mut callback: Option<String> = None;
+    let mut answer: Option<Answer> = None;
+    for entry in log {
+        match entry {
+            Navigation::Request { url, from } => {
+                if let Some(from) = from
+                    && callback.as_deref() == Some(from.url.as_str())
+                {
+                    answer = Some(from.clone());
+                }
+                if from.as_ref().is_some_and(|f| on_idp(&f.url)) && !on_idp(url) {
+                    callback = Some(url.clone());
+                    answer = None;
+                }
+            }
+            Navigation::Response(response) => {
+                if callback.as_deref() == Some(response.url.as_str()) {
+                    answer = Some(response.clone());
+                }
+            }
+        }
+    }
+    answer
+}
+
+/// [`callback_answer`], waiting up to a second for events still in flight.
+fn wait_for_callback_answer(
+    log: &NavigationLog,
+    idp_origin: &url::Origin,
+    deadline: Instant,
+) -> Option<Answer> {
+    let until = (Instant::now() + Duration::from_secs(1)).min(deadline);
+    loop {
+        let seen = log
+            .lock()
+            .ok()
+            .and_then(|log| callback_answer(&log, idp_origin));
+        if seen.is_some() || Instant::now() >= until {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Polls the page every 100 ms until `done` or the deadline; evaluation errors during a

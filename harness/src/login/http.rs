@@ -155,6 +155,17 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
         .await
         .map_err(|source| LoginError::Http { step, source })?;
     hops.push(format!("GET {callback} -> {}", answer.status().as_u16()));
+    if super::is_rejection(answer.status().as_u16()) {
+        let status = answer.status().as_u16();
+        let cookie_names: Vec<String> = set_cookies(&answer).into_iter().map(|c| c.name).collect();
+        let body = answer.text().await.unwrap_or_default();
+        return Err(LoginError::CallbackRejected {
+            status,
+            body_excerpt: clip(&body),
+            set_cookie: !cookie_names.is_empty(),
+            cookie_names,
+        });
+    }
     if !answer.status().is_redirection() {
         let status = answer.status();
         let body = answer.text().await.unwrap_or_default();
@@ -433,10 +444,5 @@ pub(crate) fn unescape(s: &str) -> String {
 }
 
 fn clip(text: &str) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > 200 {
-        format!("{}…", flat.chars().take(200).collect::<String>())
-    } else {
-        flat
-    }
+    super::excerpt(text)
 }

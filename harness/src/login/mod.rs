@@ -10,7 +10,9 @@
 //! `button.login-submit`, then its consent page with the same button), and end on the page
 //! the gateway sends back to after the callback. A re-rendered form with
 //! "Invalid username or password." (`#input-error`) is [`LoginError::InvalidCredentials`],
-//! never a timeout. This module owns no assertions: it reports what happened.
+//! never a timeout; a callback the gateway answers with a 4xx/5xx is
+//! [`LoginError::CallbackRejected`] (status, body excerpt, whether it set a cookie) from both
+//! drivers. This module owns no assertions: it reports what happened.
 
 use std::fmt;
 use std::time::Duration;
@@ -19,6 +21,21 @@ use url::Url;
 
 pub mod browser;
 pub mod http;
+
+/// Whether a callback answer with `status` is the gateway refusing it (4xx or 5xx).
+pub fn is_rejection(status: u16) -> bool {
+    (400..600).contains(&status)
+}
+
+/// `text` with whitespace collapsed, cut to 200 characters (an ellipsis marks the cut).
+pub(crate) fn excerpt(text: &str) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > 200 {
+        format!("{}…", flat.chars().take(200).collect::<String>())
+    } else {
+        flat
+    }
+}
 
 /// The text Keycloak shows for a failed login.
 pub const INVALID_CREDENTIALS_TEXT: &str = "Invalid username or password.";
@@ -161,6 +178,24 @@ pub enum LoginError {
         step: &'static str,
         /// What was seen instead.
         detail: String,
+    },
+    /// The gateway answered the IdP's redirect to its callback with an error status (4xx or
+    /// 5xx) instead of the redirect back to the original URL: a relying party refusing the
+    /// authorization response (bad ID token, state, issuer...).
+    #[error(
+        "the gateway rejected the callback with status {status}{}: {body_excerpt}",
+        if cookie_names.is_empty() { String::new() } else { format!(" (and set cookies {cookie_names:?})") }
+    )]
+    CallbackRejected {
+        /// The callback response's status.
+        status: u16,
+        /// The start of its body, whitespace collapsed (at most 200 characters).
+        body_excerpt: String,
+        /// Whether the rejecting response set (or left the client holding) a cookie for the
+        /// gateway: it must not, since no session may exist after a rejected callback.
+        set_cookie: bool,
+        /// The names of those cookies (values never kept here).
+        cookie_names: Vec<String>,
     },
     /// The browser failed (launch, CDP, script).
     #[error("browser failed at step {step:?}: {detail}")]

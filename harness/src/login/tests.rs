@@ -45,8 +45,28 @@ async fn fake_app() -> (SocketAddr, tokio::task::JoinHandle<()>) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    async fn reject() -> Response {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            "invalid ID token: audience",
+        )
+            .into_response()
+    }
+    async fn reject_with_cookie() -> Response {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(
+                axum::http::header::SET_COOKIE,
+                "app-session=LEAKED; Path=/; HttpOnly",
+            )],
+            "rejected, but a session anyway",
+        )
+            .into_response()
+    }
     let app = axum::Router::new()
         .route("/cb", get(callback))
+        .route("/reject", get(reject))
+        .route("/reject-with-cookie", get(reject_with_cookie))
         .route("/done", get(done));
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -79,6 +99,10 @@ impl Fixture {
     }
 
     fn auth_url(&self) -> Url {
+        self.auth_url_to("/cb")
+    }
+
+    fn auth_url_to(&self, callback_path: &str) -> Url {
         let mut url = Url::parse(&format!(
             "{}/protocol/openid-connect/auth",
             self.idp.issuer("master")
@@ -86,7 +110,10 @@ impl Fixture {
         .expect("url");
         url.query_pairs_mut()
             .append_pair("client_id", "agentgateway")
-            .append_pair("redirect_uri", &format!("http://{}/cb", self.app))
+            .append_pair(
+                "redirect_uri",
+                &format!("http://{}{callback_path}", self.app),
+            )
             .append_pair("response_type", "code")
             .append_pair("scope", "email openid")
             .append_pair("state", "s1");
@@ -126,6 +153,75 @@ async fn wrong_password_is_invalid_credentials(driver: Driver) {
     .await
     .expect_err("login refused");
     assert!(matches!(err, LoginError::InvalidCredentials), "{err:?}");
+}
+
+async fn rejected_callback_is_callback_rejected(driver: Driver) {
+    let f = Fixture::start().await;
+    let err = login(
+        driver,
+        &f.auth_url_to("/reject"),
+        &Credentials::new("user1", "password"),
+        DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect_err("the app rejects the callback");
+    match err {
+        LoginError::CallbackRejected {
+            status,
+            body_excerpt,
+            set_cookie,
+            cookie_names,
+        } => {
+            assert_eq!(status, 400, "{driver}");
+            assert!(
+                body_excerpt.contains("invalid ID token"),
+                "{driver}: {body_excerpt}"
+            );
+            assert!(!set_cookie, "{driver}: {cookie_names:?}");
+        }
+        other => panic!("{driver}: expected CallbackRejected, got {other:?}"),
+    }
+}
+
+async fn rejected_callback_reports_its_cookie(driver: Driver) {
+    let f = Fixture::start().await;
+    let err = login(
+        driver,
+        &f.auth_url_to("/reject-with-cookie"),
+        &Credentials::new("user1", "password"),
+        DEFAULT_TIMEOUT,
+    )
+    .await
+    .expect_err("the app rejects the callback");
+    assert!(
+        matches!(
+            &err,
+            LoginError::CallbackRejected { status: 401, set_cookie: true, cookie_names, .. }
+                if cookie_names == &["app-session".to_owned()]
+        ),
+        "{driver}: {err:?}"
+    );
+    assert!(!format!("{err} {err:?}").contains("LEAKED"), "{err:?}");
+}
+
+#[tokio::test]
+async fn http_driver_reports_a_rejected_callback_with_its_status_and_no_cookie() {
+    rejected_callback_is_callback_rejected(Driver::Http).await;
+}
+
+#[tokio::test]
+async fn http_driver_reports_a_cookie_set_by_a_rejected_callback() {
+    rejected_callback_reports_its_cookie(Driver::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_driver_reports_a_rejected_callback_with_its_status_and_no_cookie() {
+    rejected_callback_is_callback_rejected(Driver::Browser).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_driver_reports_a_cookie_set_by_a_rejected_callback() {
+    rejected_callback_reports_its_cookie(Driver::Browser).await;
 }
 
 #[tokio::test]

@@ -43,6 +43,8 @@ pub enum IdpBackend {
     /// The in-process mock IdP (Keycloak layout).
     #[default]
     Mock,
+    /// The same mock IdP as the `mock-idp:latest` container (`just images`).
+    MockContainer,
     /// panva's oidc-provider (npm) under node.
     OidcProvider,
     /// A Keycloak container (skipped when the image is absent).
@@ -81,8 +83,18 @@ impl IdpBackend {
     pub fn name(self) -> &'static str {
         match self {
             Self::Mock => "mock",
+            Self::MockContainer => "mock-container",
             Self::OidcProvider => "oidc-provider",
             Self::Keycloak => "keycloak",
+        }
+    }
+
+    /// Whose snapshots it shares: the mock's container answers byte for byte like the
+    /// in-process mock, so it has none of its own.
+    pub fn snapshot_idp(self) -> Self {
+        match self {
+            Self::MockContainer => Self::Mock,
+            other => other,
         }
     }
 }
@@ -436,8 +448,9 @@ pub enum LoginResult {
     /// The IdP said "Invalid username or password.".
     InvalidCredentials,
     /// The IdP redirected back with a code, and the gateway answered the callback with an
-    /// error status instead of the redirect to the original URL (so no session cookie).
-    /// Seen exactly by the `http` driver.
+    /// error status (4xx/5xx) instead of the redirect to the original URL
+    /// ([`crate::login::LoginError::CallbackRejected`], from either driver). The step also
+    /// fails when that answer set a cookie: a rejected callback must leave no session.
     CallbackRejected,
 }
 

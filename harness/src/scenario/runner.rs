@@ -326,12 +326,14 @@ const LOG_TAIL_LINES: usize = 15;
 
 /// The snapshot for a combination: the scenario's name on the mock IdP behind the simulator,
 /// `name.<idp>.<gateway>` elsewhere (responses legitimately differ: Caddy's `server` header,
-/// another IdP's pages). The session store changes nothing in the transcript.
+/// another IdP's pages). The session store changes nothing in the transcript, nor does
+/// running the mock in a container ([`IdpBackend::snapshot_idp`]).
 pub fn snapshot_name(scenario: &str, combo: Combo) -> String {
-    if combo.idp == IdpBackend::Mock && combo.gateway == GatewayBackend::Simulator {
+    let idp = combo.idp.snapshot_idp();
+    if idp == IdpBackend::Mock && combo.gateway == GatewayBackend::Simulator {
         scenario.to_owned()
     } else {
-        format!("{scenario}.{}.{}", combo.idp.name(), combo.gateway.name())
+        format!("{scenario}.{}.{}", idp.name(), combo.gateway.name())
     }
 }
 
@@ -355,6 +357,7 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
     };
     options.idp = match combo.idp {
         IdpBackend::Mock => IdpMode::Mock,
+        IdpBackend::MockContainer => IdpMode::MockContainer,
         IdpBackend::OidcProvider => IdpMode::OidcProvider,
         IdpBackend::Keycloak => IdpMode::Keycloak,
     };
@@ -416,9 +419,10 @@ impl<'s> Run<'s> {
             .build()
             .map_err(|e| e.to_string())?;
         // Backends only: no addresses, and nothing that differs between machines (the
-        // session store is printed in the stack line, not snapshotted).
+        // session store is printed in the stack line, not snapshotted; so is whether the
+        // mock runs in a container, whose snapshots are the in-process mock's).
         let stack_record = [
-            ("idp", combo.idp.name().to_owned()),
+            ("idp", combo.idp.snapshot_idp().name().to_owned()),
             ("gateway", format!("{:?}", combo.gateway).to_lowercase()),
             ("login", scenario.stack.login.to_string()),
         ]
@@ -705,31 +709,11 @@ impl<'s> Run<'s> {
         self.redactor.add_secret(credentials.password());
         let result = login::login(driver, &start, &credentials, timeout).await;
 
-        let mut problems = Vec::new();
-        // The http driver's error when the gateway answers the callback with an error status.
-        let callback_rejected = matches!(
-            &result,
-            Err(LoginError::Unexpected { step, .. }) if *step == "GET the callback at the gateway"
-        );
-        let outcome_text = match &result {
-            Ok(_) => "success".to_owned(),
-            Err(LoginError::InvalidCredentials) => "invalid_credentials".to_owned(),
-            Err(_) if callback_rejected => "callback_rejected".to_owned(),
-            Err(e) => format!("error: {e}"),
+        let (outcome_text, problems) = login_outcome(&result, expect.outcome);
+        let rejected_status = match &result {
+            Err(LoginError::CallbackRejected { status, .. }) => Some(*status),
+            _ => None,
         };
-        match (&result, expect.outcome) {
-            (Ok(_), LoginResult::Success)
-            | (Err(LoginError::InvalidCredentials), LoginResult::InvalidCredentials) => {}
-            (Err(_), LoginResult::CallbackRejected) if callback_rejected => {}
-            (_, want) => problems.push(format!(
-                "login outcome: expected {}, actual {outcome_text}",
-                match want {
-                    LoginResult::Success => "success",
-                    LoginResult::InvalidCredentials => "invalid_credentials",
-                    LoginResult::CallbackRejected => "callback_rejected",
-                }
-            )),
-        }
         let outcome = result.ok();
         if let Some(outcome) = &outcome {
             for cookie in &outcome.cookies {
@@ -814,7 +798,10 @@ impl<'s> Run<'s> {
             },
             outcome: r.text(&outcome_text),
             final_url: outcome.as_ref().map(|o| r.text(o.final_url.as_str())),
-            final_status: outcome.as_ref().and_then(|o| o.final_status),
+            final_status: outcome
+                .as_ref()
+                .and_then(|o| o.final_status)
+                .or(rejected_status),
             cookies: outcome
                 .as_ref()
                 .map(|o| {
@@ -994,4 +981,53 @@ pub(crate) fn shape(value: &str) -> String {
         "text"
     };
     format!("[redacted: {} chars, {alphabet}]", value.len())
+}
+
+/// The outcome text recorded for a login, and the problems with it against `want`: the
+/// variant must match, and a `callback_rejected` answer must have set no cookie.
+pub(crate) fn login_outcome(
+    result: &Result<LoginOutcome, LoginError>,
+    want: LoginResult,
+) -> (String, Vec<String>) {
+    let outcome_text = match result {
+        Ok(_) => "success".to_owned(),
+        Err(LoginError::InvalidCredentials) => "invalid_credentials".to_owned(),
+        Err(LoginError::CallbackRejected { .. }) => "callback_rejected".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    let mut problems = Vec::new();
+    match (result, want) {
+        (Ok(_), LoginResult::Success)
+        | (Err(LoginError::InvalidCredentials), LoginResult::InvalidCredentials) => {}
+        (
+            Err(LoginError::CallbackRejected {
+                status,
+                set_cookie,
+                cookie_names,
+                ..
+            }),
+            LoginResult::CallbackRejected,
+        ) => {
+            if *set_cookie {
+                problems.push(format!(
+                    "callback_rejected: the rejecting response (status {status}) must set no \
+                     session cookie, actual cookies {cookie_names:?}"
+                ));
+            }
+        }
+        (actual, want) => problems.push(format!(
+            "login outcome: expected {}, actual {}",
+            match want {
+                LoginResult::Success => "success",
+                LoginResult::InvalidCredentials => "invalid_credentials",
+                LoginResult::CallbackRejected => "callback_rejected",
+            },
+            match actual {
+                // The status and body say why the gateway refused it.
+                Err(e @ LoginError::CallbackRejected { .. }) => format!("callback_rejected ({e})"),
+                _ => outcome_text.clone(),
+            }
+        )),
+    }
+    (outcome_text, problems)
 }

@@ -253,6 +253,27 @@ fn snapshots_are_named_per_backend_except_on_mock_behind_the_simulator() {
 }
 
 #[test]
+fn the_mock_idp_container_shares_the_in_process_mocks_snapshots() {
+    use super::model::{Combo, GatewayBackend, IdpBackend};
+    let scenario =
+        parse("name: x\nstack: {idp: [mock, mock-container]}\nsteps: [{name: s, redis: stop}]")
+            .expect("parses");
+    let combos = scenario.stack.combos();
+    assert_eq!(combos[1].idp, IdpBackend::MockContainer);
+    assert_eq!(
+        combos[1].to_string(),
+        "idp=mock-container gateway=sim redis=auto"
+    );
+    let mut combo = Combo {
+        idp: IdpBackend::MockContainer,
+        ..Combo::default()
+    };
+    assert_eq!(snapshot_name("seed", combo), "seed");
+    combo.gateway = GatewayBackend::Caddy;
+    assert_eq!(snapshot_name("seed", combo), "seed.mock.caddy");
+}
+
+#[test]
 fn oidc_provider_interaction_ids_are_redacted() {
     let redactor = Redactor::new(&vars(), &[]).expect("redactor");
     assert_eq!(
@@ -302,4 +323,70 @@ steps:
 
     let both = parse("name: t\nsteps:\n  - name: x\n    idp_admin: {path: /a}\n    redis: stop\n");
     assert!(both.is_err(), "two step kinds in one step");
+}
+
+#[test]
+fn callback_rejected_passes_only_when_the_rejection_set_no_cookie() {
+    use super::runner::login_outcome;
+    use crate::login::LoginError;
+    let rejected = |cookie_names: &[&str]| -> Result<crate::login::LoginOutcome, LoginError> {
+        Err(LoginError::CallbackRejected {
+            status: 400,
+            body_excerpt: "invalid ID token".into(),
+            set_cookie: !cookie_names.is_empty(),
+            cookie_names: cookie_names.iter().map(|n| (*n).to_owned()).collect(),
+        })
+    };
+    let cases: [(&str, Result<_, LoginError>, LoginResult, usize, &str); 5] = [
+        (
+            "clean rejection",
+            rejected(&[]),
+            LoginResult::CallbackRejected,
+            0,
+            "",
+        ),
+        (
+            "rejection with a session cookie",
+            rejected(&["keycloak-session"]),
+            LoginResult::CallbackRejected,
+            1,
+            "must set no session cookie, actual cookies [\"keycloak-session\"]",
+        ),
+        (
+            "rejection where a success was expected",
+            rejected(&[]),
+            LoginResult::Success,
+            1,
+            "expected success, actual callback_rejected (the gateway rejected the callback with status 400",
+        ),
+        (
+            "another error is not a rejection",
+            Err(LoginError::Unexpected {
+                step: "GET the callback at the gateway",
+                detail: "status 200".into(),
+            }),
+            LoginResult::CallbackRejected,
+            1,
+            "expected callback_rejected, actual error:",
+        ),
+        (
+            "wrong password",
+            Err(LoginError::InvalidCredentials),
+            LoginResult::InvalidCredentials,
+            0,
+            "",
+        ),
+    ];
+    for (label, result, want, count, text) in cases {
+        let (_, problems) = login_outcome(&result, want);
+        assert_eq!(problems.len(), count, "{label}: {problems:?}");
+        assert!(
+            problems.iter().all(|p| p.contains(text)),
+            "{label}: {problems:?}"
+        );
+    }
+    assert_eq!(
+        login_outcome(&rejected(&[]), LoginResult::CallbackRejected).0,
+        "callback_rejected"
+    );
 }
