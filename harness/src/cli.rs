@@ -40,24 +40,9 @@ pub enum Command {
         /// Do Step 3.1 now and print the Keycloak login URL to open in a browser.
         #[arg(long)]
         login_hint: bool,
-        /// Session store.
-        #[arg(long, value_enum, default_value_t = RedisArg::Auto)]
-        redis: RedisArg,
-        /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
-        #[arg(long, value_name = "URL")]
-        redis_url: Option<String>,
-        /// The IdP.
-        #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
-        idp: IdpArg,
-        /// With `--idp url`: the IdP's base URL (`KEYCLOAK_URL`).
-        #[arg(long, value_name = "URL")]
-        idp_url: Option<String>,
-        /// The gateway.
-        #[arg(long, value_enum, default_value_t = GatewayArg::Sim)]
-        gateway: GatewayArg,
-        /// Folder with realms/ and manifests/.
-        #[arg(long, value_name = "DIR")]
-        scenarios_dir: Option<PathBuf>,
+        /// Which backends to start.
+        #[command(flatten)]
+        backends: BackendArgs,
     },
     /// Run scenario files (or folders of *.yaml), each on a fresh stack.
     Run {
@@ -129,24 +114,9 @@ pub enum Command {
         /// Its password.
         #[arg(long, default_value = DEFAULT_USER.1)]
         password: String,
-        /// Session store (when the harness starts the stack).
-        #[arg(long, value_enum, default_value_t = RedisArg::Auto)]
-        redis: RedisArg,
-        /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
-        #[arg(long, value_name = "URL")]
-        redis_url: Option<String>,
-        /// The IdP (when the harness starts the stack).
-        #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
-        idp: IdpArg,
-        /// With `--idp url` or `--gateway-url`: the IdP's base URL (`KEYCLOAK_URL`).
-        #[arg(long, value_name = "URL")]
-        idp_url: Option<String>,
-        /// The gateway (when the harness starts the stack).
-        #[arg(long, value_enum, default_value_t = GatewayArg::Sim)]
-        gateway: GatewayArg,
-        /// Folder with realms/ and manifests/.
-        #[arg(long, value_name = "DIR")]
-        scenarios_dir: Option<PathBuf>,
+        /// Which backends to start (unless `--gateway-url` names a deployment).
+        #[command(flatten)]
+        backends: BackendArgs,
         /// Start nothing: load this (loopback) gateway, `http://${INGRESS_GW_ADDRESS}`.
         #[arg(long, value_name = "URL", requires = "idp_url")]
         gateway_url: Option<String>,
@@ -202,12 +172,7 @@ pub enum GatewayArg {
 struct UpArgs {
     env_file: Option<PathBuf>,
     login_hint: bool,
-    redis: RedisArg,
-    redis_url: Option<String>,
-    idp: IdpArg,
-    idp_url: Option<String>,
-    gateway: GatewayArg,
-    scenarios_dir: Option<PathBuf>,
+    backends: BackendArgs,
 }
 
 /// The seed guide's request body.
@@ -231,21 +196,11 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Up {
             env_file,
             login_hint,
-            redis,
-            redis_url,
-            idp,
-            idp_url,
-            gateway,
-            scenarios_dir,
+            backends,
         } => match up(UpArgs {
             env_file,
             login_hint,
-            redis,
-            redis_url,
-            idp,
-            idp_url,
-            gateway,
-            scenarios_dir,
+            backends,
         })
         .await
         {
@@ -297,12 +252,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             quiet,
             user,
             password,
-            redis,
-            redis_url,
-            idp,
-            idp_url,
-            gateway,
-            scenarios_dir,
+            backends,
             gateway_url,
             upstream_url,
         } => {
@@ -325,14 +275,7 @@ pub async fn main(cli: Cli) -> ExitCode {
                 },
                 report,
                 svg,
-                stack: BackendArgs {
-                    redis,
-                    redis_url,
-                    idp,
-                    idp_url,
-                    gateway,
-                    scenarios_dir,
-                },
+                stack: backends,
                 gateway_url,
                 upstream_url,
             };
@@ -349,13 +292,25 @@ pub async fn main(cli: Cli) -> ExitCode {
 }
 
 /// The backend choices `up` and `load` share.
-#[derive(Debug, Clone)]
-struct BackendArgs {
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Session store.
+    #[arg(long, value_enum, default_value_t = RedisArg::Auto)]
     redis: RedisArg,
+    /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
+    #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+    /// The IdP.
+    #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
     idp: IdpArg,
+    /// With `--idp url` (or `load --gateway-url`): the IdP's base URL (`KEYCLOAK_URL`).
+    #[arg(long, value_name = "URL")]
     idp_url: Option<String>,
+    /// The gateway.
+    #[arg(long, value_enum, default_value_t = GatewayArg::Sim)]
     gateway: GatewayArg,
+    /// Folder with realms/ and manifests/.
+    #[arg(long, value_name = "DIR")]
     scenarios_dir: Option<PathBuf>,
 }
 
@@ -470,22 +425,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let UpArgs {
         env_file,
         login_hint,
-        redis,
-        redis_url,
-        idp,
-        idp_url,
-        gateway,
-        scenarios_dir,
+        backends,
     } = args;
-    let options = BackendArgs {
-        redis,
-        redis_url,
-        idp,
-        idp_url,
-        gateway,
-        scenarios_dir,
-    }
-    .stack_options()?;
+    let options = backends.stack_options()?;
     let stack = Stack::up(options).await?;
     let vars = stack.vars();
     let var = |k: &str| vars.get(k).cloned().unwrap_or_default();
