@@ -124,6 +124,12 @@ pub fn to_response(decision: Decision) -> Response<Body> {
             }
             (StatusCode::OK, headers, String::new())
         }
+        // Here a 2xx means "allow": a page we answer ourselves (the POST logout form) must
+        // not be taken for one, or the proxy would forward the request upstream instead.
+        // Browsers render and submit a 403's page all the same.
+        Decision::Deny(deny) if deny.status.is_success() => {
+            (StatusCode::FORBIDDEN, deny.headers, deny.body)
+        }
         Decision::Deny(deny) => (deny.status, deny.headers, deny.body),
     };
     let mut response = Response::new(Body::from(body));
@@ -144,6 +150,16 @@ pub fn to_response(decision: Decision) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::Deny;
+
+    #[test]
+    fn a_page_of_ours_is_never_a_2xx_which_would_mean_allow() {
+        let page = Deny::text(StatusCode::OK, "<form>logging out</form>");
+        let response = to_response(Decision::Deny(page));
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let redirect = to_response(Decision::Deny(Deny::redirect("http://gw/".into())));
+        assert_eq!(redirect.status(), StatusCode::FOUND);
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
