@@ -50,9 +50,10 @@ pub fn identity_headers(config: &OidcConfig) -> Vec<HeaderName> {
 
 /// Allows `check` for the session: sets the identity headers and removes every client-sent
 /// spelling of them.
-pub fn allow(config: &OidcConfig, check: &CheckRequest, active: &Active) -> Allow {
+pub fn allow(route: &Route, check: &CheckRequest, active: &Active) -> Allow {
+    let config = &route.config;
     let mut allow = Allow::default();
-    strip_client_copies(&mut allow, check, &identity_headers(config));
+    strip_client_copies(&mut allow, check, &route.identity_headers);
     let data = &active.data;
     if let Some(name) = &config.id_token_header {
         allow
@@ -95,7 +96,7 @@ pub async fn bearer(route: &Route, check: &CheckRequest) -> Option<Allow> {
             tracing::debug!(config = %route.config.id, sub = %identity.subject, "bearer ID token accepted");
             let cfg = &route.config;
             let mut allow = Allow::default();
-            strip_client_copies(&mut allow, check, &identity_headers(cfg));
+            strip_client_copies(&mut allow, check, &route.identity_headers);
             if let Some(name) = &cfg.id_token_header {
                 allow
                     .upstream_headers

@@ -58,6 +58,9 @@ pub struct Route {
     pub store: Arc<dyn SessionStore>,
     /// Cookie mode: the key that seals the tokens into the cookie.
     cookie_cipher: Option<Key>,
+    /// The headers this config sets upstream (and the session-id header), whose client
+    /// copies are removed: [`identity::identity_headers`], computed once.
+    identity_headers: Vec<http::HeaderName>,
 }
 
 impl Route {
@@ -89,6 +92,7 @@ impl Route {
             )),
         };
         Self {
+            identity_headers: identity::identity_headers(&config),
             config,
             provider,
             store,
@@ -129,6 +133,17 @@ pub struct Active {
     pub id: Option<SessionId>,
     /// `Set-Cookie` lines to send back (cookie mode after a refresh).
     pub set_cookie: Vec<String>,
+}
+
+impl Active {
+    /// A session with nothing to send back to the browser.
+    pub fn new(data: SessionData, id: Option<SessionId>) -> Self {
+        Self {
+            data,
+            id,
+            set_cookie: Vec::new(),
+        }
+    }
 }
 
 /// Everything a decision needs; cheap to share behind an `Arc`.
@@ -172,17 +187,31 @@ impl Flow {
 
     /// Decides what happens to `check`.
     pub async fn decide(&self, check: &CheckRequest) -> Decision {
+        self.decide_labelled(check).await.0
+    }
+
+    /// [`Flow::decide`], with the `config` label of the decision for metrics and logs: the
+    /// AuthConfig's id, `none` when several are loaded and the request names none, `unknown`
+    /// when it names one that is not loaded (never the name itself: it is client-controlled).
+    pub async fn decide_labelled(&self, check: &CheckRequest) -> (Decision, &str) {
         let route = match self.route_for(check) {
             Ok(r) => r,
-            Err(e) => return e.into_decision(),
+            Err(e) => {
+                let label = match e {
+                    FlowError::NoConfigSelected(_) => "none",
+                    _ => "unknown",
+                };
+                return (e.into_decision(), label);
+            }
         };
-        match self.decide_for(route, check).await {
+        let decision = match self.decide_for(route, check).await {
             Ok(d) => d,
             Err(e) => {
                 e.log(&route.config.id);
                 e.into_decision()
             }
-        }
+        };
+        (decision, &route.config.id)
     }
 
     fn route_for(&self, check: &CheckRequest) -> Result<&Route, FlowError> {
@@ -217,7 +246,7 @@ impl Flow {
             return callback::handle(self, route, check, params).await;
         }
         if let Some(active) = self.session(route, check).await? {
-            return Ok(Decision::Allow(identity::allow(cfg, check, &active)));
+            return Ok(Decision::Allow(identity::allow(route, check, &active)));
         }
         if let Some(allow) = identity::bearer(route, check).await {
             return Ok(Decision::Allow(allow));

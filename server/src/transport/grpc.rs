@@ -46,8 +46,8 @@ impl Authorization for AuthorizationService {
     ) -> Result<Response<CheckResponse>, tonic::Status> {
         let started = Instant::now();
         let check = to_check(request.into_inner());
-        let decision = self.flow.decide(&check).await;
-        observe::decided(Transport::Grpc, &self.flow, &check, &decision, started);
+        let (decision, config) = self.flow.decide_labelled(&check).await;
+        observe::decided(Transport::Grpc, config, &check, &decision, started);
         Ok(Response::new(to_response(decision)))
     }
 }

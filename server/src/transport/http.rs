@@ -61,8 +61,8 @@ async fn check(
     let started = Instant::now();
     let forwarded = state.trusted.contains(peer.ip());
     let check = to_check(&method, &uri, &headers, forwarded);
-    let decision = state.flow.decide(&check).await;
-    observe::decided(Transport::Http, &state.flow, &check, &decision, started);
+    let (decision, config) = state.flow.decide_labelled(&check).await;
+    observe::decided(Transport::Http, config, &check, &decision, started);
     to_response(decision)
 }
 

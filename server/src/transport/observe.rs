@@ -7,41 +7,22 @@
 
 use std::time::Instant;
 
-use crate::flow::{CheckRequest, Decision, Flow};
+use crate::flow::{CheckRequest, Decision};
 use crate::metrics::{self, Transport};
 
 /// Longest path written to the log; the rest is cut (paths are client-controlled).
 const MAX_LOGGED_PATH: usize = 256;
 
-/// The `config` label of a check: the AuthConfig the flow picks for it, `none` when several
-/// are loaded and the request names none, `unknown` when it names one that is not loaded
-/// (never the name itself: it is client-controlled).
-pub fn config_label<'a>(flow: &'a Flow, check: &CheckRequest) -> &'a str {
-    let wanted = check
-        .context
-        .get(flow.selector())
-        .map(String::as_str)
-        .or_else(|| check.header_values(flow.selector()).next());
-    match (wanted, flow.routes()) {
-        (None, [only]) => &only.config.id,
-        (None, _) => "none",
-        (Some(id), routes) => routes
-            .iter()
-            .find(|r| r.config.id == id)
-            .map_or("unknown", |r| r.config.id.as_str()),
-    }
-}
-
-/// Records and logs one decided check that started at `started`.
+/// Records and logs one decided check that started at `started`; `config` is the label
+/// from [`Flow::decide_labelled`](crate::flow::Flow::decide_labelled).
 pub fn decided(
     transport: Transport,
-    flow: &Flow,
+    config: &str,
     check: &CheckRequest,
     decision: &Decision,
     started: Instant,
 ) {
     let elapsed = started.elapsed();
-    let config = config_label(flow, check);
     let outcome = metrics::outcome(decision);
     let status = match decision {
         Decision::Allow(_) => 200,
