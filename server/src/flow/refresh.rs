@@ -35,29 +35,17 @@ pub async fn ensure_fresh(
     let now = flow.now();
     let valid = data.expires_at > now;
     if !due(route, &data, now) {
-        return Ok(Some(Active {
-            data,
-            id,
-            set_cookie: Vec::new(),
-        }));
+        return Ok(Some(Active::new(data, id)));
     }
     if !route.config.session.allow_refreshing || data.refresh_token.is_none() {
         // Nothing to refresh with: usable until the ID token expires, then a new login
         // (silent at the IdP while its session lasts).
-        return Ok(valid.then_some(Active {
-            data,
-            id,
-            set_cookie: Vec::new(),
-        }));
+        return Ok(valid.then_some(Active::new(data, id)));
     }
     let fallback = |data: SessionData, id: Option<SessionId>, e: FlowError| {
         if valid {
             tracing::warn!(config = %route.config.id, error = %e, "token refresh failed; the current token is still valid");
-            Ok(Some(Active {
-                data,
-                id,
-                set_cookie: Vec::new(),
-            }))
+            Ok(Some(Active::new(data, id)))
         } else {
             Err(e)
         }
@@ -66,37 +54,34 @@ pub async fn ensure_fresh(
         Some(id) => {
             let flight = flow.refresh_flight(&id.storage_key(""));
             let _guard = flight.lock().await;
-            // Someone (this process or another replica) may have refreshed meanwhile.
-            let current = match route.store.load(id).await {
-                Ok(Some(current)) => current,
-                Ok(None) => return Ok(None),
-                Err(e) => return fallback(data, Some(id.clone()), FlowError::SessionStore(e)),
-            };
-            if !due(route, &current, flow.now()) {
-                return Ok(Some(Active {
-                    data: current,
-                    id: Some(id.clone()),
-                    set_cookie: Vec::new(),
-                }));
-            }
             match route.store.try_lock(id, LOCK_TTL).await {
                 Ok(true) => {}
-                Ok(false) => return wait_for_other_replica(flow, route, id, current).await,
-                Err(e) => return fallback(current, Some(id.clone()), FlowError::SessionStore(e)),
+                Ok(false) => return wait_for_other_replica(flow, route, id, data).await,
+                Err(e) => return fallback(data, Some(id.clone()), FlowError::SessionStore(e)),
             }
-            let result = refresh_and_save(route, Some(id), &current).await;
+            // Under both locks, the session as it is now: another request or replica may
+            // have refreshed it since this request read it, and its refresh token is then
+            // spent (refreshing with it again would end the session).
+            let outcome = async {
+                let current = match route.store.load(id).await {
+                    Ok(Some(current)) => current,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return fallback(data, Some(id.clone()), FlowError::SessionStore(e)),
+                };
+                if !due(route, &current, flow.now()) {
+                    return Ok(Some(Active::new(current, Some(id.clone()))));
+                }
+                match refresh_and_save(route, Some(id), &current).await {
+                    Ok(Some(fresh)) => Ok(Some(Active::new(fresh, Some(id.clone())))),
+                    Ok(None) => Ok(None),
+                    Err(e) => fallback(current, Some(id.clone()), e),
+                }
+            }
+            .await;
             if let Err(e) = route.store.unlock(id).await {
                 tracing::warn!(config = %route.config.id, error = %e, "could not release the refresh lock (it expires by itself)");
             }
-            match result {
-                Ok(Some(fresh)) => Ok(Some(Active {
-                    data: fresh,
-                    id: Some(id.clone()),
-                    set_cookie: Vec::new(),
-                })),
-                Ok(None) => Ok(None),
-                Err(e) => fallback(current, Some(id.clone()), e),
-            }
+            outcome
         }
         None => match refresh_and_save(route, None, &data).await {
             Ok(Some(fresh)) => {
@@ -130,22 +115,14 @@ async fn wait_for_other_replica(
         tokio::time::sleep(WAIT_STEP).await;
         match route.store.load(id).await {
             Ok(Some(d)) if !due(route, &d, flow.now()) => {
-                return Ok(Some(Active {
-                    data: d,
-                    id: Some(id.clone()),
-                    set_cookie: Vec::new(),
-                }));
+                return Ok(Some(Active::new(d, Some(id.clone()))));
             }
             Ok(None) => return Ok(None),
             _ => {}
         }
     }
     if current.expires_at > flow.now() {
-        Ok(Some(Active {
-            data: current,
-            id: Some(id.clone()),
-            set_cookie: Vec::new(),
-        }))
+        Ok(Some(Active::new(current, Some(id.clone()))))
     } else {
         Err(FlowError::Idp(OidcError::TokenEndpoint(
             "another replica is refreshing this session".into(),
