@@ -564,13 +564,15 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn resolve_client_secret(
+/// The Secret `r` names (namespace defaulting to the AuthConfig's), with the label of its
+/// document; a missing or rejected Secret is an error at the reference's `path`.
+fn referenced_secret<'a>(
     doc: &Document,
     r: &raw::ResourceRef,
     default_namespace: &str,
-    secrets: &SecretIndex,
-) -> Result<Secret, ConfigError> {
-    let path = format!("{OIDC_PREFIX}.clientSecretRef");
+    secrets: &'a SecretIndex,
+    path: &str,
+) -> Result<(&'a super::DocLabel, &'a CompiledSecret), ConfigError> {
     let secret_id = format!(
         "{}/{}",
         r.namespace.as_deref().unwrap_or(default_namespace),
@@ -579,15 +581,26 @@ fn resolve_client_secret(
     let Some((label, compiled)) = secrets.get(&secret_id) else {
         return Err(ConfigError::MissingSecret {
             doc: doc.label.clone(),
-            path,
+            path: path.to_owned(),
             secret: secret_id,
         });
     };
     let secret = compiled.as_ref().map_err(|e| ConfigError::BadSecret {
         doc: doc.label.clone(),
-        path: path.clone(),
+        path: path.to_owned(),
         cause: Arc::clone(e),
     })?;
+    Ok((label, secret))
+}
+
+fn resolve_client_secret(
+    doc: &Document,
+    r: &raw::ResourceRef,
+    default_namespace: &str,
+    secrets: &SecretIndex,
+) -> Result<Secret, ConfigError> {
+    let path = format!("{OIDC_PREFIX}.clientSecretRef");
+    let (label, secret) = referenced_secret(doc, r, default_namespace, secrets, &path)?;
     if let Some(t) = secret.type_.as_deref().filter(|t| *t != OAUTH_SECRET_TYPE) {
         return Err(ConfigError::BadSecret {
             doc: doc.label.clone(),
@@ -875,23 +888,7 @@ fn resolve_cipher_key(
     p: &dyn Fn(&str) -> String,
 ) -> Result<Secret, ConfigError> {
     let path = p("session.cipherConfig.keyRef");
-    let secret_id = format!(
-        "{}/{}",
-        r.namespace.as_deref().unwrap_or(default_namespace),
-        r.name
-    );
-    let Some((label, compiled)) = secrets.get(&secret_id) else {
-        return Err(ConfigError::MissingSecret {
-            doc: doc.label.clone(),
-            path,
-            secret: secret_id,
-        });
-    };
-    let secret = compiled.as_ref().map_err(|e| ConfigError::BadSecret {
-        doc: doc.label.clone(),
-        path: path.clone(),
-        cause: Arc::clone(e),
-    })?;
+    let (label, secret) = referenced_secret(doc, r, default_namespace, secrets, &path)?;
     match secret.values.get(CIPHER_KEY_KEY) {
         Some(s) if s.expose().len() == 32 => Ok(s.clone()),
         other => Err(ConfigError::BadSecret {
