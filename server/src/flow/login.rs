@@ -98,14 +98,18 @@ pub async fn redirect(
         query.append_pair(k, v);
     }
     let query = query.finish();
-    let endpoint = &discovered.authorization_endpoint;
-    let sep = if endpoint.contains('?') { '&' } else { '?' };
-    let mut deny = Deny::redirect(format!("{endpoint}{sep}{query}"));
+    let mut deny = Deny::redirect(with_query(&discovered.authorization_endpoint, &query));
     if is_navigation(check) {
         let b = flow.state().binding(&issued.lid);
         deny = deny.with_header(SET_COOKIE, binding::add(cfg, check, &b));
     }
     Ok(Decision::Deny(deny))
+}
+
+/// `endpoint` with `query` appended (after its own query, if it has one).
+pub(crate) fn with_query(endpoint: &str, query: &str) -> String {
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    format!("{endpoint}{sep}{query}")
 }
 
 /// The `redirect_uri` for a login started on `path`: `appUrl` + `callbackPath`; with

@@ -83,8 +83,7 @@ pub async fn handle(
                 let query = form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
                     .finish();
-                let sep = if endpoint.contains('?') { '&' } else { '?' };
-                Deny::redirect(format!("{endpoint}{sep}{query}"))
+                Deny::redirect(super::login::with_query(&endpoint, &query))
             }
             EndSessionMethod::Post => post_form(&endpoint, &params),
         },
