@@ -17,6 +17,7 @@ use super::error::no_store_json;
 use super::params::Params;
 use super::token::authenticate_client;
 use super::{AppState, HttpError, RealmState};
+use crate::realm::Client;
 use crate::tokens;
 
 pub(crate) async fn introspect(
@@ -28,12 +29,23 @@ pub(crate) async fn introspect(
     let rs = state.realm(&realm)?;
     let form = Params::parse(&body);
     // Only an authenticated client may introspect; which one does not change the answer.
-    authenticate_client(&rs, &headers, &form)?;
+    let (_, token) = client_and_token(&rs, &headers, &form)?;
+    let body = active_claims(&state, &rs, token).unwrap_or_else(|| json!({ "active": false }));
+    Ok(no_store_json(StatusCode::OK, body))
+}
+
+/// The authenticated client and the required `token` parameter, shared by introspection and
+/// revocation.
+fn client_and_token<'r, 'f>(
+    rs: &'r RealmState,
+    headers: &HeaderMap,
+    form: &'f Params,
+) -> Result<(&'r Client, &'f str), HttpError> {
+    let client = authenticate_client(rs, headers, form)?;
     let token = form
         .get("token")
         .ok_or_else(|| HttpError::invalid_request("Missing parameter: token"))?;
-    let body = active_claims(&state, &rs, token).unwrap_or_else(|| json!({ "active": false }));
-    Ok(no_store_json(StatusCode::OK, body))
+    Ok((client, token))
 }
 
 /// The introspection answer of a token that is active now.
@@ -72,10 +84,7 @@ pub(crate) async fn revoke(
 ) -> Result<Response, HttpError> {
     let rs = state.realm(&realm)?;
     let form = Params::parse(&body);
-    let client = authenticate_client(&rs, &headers, &form)?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| HttpError::invalid_request("Missing parameter: token"))?;
+    let (client, token) = client_and_token(&rs, &headers, &form)?;
     let now = state.now();
     let keys = state.keys();
     let unmatching = || HttpError::OAuth {

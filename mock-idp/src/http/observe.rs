@@ -12,13 +12,12 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use rand::Rng as _;
 use serde_json::json;
 
 use super::AppState;
 use super::error::no_store_json;
+use super::params::{authorization, decode_basic};
 use crate::faults::{Endpoint, FaultKind, MAX_HANG_SECONDS};
 use crate::requests::{LoggedRequest, redacted_params};
 
@@ -130,15 +129,6 @@ fn dropped_connection() -> Response {
 
 /// The client id of `Authorization: Basic` credentials.
 fn basic_client_id(headers: &axum::http::HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = STANDARD.decode(rest.trim()).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (id, _) = text.split_once(':')?;
-    url::form_urlencoded::parse(format!("x={id}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
+    let (id, _) = decode_basic(authorization(headers, "basic")?)?;
+    Some(id)
 }

@@ -7,14 +7,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 
 use super::error::no_store_json;
-use super::params::Params;
+use super::params::{Params, authorization, decode_basic};
 use super::{AppState, HttpError, RealmState};
 use crate::faults::FaultKind;
 use crate::realm::{Client, User};
@@ -68,14 +66,7 @@ pub(crate) fn authenticate_client<'r>(
     headers: &HeaderMap,
     form: &Params,
 ) -> Result<&'r Client, HttpError> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
-        });
-    let (client_id, secret) = match basic {
+    let (client_id, secret) = match authorization(headers, "basic") {
         Some(encoded) => {
             let (id, secret) = decode_basic(encoded).ok_or_else(HttpError::invalid_client)?;
             // Two different identities in one request is a client fault.
@@ -103,21 +94,6 @@ pub(crate) fn authenticate_client<'r>(
         (Some(expected), Some(given)) if expected.matches(&given) => Ok(client),
         _ => Err(HttpError::invalid_client()),
     }
-}
-
-fn decode_basic(encoded: &str) -> Option<(String, String)> {
-    let raw = STANDARD.decode(encoded).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (id, secret) = text.split_once(':')?;
-    Some((form_decode(id), form_decode(secret)))
-}
-
-/// Decodes one `application/x-www-form-urlencoded` value (`+` is a space).
-fn form_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 fn authorization_code(
@@ -305,25 +281,4 @@ fn issue(
     rs.store().remember_refresh(minted.refresh_jti, grant);
     // Serialized from the struct, so the fields keep Keycloak's order on the wire.
     Ok(no_store_json(StatusCode::OK, body))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_credentials_are_form_urldecoded() {
-        // RFC 6749 2.3.1: "a b:c" and "p%w+d" are encoded before base64.
-        let encoded = STANDARD.encode("a+b%3Ac:p%25w%2Bd");
-        assert_eq!(
-            decode_basic(&encoded),
-            Some(("a b:c".to_owned(), "p%w+d".to_owned()))
-        );
-    }
-
-    #[test]
-    fn basic_credentials_without_a_colon_are_rejected() {
-        assert_eq!(decode_basic(&STANDARD.encode("nocolon")), None);
-        assert_eq!(decode_basic("%%%"), None);
-    }
 }

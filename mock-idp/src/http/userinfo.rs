@@ -4,9 +4,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde::Serialize;
 
+use super::params::authorization;
 use super::{AppState, HttpError};
 use crate::faults::FaultKind;
 use crate::tokens::{self, ProfileClaims};
@@ -28,13 +29,7 @@ pub(crate) async fn userinfo(
         realm: rs.realm.name().to_owned(),
         description,
     };
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
+    let token = authorization(&headers, "bearer")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| reject("Token not provided"))?;
     let now = state.now();

@@ -13,6 +13,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -129,7 +130,7 @@ pub(crate) fn mint_service_account(
         nonce: None,
         session_state: String::new(),
         acr: "1".to_owned(),
-        realm_access: json!({ "roles": ["offline_access", "uma_authorization"] }),
+        realm_access: default_realm_roles(),
         resource_access: json!({}),
         scope: "email profile".to_owned(),
         sid: String::new(),
@@ -367,10 +368,9 @@ impl IdTamper {
             let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
             return Ok(format!("{header}.{payload}."));
         }
-        let mut header = Header::new(keys.signing.alg().jwt());
-        header.typ = Some("JWT".to_owned());
-        if !self.no_kid {
-            header.kid = Some(keys.signing.kid().to_owned());
+        let mut header = signing_header(keys);
+        if self.no_kid {
+            header.kid = None;
         }
         let token = jsonwebtoken::encode(&header, claims, keys.signing.encoding_key())?;
         if self.bad_signature {
@@ -420,7 +420,7 @@ pub(crate) fn mint_tampered(
         nonce: g.nonce.map(str::to_owned),
         session_state: g.sid.to_owned(),
         acr: g.acr.to_owned(),
-        realm_access: json!({ "roles": ["offline_access", "uma_authorization"] }),
+        realm_access: default_realm_roles(),
         resource_access: json!({
             "account": { "roles": ["manage-account", "manage-account-links", "view-profile"] }
         }),
@@ -488,16 +488,26 @@ pub(crate) fn mint_tampered(
     })
 }
 
+/// Keycloak's default realm roles (`realm_access`), which every user and service account has.
+fn default_realm_roles() -> Value {
+    json!({ "roles": ["offline_access", "uma_authorization"] })
+}
+
 /// Signs with the active signing key and its algorithm (RS256 unless configured otherwise).
 fn sign_rs256<T: Serialize>(keys: &Keys, claims: &T) -> Result<String, MintError> {
-    let mut header = Header::new(keys.signing.alg().jwt());
-    header.typ = Some("JWT".to_owned());
-    header.kid = Some(keys.signing.kid().to_owned());
     Ok(jsonwebtoken::encode(
-        &header,
+        &signing_header(keys),
         claims,
         keys.signing.encoding_key(),
     )?)
+}
+
+/// The JWT header of the active signing key: its algorithm and `kid`.
+fn signing_header(keys: &Keys) -> Header {
+    let mut header = Header::new(keys.signing.alg().jwt());
+    header.typ = Some("JWT".to_owned());
+    header.kid = Some(keys.signing.kid().to_owned());
+    header
 }
 
 /// OIDC Core 3.1.3.6: base64url of the left half of SHA-256 of the access token's ASCII.
@@ -529,6 +539,14 @@ fn verifying_key<'k>(
         .ok_or(TokenInvalid::Malformed)
 }
 
+/// The claims of a token signed by a published key, signature checked.
+fn decode_signed<T: DeserializeOwned>(keys: &Keys, token: &str) -> Result<T, TokenInvalid> {
+    let (key, validation) = verifying_key(keys, token)?;
+    jsonwebtoken::decode::<T>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| TokenInvalid::Malformed)
+}
+
 /// Verifies an access token presented as a bearer token.
 pub(crate) fn verify_access(
     keys: &Keys,
@@ -536,10 +554,7 @@ pub(crate) fn verify_access(
     now: u64,
     token: &str,
 ) -> Result<AccessClaims, TokenInvalid> {
-    let (key, validation) = verifying_key(keys, token)?;
-    let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
-        .map_err(|_| TokenInvalid::Malformed)?;
-    let claims = data.claims;
+    let claims: AccessClaims = decode_signed(keys, token)?;
     check(&claims.iss, &claims.typ, claims.exp, issuer, "Bearer", now)?;
     Ok(claims)
 }
@@ -590,10 +605,7 @@ pub(crate) fn verify_id_token_hint(
     issuer: &str,
     token: &str,
 ) -> Result<IdClaims, TokenInvalid> {
-    let (key, validation) = verifying_key(keys, token)?;
-    let data = jsonwebtoken::decode::<IdClaims>(token, key, &validation)
-        .map_err(|_| TokenInvalid::Malformed)?;
-    let claims = data.claims;
+    let claims: IdClaims = decode_signed(keys, token)?;
     check(&claims.iss, &claims.typ, u64::MAX, issuer, "ID", 0)?;
     Ok(claims)
 }

@@ -8,11 +8,13 @@ fn keys() -> Keys {
     Keys::new(SigningKey::shared().unwrap())
 }
 
-fn realm() -> Realm {
-    Realm::from_json_str(include_str!("../../../scenarios/realms/master.json")).unwrap()
-}
+/// When the tests' tokens are minted.
+const NOW: u64 = 10_000;
 
-fn mint_at(keys: &Keys, realm: &Realm, scope: &Scope, nonce: Option<&str>, now: u64) -> Minted {
+/// Mints user1's tokens at `agentgateway` at [`NOW`], for a requested `scope`.
+fn mint_for(keys: &Keys, scope: &str, nonce: Option<&str>) -> Minted {
+    let realm =
+        Realm::from_json_str(include_str!("../../../scenarios/realms/master.json")).unwrap();
     let user = realm.user_for_login("user1").unwrap();
     mint(
         keys,
@@ -22,12 +24,12 @@ fn mint_at(keys: &Keys, realm: &Realm, scope: &Scope, nonce: Option<&str>, now: 
             client_id: "agentgateway",
             sid: "sid-1",
             nonce,
-            scope,
-            auth_time: now - 5,
+            scope: &Scope::granted_for(Some(scope)),
+            auth_time: NOW - 5,
             acr: "1",
-            now,
+            now: NOW,
             access_lifetime: 300,
-            refresh_expires_at: now + 1800,
+            refresh_expires_at: NOW + 1800,
         },
     )
     .unwrap()
@@ -60,14 +62,8 @@ fn at_hash_is_the_left_half_of_sha256_base64url() {
 
 #[test]
 fn minted_access_token_verifies_and_carries_keycloak_claims() {
-    let (keys, realm) = (keys(), realm());
-    let m = mint_at(
-        &keys,
-        &realm,
-        &Scope::granted_for(Some("openid")),
-        Some("n"),
-        10_000,
-    );
+    let keys = keys();
+    let m = mint_for(&keys, "openid", Some("n"));
     let claims = verify_access(&keys, ISS, 10_000, &m.access_token).unwrap();
     assert_eq!(claims.typ, "Bearer");
     assert_eq!(claims.aud, "account");
@@ -81,22 +77,10 @@ fn minted_access_token_verifies_and_carries_keycloak_claims() {
 
 #[test]
 fn id_token_is_issued_only_for_openid_and_binds_the_access_token() {
-    let (keys, realm) = (keys(), realm());
-    let m = mint_at(
-        &keys,
-        &realm,
-        &Scope::granted_for(Some("email")),
-        None,
-        10_000,
-    );
+    let keys = keys();
+    let m = mint_for(&keys, "email", None);
     assert!(m.id_token.is_none());
-    let m = mint_at(
-        &keys,
-        &realm,
-        &Scope::granted_for(Some("openid")),
-        None,
-        10_000,
-    );
+    let m = mint_for(&keys, "openid", None);
     let id = verify_id_token_hint(&keys, ISS, m.id_token.as_deref().unwrap()).unwrap();
     assert_eq!(id.at_hash, at_hash(&m.access_token));
     assert_eq!(id.aud, "agentgateway");
@@ -105,14 +89,8 @@ fn id_token_is_issued_only_for_openid_and_binds_the_access_token() {
 
 #[test]
 fn access_token_verification_rejections() {
-    let (keys, realm) = (keys(), realm());
-    let m = mint_at(
-        &keys,
-        &realm,
-        &Scope::granted_for(Some("openid")),
-        None,
-        10_000,
-    );
+    let keys = keys();
+    let m = mint_for(&keys, "openid", None);
     let id_token = m.id_token.clone().unwrap();
     let mut tampered = m.access_token.clone();
     tampered.push('x');
@@ -165,14 +143,8 @@ fn access_token_verification_rejections() {
 
 #[test]
 fn refresh_token_is_hs512_and_verifies_with_its_jti() {
-    let (keys, realm) = (keys(), realm());
-    let m = mint_at(
-        &keys,
-        &realm,
-        &Scope::granted_for(Some("openid")),
-        None,
-        10_000,
-    );
+    let keys = keys();
+    let m = mint_for(&keys, "openid", None);
     let header = jsonwebtoken::decode_header(&m.refresh_token).unwrap();
     assert_eq!(header.alg, Algorithm::HS512);
     let claims = verify_refresh(&keys, ISS, 10_000, &m.refresh_token).unwrap();
@@ -192,14 +164,8 @@ fn refresh_token_is_hs512_and_verifies_with_its_jti() {
 
 #[test]
 fn signed_tokens_carry_kid_and_jwt_type() {
-    let (keys, realm) = (keys(), realm());
-    let m = mint_at(
-        &keys,
-        &realm,
-        &Scope::granted_for(Some("openid")),
-        None,
-        10_000,
-    );
+    let keys = keys();
+    let m = mint_for(&keys, "openid", None);
     for token in [&m.access_token, m.id_token.as_ref().unwrap()] {
         let h = jsonwebtoken::decode_header(token).unwrap();
         assert_eq!(h.alg, Algorithm::RS256);

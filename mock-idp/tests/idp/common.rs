@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
-use mock_idp::{Clock, MockIdp, Realm, RunningIdp};
+use mock_idp::{Clock, MockIdp, MockIdpBuilder, Realm, RunningIdp};
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -68,9 +69,13 @@ pub struct Fixture {
 }
 
 pub async fn start() -> Fixture {
+    start_with(|b| b).await
+}
+
+/// Starts an IdP with the test realm and a [`TestClock`], configured further by `configure`.
+pub async fn start_with(configure: impl FnOnce(MockIdpBuilder) -> MockIdpBuilder) -> Fixture {
     let clock = Arc::new(TestClock::default());
-    let idp = MockIdp::builder()
-        .realm(test_realm())
+    let idp = configure(MockIdp::builder().realm(test_realm()))
         .clock(clock.clone())
         .start()
         .await
@@ -226,17 +231,31 @@ impl Fixture {
         resp.json().await.unwrap()
     }
 
-    /// Verifies an RS256 token against the published JWKS and returns its claims.
-    pub async fn verify(&self, token: &str, audience: &str) -> Value {
-        let jwks: JwkSet = self
-            .rp
+    /// `GET userinfo` with the access token of a token response as the bearer token.
+    pub async fn userinfo(&self, tokens: &Value) -> reqwest::Response {
+        self.rp
+            .get(self.endpoint("userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The published JWKS, as a `JwkSet` or as raw JSON.
+    pub async fn jwks<T: DeserializeOwned>(&self) -> T {
+        self.rp
             .get(self.endpoint("certs"))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Verifies an RS256 token against the published JWKS and returns its claims.
+    pub async fn verify(&self, token: &str, audience: &str) -> Value {
+        let jwks: JwkSet = self.jwks().await;
         let header = jsonwebtoken::decode_header(token).unwrap();
         let jwk = jwks
             .find(header.kid.as_deref().unwrap())

@@ -39,14 +39,7 @@ async fn discovery_issuer_matches_the_issuer_the_tokens_carry() {
 #[tokio::test]
 async fn jwks_publishes_one_rs256_signing_key() {
     let f = start().await;
-    let jwks: Value =
-        f.rp.get(f.endpoint("certs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let jwks: Value = f.jwks().await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     let key = &keys[0];

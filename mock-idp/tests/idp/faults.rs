@@ -61,14 +61,7 @@ async fn id_token_claim_faults_spoil_exactly_their_claim() {
 async fn a_corrupted_signature_does_not_verify_against_the_jwks() {
     let (f, token) = id_token_with("id_token_bad_signature").await;
     let header = decode_part(&token, 0);
-    let jwks: jsonwebtoken::jwk::JwkSet =
-        f.rp.get(f.endpoint("certs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = f.jwks().await;
     let jwk = jwks.find(header["kid"].as_str().unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&[CLIENT_ID]);
@@ -95,28 +88,14 @@ async fn alg_none_has_no_signature() {
 async fn no_kid_with_several_keys_publishes_an_extra_key() {
     let (f, token) = id_token_with("id_token_no_kid_multiple_keys").await;
     assert!(decode_part(&token, 0).get("kid").is_none());
-    let jwks: Value =
-        f.rp.get(f.endpoint("certs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let jwks: Value = f.jwks().await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn the_signing_key_rotated_fault_signs_with_a_kid_not_published_before() {
     let f = start().await;
-    let before: Value =
-        f.rp.get(f.endpoint("certs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let before: Value = f.jwks().await;
     f.add_fault(json!({"kind": "signing_key_rotated"})).await;
     let tokens = f.tokens(&[]).await;
     let kid = decode_part(tokens["id_token"].as_str().unwrap(), 0)["kid"].clone();
@@ -169,15 +148,7 @@ async fn discovery_and_userinfo_faults_change_their_documents() {
     let tokens = f.tokens(&[]).await;
     let sub = f.decode(tokens["id_token"].as_str().unwrap())["sub"].clone();
     f.add_fault(json!({"kind": "userinfo_sub_mismatch"})).await;
-    let info: Value =
-        f.rp.get(f.endpoint("userinfo"))
-            .bearer_auth(tokens["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let info: Value = f.userinfo(&tokens).await.json().await.unwrap();
     assert_ne!(info["sub"], sub);
 }
 

@@ -28,12 +28,7 @@ async fn logout_with_id_token_hint_redirects_and_ends_the_session() {
     assert_eq!(cb.location, format!("{REDIRECT_URI}?state=bye"));
 
     // Userinfo, refresh and silent SSO all stop working.
-    let userinfo =
-        f.rp.get(f.endpoint("userinfo"))
-            .bearer_auth(tokens["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+    let userinfo = f.userinfo(&tokens).await;
     assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
     let refresh =
         f.rp.post(f.endpoint("token"))

@@ -2,16 +2,11 @@
 //! PKCE, `client_credentials`, introspection, revocation, `post.logout.redirect.uris`,
 //! several realms, and tokens verifying across a key rotation.
 
-use std::sync::Arc;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{
-    CLIENT_ID, CLIENT_SECRET, Fixture, REDIRECT_URI, TestClock, browser, callback_of, start,
-    test_realm,
-};
-use mock_idp::{MockIdp, Realm};
+use crate::common::{CLIENT_ID, CLIENT_SECRET, Fixture, browser, callback_of, start, start_with};
+use mock_idp::Realm;
 
 const PKCE_CLIENT: &str = "pkce-required";
 const SERVICE: &str = "service";
@@ -43,20 +38,7 @@ fn extras_realm() -> Realm {
 }
 
 async fn start_two_realms() -> Fixture {
-    let clock = Arc::new(TestClock::default());
-    let idp = MockIdp::builder()
-        .realm(test_realm())
-        .realm(extras_realm())
-        .clock(clock.clone())
-        .start()
-        .await
-        .unwrap();
-    Fixture {
-        idp,
-        clock,
-        browser: browser(),
-        rp: browser(),
-    }
+    start_with(|b| b.realm(extras_realm())).await
 }
 
 fn extras(f: &Fixture, endpoint: &str) -> String {
@@ -256,12 +238,7 @@ async fn revoked_tokens_stop_working() {
             "{name}"
         );
     }
-    let userinfo =
-        f.rp.get(f.endpoint("userinfo"))
-            .bearer_auth(tokens["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+    let userinfo = f.userinfo(&tokens).await;
     assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -304,43 +281,17 @@ async fn tokens_signed_before_a_rotation_still_verify_during_the_overlap() {
     let f = start().await;
     let tokens = f.tokens(&[]).await;
     f.idp.rotate_keys().await.unwrap();
-    let userinfo =
-        f.rp.get(f.endpoint("userinfo"))
-            .bearer_auth(tokens["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
+    let userinfo = f.userinfo(&tokens).await;
     assert_eq!(userinfo.status(), StatusCode::OK);
-    let _ = REDIRECT_URI;
 }
 
 async fn start_with_alg(alg: mock_idp::SigningAlg) -> Fixture {
-    let clock = Arc::new(TestClock::default());
-    let idp = MockIdp::builder()
-        .realm(test_realm())
-        .signing_alg(alg)
-        .clock(clock.clone())
-        .start()
-        .await
-        .unwrap();
-    Fixture {
-        idp,
-        clock,
-        browser: browser(),
-        rp: browser(),
-    }
+    start_with(|b| b.signing_alg(alg)).await
 }
 
 /// Verifies a token against the published JWKS with the algorithm its key names.
 async fn verify_with_jwks(f: &Fixture, token: &str, alg: jsonwebtoken::Algorithm) -> Value {
-    let jwks: jsonwebtoken::jwk::JwkSet =
-        f.rp.get(f.endpoint("certs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = f.jwks().await;
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.alg, alg);
     let jwk = jwks
@@ -367,26 +318,14 @@ async fn ps256_and_es256_keys_sign_tokens_that_verify_with_the_jwks() {
     ];
     for (alg, jwt_alg, kty) in cases {
         let f = start_with_alg(alg).await;
-        let jwks: Value =
-            f.rp.get(f.endpoint("certs"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let jwks: Value = f.jwks().await;
         assert_eq!(jwks["keys"][0]["alg"], alg.name(), "{alg:?}");
         assert_eq!(jwks["keys"][0]["kty"], kty, "{alg:?}");
         let tokens = f.tokens(&[]).await;
         let claims = verify_with_jwks(&f, tokens["id_token"].as_str().unwrap(), jwt_alg).await;
         assert_eq!(claims["preferred_username"], "user1");
         // The IdP verifies its own access tokens with the same key.
-        let userinfo =
-            f.rp.get(f.endpoint("userinfo"))
-                .bearer_auth(tokens["access_token"].as_str().unwrap())
-                .send()
-                .await
-                .unwrap();
+        let userinfo = f.userinfo(&tokens).await;
         assert_eq!(userinfo.status(), StatusCode::OK, "{alg:?}");
     }
 }
@@ -417,30 +356,13 @@ async fn rotation_can_switch_the_algorithm_and_keeps_the_old_key_for_the_overlap
 
 #[tokio::test]
 async fn scheduled_rotation_follows_the_idp_clock() {
-    let clock = Arc::new(TestClock::default());
-    let idp = MockIdp::builder()
-        .realm(test_realm())
-        .rotate_keys_every(std::time::Duration::from_secs(600))
-        .key_overlap(std::time::Duration::from_secs(60))
-        .clock(clock.clone())
-        .start()
-        .await
-        .unwrap();
-    let f = Fixture {
-        idp,
-        clock,
-        browser: browser(),
-        rp: browser(),
-    };
+    let f = start_with(|b| {
+        b.rotate_keys_every(std::time::Duration::from_secs(600))
+            .key_overlap(std::time::Duration::from_secs(60))
+    })
+    .await;
     let certs = || async {
-        let jwks: Value =
-            f.rp.get(f.endpoint("certs"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let jwks: Value = f.jwks().await;
         jwks["keys"]
             .as_array()
             .unwrap()
