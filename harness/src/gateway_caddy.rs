@@ -159,8 +159,7 @@ impl CaddyGateway {
 
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        crate::redis::container::tail(&text, lines)
+        crate::redis::container::file_tail(&self.log, lines)
     }
 
     /// Kills it by PID and waits.

@@ -19,7 +19,7 @@
 //! so a browser keeps the IdP's cookies apart from the gateway's (on 127.0.0.N).
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 use testcontainers::core::{AccessMode, Mount, WaitFor};
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
+
+use extauth::testing::free_port;
 
 use crate::docker::{self, DockerError};
 
@@ -345,8 +347,7 @@ impl NodeIdp {
     }
 
     fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        crate::redis::container::tail(&text, lines)
+        crate::redis::container::file_tail(&self.log, lines)
     }
 
     fn stop(&mut self) {
@@ -435,11 +436,7 @@ impl KeycloakContainer {
     }
 
     async fn log_tail(&self, lines: usize) -> String {
-        let Some(c) = &self.container else {
-            return String::new();
-        };
-        let out = c.stdout_to_vec().await.unwrap_or_default();
-        crate::redis::container::tail(&String::from_utf8_lossy(&out), lines)
+        crate::redis::container::stdout_tail(self.container.as_ref(), lines).await
     }
 
     async fn remove(mut self) {
@@ -556,12 +553,6 @@ impl MockIdpContainer {
             let _ = c.rm().await;
         }
     }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@
 //! It does not speak Redis beyond `PING`: callers use their own client.
 
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use extauth::testing::free_port;
 
 /// How long a fresh `redis-server` may take to answer `PING`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,18 +206,15 @@ impl RedisServer {
 
     /// The last `lines` lines of its log file.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
-        container::tail(&log, lines)
+        container::file_tail(&self.dir.path().join("redis.log"), lines)
     }
 
     fn not_ready(&self, started: Instant, reason: String) -> RedisError {
-        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(3).collect();
         RedisError::NotReady {
             port: self.port,
             waited: started.elapsed(),
             reason,
-            log_tail: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+            log_tail: self.log_tail(3).replace('\n', " | "),
         }
     }
 }
@@ -224,12 +223,6 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// One `PING` over a fresh connection, bounded by short timeouts.

@@ -512,7 +512,7 @@ fn collapse(text: &str) -> String {
 
 /// Sends SIGKILL to `pid` when it still runs (never by name).
 fn kill_if_alive(pid: u32) {
-    if !process_alive(pid) {
+    if !crate::cleanup::process_alive(pid) {
         return;
     }
     tracing::warn!(
@@ -522,15 +522,4 @@ fn kill_if_alive(pid: u32) {
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
         .status();
-}
-
-/// Whether `pid` is a live process (a zombie counts as gone).
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
 }

@@ -295,12 +295,7 @@ pub(crate) fn consent_action(html: &str) -> Option<String> {
 
 /// The `action` of the first `<form>` on the page, HTML-unescaped.
 fn first_form_action(html: &str) -> Option<String> {
-    let start = html.find("<form")?;
-    let end = start + html[start..].find('>')?;
-    let tag = &html[start..end];
-    let value_start = tag.find("action=\"")? + "action=\"".len();
-    let value_len = tag[value_start..].find('"')?;
-    Some(unescape(&tag[value_start..value_start + value_len]))
+    action_of_tag_at(html, html.find("<form")?)
 }
 
 /// What a non-redirect IdP page means.
@@ -372,7 +367,11 @@ pub(crate) fn parse_set_cookie(header: &str) -> Option<LoginCookie> {
 /// The `action` of `form#kc-form-login`, HTML-unescaped.
 pub(crate) fn form_action(html: &str) -> Option<String> {
     let at = html.find("id=\"kc-form-login\"")?;
-    let start = html[..at].rfind("<form")?;
+    action_of_tag_at(html, html[..at].rfind("<form")?)
+}
+
+/// The `action` of the tag opening at byte `start` of `html`, HTML-unescaped.
+fn action_of_tag_at(html: &str, start: usize) -> Option<String> {
     let end = start + html[start..].find('>')?;
     let tag = &html[start..end];
     let value_start = tag.find("action=\"")? + "action=\"".len();

@@ -115,11 +115,7 @@ impl RedisContainer {
 
     /// The last `lines` lines of the container's output.
     pub async fn log_tail(&self, lines: usize) -> String {
-        let Some(c) = &self.container else {
-            return String::new();
-        };
-        let out = c.stdout_to_vec().await.unwrap_or_default();
-        tail(&String::from_utf8_lossy(&out), lines)
+        stdout_tail(self.container.as_ref(), lines).await
     }
 
     /// Removes the container and waits for it.
@@ -134,4 +130,21 @@ impl RedisContainer {
 pub(crate) fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The last `lines` lines of the file at `path` (empty when it cannot be read).
+pub(crate) fn file_tail(path: &std::path::Path, lines: usize) -> String {
+    tail(&std::fs::read_to_string(path).unwrap_or_default(), lines)
+}
+
+/// The last `lines` lines of a container's stdout (empty without a container).
+pub(crate) async fn stdout_tail(
+    container: Option<&ContainerAsync<GenericImage>>,
+    lines: usize,
+) -> String {
+    let Some(c) = container else {
+        return String::new();
+    };
+    let out = c.stdout_to_vec().await.unwrap_or_default();
+    tail(&String::from_utf8_lossy(&out), lines)
 }

@@ -379,6 +379,12 @@ impl Printer {
     }
 }
 
+/// A step's HTTP method, case-insensitively.
+fn http_method(name: &str) -> Result<reqwest::Method, String> {
+    reqwest::Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        .map_err(|e| format!("method {name:?}: {e}"))
+}
+
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
     text.lines().fold(String::new(), |mut out, line| {
@@ -470,8 +476,7 @@ impl<'s> Run<'s> {
         let prepared = (|| -> Result<_, String> {
             let path = fill(&spec.path)?;
             let url = format!("{}{}", self.stack.gateway_url(), path);
-            let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
-                .map_err(|e| format!("method {:?}: {e}", spec.method))?;
+            let method = http_method(&spec.method)?;
             let mut headers = BTreeMap::new();
             for (k, v) in &spec.headers {
                 headers.insert(k.to_ascii_lowercase(), fill(v)?);
@@ -839,8 +844,7 @@ impl<'s> Run<'s> {
         let fill = |text: &str| super::checks::interpolate(text, &vars);
         let prepared = (|| -> Result<_, String> {
             let url = format!("{}{}", self.stack.idp_url(), fill(&spec.path)?);
-            let method = reqwest::Method::from_bytes(spec.method.to_ascii_uppercase().as_bytes())
-                .map_err(|e| format!("method {:?}: {e}", spec.method))?;
+            let method = http_method(&spec.method)?;
             let body = match &spec.body {
                 Some(yaml) => {
                     let json = serde_json::to_string(yaml).map_err(|e| format!("body: {e}"))?;
