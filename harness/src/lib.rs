@@ -14,7 +14,8 @@
 //! - [`stack`]: all of the above plus the mock IdP and extauth, wired as the seed guide says;
 //! - [`scenario`]: the YAML scenario format, its runner, redaction and snapshots;
 //! - [`load`]: `harness load`, virtual users logging in and calling, with a baseline;
-//! - [`cli`]: `harness up`, `harness run` and `harness load`.
+//! - [`cli`]: `harness up`, `harness run` and `harness load`;
+//! - [`watchdog`]: what is in flight, and the last bound on a hung run.
 
 pub mod cleanup;
 pub mod cli;
@@ -28,3 +29,4 @@ pub mod redis;
 pub mod scenario;
 pub mod stack;
 pub mod upstream;
+pub mod watchdog;

@@ -853,8 +853,15 @@ struct GatewayReservation(u8);
 
 impl GatewayReservation {
     fn take(n: u8) -> Option<Self> {
-        let mut held = RESERVED_GATEWAYS.lock().unwrap_or_else(|e| e.into_inner());
-        held.insert(n).then_some(Self(n))
+        let newly_held = RESERVED_GATEWAYS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(n);
+        // The lock is released here: a `Self` may only exist (and be dropped, which locks
+        // again) when this call took `n`. An eager `then_some(Self(n))` would build one for
+        // an `n` held elsewhere and drop it under the lock: a self-deadlock, and it would
+        // free the other stack's address.
+        if newly_held { Some(Self(n)) } else { None }
     }
 }
 

@@ -6,6 +6,16 @@
 use std::path::{Path, PathBuf};
 
 use harness::scenario::{RunOptions, run_file};
+use harness::watchdog::{Watchdog, arm};
+
+/// Far above what a test takes (the whole file runs in about a minute here): past it, the
+/// process reports what is in flight and exits instead of holding CI until its limit.
+fn watchdog(test: &str) -> Watchdog {
+    arm(
+        std::time::Duration::from_secs(20 * 60),
+        &format!("e2e test {test}"),
+    )
+}
 
 /// Scenario files that have their own test below.
 const OWN_TESTS: &[&str] = &[
@@ -34,21 +44,25 @@ async fn passes(file: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_authorization_code_with_the_browser() {
+    let _watchdog = watchdog("seed_authorization_code_with_the_browser");
     passes(&scenarios_dir().join("seed-authorization-code.yaml")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_authorization_code_with_the_http_driver() {
+    let _watchdog = watchdog("seed_authorization_code_with_the_http_driver");
     passes(&scenarios_dir().join("seed-authorization-code-http-driver.yaml")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password() {
+    let _watchdog = watchdog("wrong_password");
     passes(&scenarios_dir().join("wrong-password.yaml")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_scenario_files_pass() {
+    let _watchdog = watchdog("other_scenario_files_pass");
     let mut files: Vec<PathBuf> = std::fs::read_dir(scenarios_dir())
         .expect("scenarios/ is readable")
         .filter_map(Result::ok)
@@ -83,6 +97,7 @@ async fn other_scenario_files_pass() {
 /// through the mock IdP's admin API (`idp_admin` steps).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_scenarios_pass() {
+    let _watchdog = watchdog("conformance_scenarios_pass");
     let dir = scenarios_dir().join("conformance");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("scenarios/conformance/ is readable")
@@ -115,6 +130,7 @@ async fn conformance_scenarios_pass() {
 /// Needs a Docker engine with `mock-idp:latest` (`just docker-up images`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_admin_steps_work_on_the_mock_idp_container() {
+    let _watchdog = watchdog("idp_admin_steps_work_on_the_mock_idp_container");
     let file = scenarios_dir().join("conformance/signing-key-rotated.yaml");
     let options = RunOptions {
         matrix: true,
@@ -136,6 +152,7 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 /// (`just docker-up images`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_every_declared_backend() {
+    let _watchdog = watchdog("every_scenario_passes_on_every_declared_backend");
     let options = RunOptions {
         matrix: true,
         ..RunOptions::default()

@@ -100,6 +100,9 @@ pub struct RunningServer {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long [`RunningServer::shutdown`] waits for in-flight requests.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl RunningServer {
     /// Bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -117,11 +120,15 @@ impl RunningServer {
     pub fn flow(&self) -> &Arc<Flow> {
         &self.flow
     }
-    /// Stops accepting, lets in-flight requests finish, and waits for the listeners to end.
+    /// Stops accepting, lets in-flight requests finish for up to [`DRAIN_LIMIT`] (a client
+    /// that keeps a connection open cannot hold the process), then ends the listeners.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks.drain(..) {
-            let _ = task.await;
+        let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+        for mut task in self.tasks.drain(..) {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
         }
     }
     /// Resolves when the server stops (all listeners ended).

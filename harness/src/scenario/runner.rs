@@ -204,7 +204,29 @@ pub async fn run_scenario_on(
             step.name
         ));
     }
-    let stack = match Stack::up(stack_options(scenario, combo, options)).await {
+    let activity = crate::watchdog::activity(format!("{} [{backends}]", scenario.name));
+    activity.at("stack up");
+    let up = tokio::time::timeout(
+        STACK_UP_LIMIT,
+        Stack::up(stack_options(scenario, combo, options)),
+    );
+    let Ok(up) = up.await else {
+        let problem = format!(
+            "the stack did not come up within {} s (every part has its own, shorter bound: a hang)",
+            STACK_UP_LIMIT.as_secs()
+        );
+        out.line(&format!("  ✗ stack: {problem}"));
+        let mut report = ScenarioReport::failed(
+            &scenario.path,
+            scenario.name.clone(),
+            "stack",
+            problem,
+            started,
+        );
+        report.backends = backends;
+        return report;
+    };
+    let stack = match up {
         Ok(stack) => stack,
         Err(e) if e.skip_reason().is_some() => {
             return skip(e.skip_reason().unwrap_or_default());
@@ -244,7 +266,15 @@ pub async fn run_scenario_on(
     let mut failure = None;
     for step in &scenario.steps {
         let step_started = Instant::now();
-        let problems = run.step(step).await;
+        activity.at(&format!("step {:?}", step.name));
+        let limit = step_limit(step, options.login_timeout);
+        let problems = match tokio::time::timeout(limit, run.step(step)).await {
+            Ok(problems) => problems,
+            Err(_) => vec![format!(
+                "the step did not finish within {} s (its own waits are shorter: a hang)",
+                limit.as_secs()
+            )],
+        };
         let took = step_started.elapsed();
         let notes = std::mem::take(&mut run.notes);
         if problems.is_empty() {
@@ -300,7 +330,17 @@ pub async fn run_scenario_on(
             out.line(&indent(&run.redactor.text(&tail), 4));
         }
     }
-    run.stack.stop().await;
+    activity.at("stack stop");
+    if tokio::time::timeout(STOP_LIMIT, run.stack.stop())
+        .await
+        .is_err()
+    {
+        // Dropping what is left stops each part by its PID or container id.
+        out.line(&format!(
+            "  ! stopping the stack took over {} s; its parts were killed",
+            STOP_LIMIT.as_secs()
+        ));
+    }
     let report = ScenarioReport {
         name: scenario.name.clone(),
         backends: backends.clone(),
@@ -323,6 +363,25 @@ pub async fn run_scenario_on(
 
 /// Lines of each backend's log printed with a failure.
 const LOG_TAIL_LINES: usize = 15;
+
+/// Backstops for waits that each have their own, shorter bounds: starting a stack (Keycloak
+/// may take its 180 s), one step, stopping a stack.
+const STACK_UP_LIMIT: Duration = Duration::from_secs(240);
+const STEP_LIMIT: Duration = Duration::from_secs(120);
+
+/// A step's backstop: [`STEP_LIMIT`], or a login's own bound plus a minute when longer.
+fn step_limit(step: &Step, login_timeout: Duration) -> Duration {
+    match &step.action {
+        Action::Login(spec, _) => {
+            let own = spec
+                .timeout_seconds
+                .map_or(login_timeout, Duration::from_secs);
+            STEP_LIMIT.max(own + Duration::from_secs(60))
+        }
+        _ => STEP_LIMIT,
+    }
+}
+const STOP_LIMIT: Duration = Duration::from_secs(30);
 
 /// The snapshot for a combination: the scenario's name on the mock IdP behind the simulator,
 /// `name.<idp>.<gateway>` elsewhere (responses legitimately differ: Caddy's `server` header,

@@ -193,3 +193,31 @@ async fn the_caddy_gateway_redirects_to_the_idp_and_its_process_is_gone_after_st
         assert!(!crate::cleanup::process_alive(pid), "{what} {pid} survived");
     }
 }
+
+/// A held address is refused without touching the holder's reservation, and taking it
+/// again never blocks (an eager `then_some(Self(n))` deadlocked here under the lock).
+#[test]
+fn a_held_gateway_address_is_refused_and_stays_held() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let first = GatewayReservation::take(1);
+        let second = GatewayReservation::take(1);
+        let still_held = RESERVED_GATEWAYS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&1);
+        let _ = tx.send((first.is_some(), second.is_some(), still_held));
+        drop(first);
+    });
+    let outcome = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("taking a held gateway address must return, not deadlock");
+    assert_eq!(outcome, (true, false, true));
+    assert!(
+        !RESERVED_GATEWAYS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&1),
+        "dropping the holder frees the address"
+    );
+}
