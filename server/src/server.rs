@@ -171,12 +171,15 @@ pub fn build_flow(
         let store: Arc<dyn SessionStore> = match (store, &config.session.store) {
             (StoreChoice::Memory, _) => Arc::clone(&memory),
             (StoreChoice::FromConfig, s @ StoreConfig::Redis { .. }) => Arc::new(
-                RedisStore::new(&s.redis_url().unwrap_or_default(), s.key_prefix()).map_err(
-                    |source| ServeError::Store {
-                        config: config.id.clone(),
-                        source,
-                    },
-                )?,
+                RedisStore::with_pool(
+                    &s.redis_url().unwrap_or_default(),
+                    s.key_prefix(),
+                    s.pool_size(),
+                )
+                .map_err(|source| ServeError::Store {
+                    config: config.id.clone(),
+                    source,
+                })?,
             ),
             // Cookie sessions keep nothing server side.
             (StoreChoice::FromConfig, StoreConfig::Cookie { .. }) => Arc::clone(&memory),

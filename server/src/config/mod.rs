@@ -219,6 +219,14 @@ impl StoreConfig {
         }
     }
 
+    /// `options.poolSize` in Redis mode; 1 for cookie sessions (no connection at all).
+    pub fn pool_size(&self) -> usize {
+        match self {
+            StoreConfig::Redis { pool_size, .. } => *pool_size as usize,
+            StoreConfig::Cookie { .. } => 1,
+        }
+    }
+
     /// The Redis key prefix (empty in cookie mode).
     pub fn key_prefix(&self) -> &str {
         match self {

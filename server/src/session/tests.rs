@@ -177,3 +177,36 @@ async fn redis_outage_is_an_error_not_a_missing_session_and_keeps_data() {
         started.elapsed()
     );
 }
+
+/// Connections to `redis` other than the one asking (`CLIENT LIST` names itself).
+async fn other_clients(redis: &RedisProcess) -> usize {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = ::redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    list.lines()
+        .filter(|l| !l.contains("cmd=client|list"))
+        .count()
+}
+
+#[tokio::test]
+async fn the_pool_grows_with_concurrency_up_to_pool_size_and_no_further() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::with_pool(&redis.url(), "pool:", 3).unwrap();
+    let id = SessionId::generate();
+    // One at a time: the first connection is always idle again, no second one opens.
+    for _ in 0..5 {
+        assert_eq!(store.load(&id).await.unwrap(), None);
+    }
+    assert_eq!(other_clients(&redis).await, 1);
+    // Twenty at once: every open connection is busy when the next command comes, so the
+    // pool opens up to its size, then shares them.
+    let loads = (0..20).map(|_| store.load(&id));
+    for outcome in futures::future::join_all(loads).await {
+        assert_eq!(outcome.unwrap(), None);
+    }
+    assert_eq!(other_clients(&redis).await, 3);
+}
