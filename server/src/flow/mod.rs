@@ -154,6 +154,10 @@ pub struct Flow {
     clock: SharedClock,
     selector: String,
     refresh_flights: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Cookie sessions just refreshed, by a digest of the spent refresh token: requests
+    /// that carried the same cookie concurrently reuse the result instead of spending the
+    /// refresh token again. Kept [`refresh::RECENT_REFRESH`] at most.
+    recent_cookie_refreshes: std::sync::Mutex<HashMap<String, (i64, SessionData)>>,
 }
 
 impl Flow {
@@ -165,6 +169,7 @@ impl Flow {
             clock,
             selector: CONFIG_SELECTOR.to_owned(),
             refresh_flights: std::sync::Mutex::new(HashMap::new()),
+            recent_cookie_refreshes: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -309,6 +314,29 @@ impl Flow {
         // Forget flights nobody waits on, so the map stays small.
         map.retain(|_, m| Arc::strong_count(m) > 1);
         Arc::clone(map.entry(key.to_owned()).or_default())
+    }
+
+    /// A cookie session refreshed under `key` within [`refresh::RECENT_REFRESH`].
+    pub(crate) fn recent_cookie_refresh(&self, key: &str) -> Option<SessionData> {
+        let now = self.now();
+        let map = self
+            .recent_cookie_refreshes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key)
+            .filter(|(at, _)| now - at < refresh::RECENT_REFRESH)
+            .map(|(_, data)| data.clone())
+    }
+
+    /// Remembers a cookie session's refresh under `key`, forgetting old ones.
+    pub(crate) fn remember_cookie_refresh(&self, key: String, fresh: &SessionData) {
+        let now = self.now();
+        let mut map = self
+            .recent_cookie_refreshes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, (at, _)| now - *at < refresh::RECENT_REFRESH);
+        map.insert(key, (now, fresh.clone()));
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -3,6 +3,10 @@
 //!
 //! - one refresh per session at a time: an in-process single flight, plus a short Redis lock
 //!   (`SET NX PX`) across replicas; whoever waits rereads the session the winner saved;
+//! - cookie sessions (nothing server side): an in-process single flight keyed by a digest of
+//!   the refresh token, whose result the waiters reuse for [`RECENT_REFRESH`] seconds (each
+//!   response sets the new cookie). Replicas do not share it: behind several replicas,
+//!   concurrent requests of one cookie session may each refresh;
 //! - `invalid_grant` (the IdP session ended) deletes the session: the request starts a login;
 //! - a transient IdP or store error never deletes anything: the still-valid token keeps
 //!   serving, an expired one is a 503.
@@ -18,6 +22,17 @@ pub const LOCK_TTL: Duration = Duration::from_secs(5);
 /// How often, and how many times, a replica that lost the lock rereads the session.
 const WAIT_STEP: Duration = Duration::from_millis(100);
 const WAIT_STEPS: u32 = 30;
+/// How long a cookie session's refresh result serves requests that carried the old cookie
+/// (seconds).
+pub const RECENT_REFRESH: i64 = 30;
+
+/// The single-flight key of a cookie session: a digest of its refresh token, never the token.
+fn cookie_flight_key(refresh_token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(refresh_token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cookie:{hex}")
+}
 
 fn due(route: &Route, data: &SessionData, now: i64) -> bool {
     let buffer = i64::try_from(route.config.session.pre_expiry_buffer.as_secs()).unwrap_or(0);
@@ -83,7 +98,7 @@ pub async fn ensure_fresh(
             }
             outcome
         }
-        None => match refresh_and_save(route, None, &data).await {
+        None => match refresh_cookie_session(flow, route, &data).await {
             Ok(Some(fresh)) => {
                 let set_cookie = match route.seal_cookie(&fresh)? {
                     Some(v) => {
@@ -102,6 +117,28 @@ pub async fn ensure_fresh(
             Err(e) => fallback(data, None, e),
         },
     }
+}
+
+/// A cookie session's refresh, once per refresh token in this process (see the module docs).
+async fn refresh_cookie_session(
+    flow: &Flow,
+    route: &Route,
+    data: &SessionData,
+) -> Result<Option<SessionData>, FlowError> {
+    let Some(refresh_token) = data.refresh_token.as_deref() else {
+        return Ok(None);
+    };
+    let key = cookie_flight_key(refresh_token);
+    let flight = flow.refresh_flight(&key);
+    let _guard = flight.lock().await;
+    if let Some(fresh) = flow.recent_cookie_refresh(&key) {
+        return Ok(Some(fresh));
+    }
+    let outcome = refresh_and_save(route, None, data).await;
+    if let Ok(Some(fresh)) = &outcome {
+        flow.remember_cookie_refresh(key, fresh);
+    }
+    outcome
 }
 
 /// Another replica holds the lock: reread until it saved fresh tokens, for a bounded time.
