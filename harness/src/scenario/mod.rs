@@ -27,6 +27,9 @@ pub use runner::{
 
 use model::{IdpAdminExpect, LoginExpect, RawScenario, RequestExpect};
 
+/// The longest `pause_ms` step: scenarios stay bounded.
+pub const MAX_PAUSE_MS: u64 = 60_000;
+
 /// Why a scenario file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -93,6 +96,28 @@ impl Scenario {
                 reason,
             };
             let action = match (step.request.clone(), step.login.clone(), step.redis) {
+                _ if step.pause_ms.is_some() => {
+                    let others = step.request.is_some()
+                        || step.login.is_some()
+                        || step.redis.is_some()
+                        || step.idp_admin.is_some();
+                    if others || step.expect.is_some() {
+                        return Err(fail(
+                            "a `pause_ms` step takes nothing else (no action, no expect)".into(),
+                        ));
+                    }
+                    match step.pause_ms {
+                        Some(ms @ 1..=MAX_PAUSE_MS) => {
+                            Action::Pause(std::time::Duration::from_millis(ms))
+                        }
+                        other => {
+                            return Err(fail(format!(
+                                "pause_ms: expected 1 to {MAX_PAUSE_MS}, got {}",
+                                other.unwrap_or_default()
+                            )));
+                        }
+                    }
+                }
                 _ if step.idp_admin.is_some() => {
                     let (Some(admin), None, None, None) = (
                         step.idp_admin.clone(),
@@ -101,7 +126,7 @@ impl Scenario {
                         step.redis,
                     ) else {
                         return Err(fail(
-                            "expected exactly one of `request`, `login`, `redis`, `idp_admin`"
+                            "expected exactly one of `request`, `login`, `redis`, `idp_admin`, `pause_ms`"
                                 .into(),
                         ));
                     };
@@ -135,7 +160,8 @@ impl Scenario {
                 }
                 _ => {
                     return Err(fail(
-                        "expected exactly one of `request`, `login`, `redis`".into(),
+                        "expected exactly one of `request`, `login`, `redis`, `idp_admin`, `pause_ms`"
+                            .into(),
                     ));
                 }
             };

@@ -249,7 +249,7 @@ fn yes() -> bool {
     true
 }
 
-/// One step as written: exactly one of `request`, `login`, `redis`, `idp_admin`.
+/// One step as written: exactly one of `request`, `login`, `redis`, `idp_admin`, `pause_ms`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -258,6 +258,8 @@ pub(crate) struct RawStep {
     pub login: Option<LoginSpec>,
     pub redis: Option<RedisAction>,
     pub idp_admin: Option<IdpAdminSpec>,
+    /// Wait this long (1 to 60000 ms), e.g. for a retry delay of the server under test.
+    pub pause_ms: Option<u64>,
     pub expect: Option<yaml_serde::Value>,
 }
 
@@ -298,6 +300,8 @@ pub enum Action {
     Redis(RedisAction),
     /// A call to the mock IdP's admin API (faults, clock, request log, keys).
     IdpAdmin(IdpAdminSpec, IdpAdminExpect),
+    /// Wait (`pause_ms`), bounded to a minute.
+    Pause(std::time::Duration),
 }
 
 /// `request:`: one request to the gateway.

@@ -521,6 +521,10 @@ impl<'s> Run<'s> {
             Action::Login(spec, expect) => self.login(&step.name, spec, expect).await,
             Action::Redis(action) => self.redis(&step.name, *action).await,
             Action::IdpAdmin(spec, expect) => self.idp_admin(&step.name, spec, expect).await,
+            Action::Pause(duration) => {
+                tokio::time::sleep(*duration).await;
+                Vec::new()
+            }
         }
     }
 

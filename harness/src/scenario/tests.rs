@@ -71,6 +71,16 @@ fn malformed_scenarios_are_rejected_with_the_step_and_the_reason() {
         ),
         ("no steps", "name: t\nsteps: []\n", "no steps"),
         (
+            "pause out of bounds",
+            "name: t\nsteps:\n  - name: s\n    pause_ms: 600000\n",
+            "step 1 (\"s\"): pause_ms: expected 1 to 60000, got 600000",
+        ),
+        (
+            "pause with an action",
+            "name: t\nsteps:\n  - name: s\n    pause_ms: 10\n    redis: stop\n",
+            "a `pause_ms` step takes nothing else",
+        ),
+        (
             "unknown driver",
             "name: t\nstack: {login: lynx}\nsteps: []\n",
             "unknown variant `lynx`",

@@ -38,6 +38,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Allowed clock skew for `iat` in the future.
 pub const IAT_SKEW_SECS: i64 = 60;
+/// After a JWKS refetch failed, how long until the next may be tried (seconds; Envoy's
+/// `failed_refetch_duration` default). A failed refetch does not use up the
+/// `jwksCacheRefreshPolicy` budget, so the IdP's recovery is seen within this delay.
+pub const FAILED_REFETCH_RETRY_SECS: i64 = 1;
 
 type Client = CoreClient<
     EndpointSet,
@@ -178,8 +182,8 @@ pub struct Provider {
     http: openidconnect::reqwest::Client,
     clock: SharedClock,
     cached: Mutex<Option<Arc<Discovered>>>,
-    /// JWKS refetches for unknown `kid`s: (window start, count in window).
-    jwks_refetches: std::sync::Mutex<(i64, u32)>,
+    /// JWKS refetches for unknown `kid`s.
+    jwks_refetches: std::sync::Mutex<RefetchBudget>,
 }
 
 impl Provider {
@@ -200,7 +204,7 @@ impl Provider {
             http,
             clock,
             cached: Mutex::new(None),
-            jwks_refetches: std::sync::Mutex::new((i64::MIN, 0)),
+            jwks_refetches: std::sync::Mutex::new(RefetchBudget::default()),
         })
     }
 
@@ -210,6 +214,8 @@ impl Provider {
         self.discovered_inner(false).await
     }
 
+    /// Discovery and JWKS fetched now. On failure the previous document stays cached (and
+    /// keeps serving [`Provider::discovered`]) but this returns the error.
     async fn discovered_inner(&self, force: bool) -> Result<Arc<Discovered>, OidcError> {
         let mut cached = self.cached.lock().await;
         let now = self.clock.now();
@@ -227,6 +233,7 @@ impl Provider {
                 Ok(d)
             }
             Err(e) => match cached.as_ref() {
+                Some(_) if force => Err(e),
                 Some(stale) => {
                     tracing::warn!(config = %self.config.id, error = %e, "discovery refresh failed; keeping the previous document");
                     Ok(Arc::clone(stale))
@@ -246,22 +253,38 @@ impl Provider {
     fn may_refetch_jwks(&self) -> bool {
         let limit = match self.config.jwks_refresh {
             JwksRefreshPolicy::Never => return false,
-            JwksRefreshPolicy::Always => return true,
+            JwksRefreshPolicy::Always => u32::MAX,
             JwksRefreshPolicy::MaxPerInterval(n) => n,
         };
         let now = self.clock.now();
-        let mut window = self
+        let mut budget = self
             .jwks_refetches
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if window.0 == i64::MIN || now - window.0 >= self.poll_interval_secs() {
-            *window = (now, 0);
-        }
-        if window.1 >= limit {
+        if now < budget.retry_at {
             return false;
         }
-        window.1 += 1;
+        if budget.window_start == i64::MIN || now - budget.window_start >= self.poll_interval_secs()
+        {
+            budget.window_start = now;
+            budget.used = 0;
+        }
+        if budget.used >= limit {
+            return false;
+        }
+        budget.used += 1;
         true
+    }
+
+    /// A refetch counted by [`Provider::may_refetch_jwks`] failed: give it back, and hold
+    /// the next one for [`FAILED_REFETCH_RETRY_SECS`].
+    fn refetch_failed(&self) {
+        let mut budget = self
+            .jwks_refetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        budget.used = budget.used.saturating_sub(1);
+        budget.retry_at = self.clock.now() + FAILED_REFETCH_RETRY_SECS;
     }
 
     async fn fetch(&self) -> Result<Discovered, OidcError> {
@@ -479,7 +502,14 @@ impl Provider {
         match self.verify(&discovered, id_token, nonce, access_token) {
             Err(VerifyError::UnknownKey) if self.may_refetch_jwks() => {
                 tracing::info!(config = %self.config.id, "ID token signed with an unknown key; refetching the JWKS");
-                let fresh = self.discovered_inner(true).await?;
+                let fresh = match self.discovered_inner(true).await {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        self.refetch_failed();
+                        tracing::warn!(config = %self.config.id, error = %e, "JWKS refetch failed; the next may be tried in {FAILED_REFETCH_RETRY_SECS} s");
+                        return Err(e);
+                    }
+                };
                 self.verify(&fresh, id_token, nonce, access_token)
                     .map_err(VerifyError::into_oidc)
             }
@@ -538,6 +568,27 @@ impl Provider {
     /// The AuthConfig this provider serves.
     pub fn config(&self) -> &Arc<OidcConfig> {
         &self.config
+    }
+}
+
+/// The `jwksCacheRefreshPolicy` budget of refetches for unknown `kid`s.
+#[derive(Debug)]
+struct RefetchBudget {
+    /// Start of the current poll interval (`i64::MIN` before the first refetch).
+    window_start: i64,
+    /// Refetches counted in it.
+    used: u32,
+    /// No refetch before this time (set after a failed one).
+    retry_at: i64,
+}
+
+impl Default for RefetchBudget {
+    fn default() -> Self {
+        Self {
+            window_start: i64::MIN,
+            used: 0,
+            retry_at: i64::MIN,
+        }
     }
 }
 

@@ -143,6 +143,35 @@ fn provider_with(extra: &str, clock: ManualClock) -> Provider {
 }
 
 #[test]
+fn a_failed_refetch_is_given_back_and_retried_after_a_second() {
+    let clock = ManualClock::new(1_000_000);
+    // The default policy: one refetch per poll interval.
+    let p = provider_with("", clock.clone());
+    assert!(p.may_refetch_jwks());
+    p.refetch_failed();
+    assert!(!p.may_refetch_jwks(), "not within the retry delay");
+    clock.advance(FAILED_REFETCH_RETRY_SECS);
+    assert!(
+        p.may_refetch_jwks(),
+        "the failed one did not use up the interval's budget"
+    );
+    assert!(!p.may_refetch_jwks(), "a successful one does");
+
+    let always = provider_with(
+        "        jwksCacheRefreshPolicy: {always: {}}\n",
+        clock.clone(),
+    );
+    assert!(always.may_refetch_jwks());
+    always.refetch_failed();
+    assert!(
+        !always.may_refetch_jwks(),
+        "`always` also waits after a failure"
+    );
+    clock.advance(FAILED_REFETCH_RETRY_SECS);
+    assert!(always.may_refetch_jwks());
+}
+
+#[test]
 fn unknown_kid_refetches_are_rate_limited_per_poll_interval() {
     let clock = ManualClock::new(1_000_000);
     let p = provider_with(
