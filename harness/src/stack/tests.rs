@@ -206,8 +206,9 @@ fn a_held_gateway_address_is_refused_and_stays_held() {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&1);
-        let _ = tx.send((first.is_some(), second.is_some(), still_held));
+        let outcome = (first.is_some(), second.is_some(), still_held);
         drop(first);
+        let _ = tx.send(outcome);
     });
     let outcome = rx
         .recv_timeout(std::time::Duration::from_secs(10))
