@@ -129,6 +129,12 @@ pub enum FaultKind {
     /// tokens carry a `kid` the relying party has not cached yet; the old key stays published
     /// for the overlap. Not kept in the registry.
     SigningKeyRotated,
+    /// The signing key is rotated at the moment the next code-grant ID token is signed
+    /// (`rp-key-rotation-op-sign-key`, the late variant): its `kid` was not published
+    /// however recently the relying party fetched the JWKS. The key is generated when the
+    /// fault is added and staged unpublished; a sticky fault stages the next one after each
+    /// use (off the request path).
+    SigningKeyRotatedAtSigning,
     /// The discovery document's `issuer` differs from the URL it was fetched from
     /// (`rp-discovery-issuer-not-matching-config`).
     DiscoveryIssuerMismatch,
@@ -212,6 +218,7 @@ impl FaultKind {
                 | Self::IdTokenExpired
                 | Self::IdTokenIatFuture
                 | Self::IdTokenExtraAudience
+                | Self::SigningKeyRotatedAtSigning
         )
     }
 

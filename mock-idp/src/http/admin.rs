@@ -217,6 +217,11 @@ pub(crate) async fn add_fault(state: &AppState, fault: Fault) -> Result<u64, Str
             state.faults.remove(id);
             Ok(id)
         }
+        FaultKind::SigningKeyRotatedAtSigning => {
+            let staged = new_key(state.keys().signing.alg()).await?;
+            state.key_ring.stage(staged);
+            state.faults.add(fault).map_err(|e| e.to_string())
+        }
         FaultKind::IdTokenNoKidMultipleKeys => {
             let extra = new_key(state.keys().signing.alg()).await?;
             state.key_ring.publish_extra(extra);
@@ -259,7 +264,11 @@ async fn faults_remove(State(state): State<AppState>, Path(id): Path<String>) ->
 
 fn keys_json(state: &AppState) -> Json<Value> {
     let kids = state.key_ring.kids(state.now());
-    Json(json!({ "signing_kid": kids.first(), "published": kids }))
+    Json(json!({
+        "signing_kid": kids.first(),
+        "published": kids,
+        "staged": state.key_ring.staged_count(),
+    }))
 }
 
 async fn keys_get(State(state): State<AppState>) -> Json<Value> {

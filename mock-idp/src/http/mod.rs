@@ -38,7 +38,7 @@ use serde_json::json;
 
 use crate::clock::{Clock, MockClock};
 use crate::faults::{FaultKind, Faults};
-use crate::keys::{KeyRing, Keys};
+use crate::keys::{KeyRing, Keys, SigningKey};
 use crate::realm::Realm;
 use crate::requests::RequestLog;
 use crate::store::Store;
@@ -73,16 +73,44 @@ impl AppState {
     pub(crate) fn keys(&self) -> Keys {
         let now = self.now();
         if self.key_ring.rotate_if_due(now) {
-            let ring = Arc::clone(&self.key_ring);
-            let alg = ring.snapshot(now).signing.alg();
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn_blocking(move || match crate::keys::SigningKey::generate_for(alg) {
-                    Ok(key) => ring.replenish(Arc::new(key)),
-                    Err(e) => tracing::error!(error = %e, "cannot make the next scheduled key"),
-                });
-            }
+            self.next_key_later(now, KeyRing::replenish);
         }
         self.key_ring.snapshot(now)
+    }
+
+    /// Rotates to the staged key right before signing (`signing_key_rotated_at_signing`),
+    /// then stages the next one off the request path, for a sticky fault.
+    pub(crate) fn rotate_at_signing(&self) {
+        let now = self.now();
+        let Some(kid) = self.key_ring.rotate_to_staged(now) else {
+            tracing::warn!(
+                "signing_key_rotated_at_signing: no staged key yet; signing with the current key"
+            );
+            return;
+        };
+        tracing::info!(%kid, "signing key rotated just before signing");
+        let still_on = self
+            .faults
+            .list()
+            .iter()
+            .any(|a| matches!(a.fault.kind, FaultKind::SigningKeyRotatedAtSigning));
+        if !still_on {
+            return;
+        }
+        self.next_key_later(now, KeyRing::stage);
+    }
+
+    /// Generates a key of the signing key's algorithm on the blocking pool (RSA takes a
+    /// while), then hands it to `keep` (the next scheduled key, or a staged one).
+    fn next_key_later(&self, now: u64, keep: fn(&KeyRing, Arc<SigningKey>)) {
+        let ring = Arc::clone(&self.key_ring);
+        let alg = ring.snapshot(now).signing.alg();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn_blocking(move || match SigningKey::generate_for(alg) {
+                Ok(key) => keep(&ring, Arc::new(key)),
+                Err(e) => tracing::error!(error = %e, "cannot make the next signing key"),
+            });
+        }
     }
 
     /// Faults that act now on this realm and client (spending the `once` ones).

@@ -249,6 +249,12 @@ fn issue(
     if !kinds.is_empty() {
         tracing::info!(?kinds, "ID token faults");
     }
+    if kinds
+        .iter()
+        .any(|k| matches!(k, FaultKind::SigningKeyRotatedAtSigning))
+    {
+        state.rotate_at_signing();
+    }
     let minted = tokens::mint_tampered(
         &state.keys(),
         &Grant {

@@ -340,6 +340,8 @@ pub(crate) struct KeyRing {
     state: RwLock<RingState>,
     overlap: u64,
     schedule: Mutex<Option<Schedule>>,
+    /// Keys generated ahead, unpublished, for the `signing_key_rotated_at_signing` fault.
+    staged: Mutex<Vec<Arc<SigningKey>>>,
 }
 
 /// Scheduled rotation: every `every` seconds of the IdP clock, the `spare` key (generated
@@ -372,6 +374,7 @@ impl KeyRing {
             }),
             overlap,
             schedule: Mutex::new(None),
+            staged: Mutex::new(Vec::new()),
         }
     }
 
@@ -451,6 +454,33 @@ impl KeyRing {
         let old = std::mem::replace(&mut st.active, key);
         st.retired.retain(|(_, until)| *until > now);
         st.retired.push((old, now.saturating_add(self.overlap)));
+    }
+
+    /// Keeps `key` unpublished until [`KeyRing::rotate_to_staged`].
+    pub(crate) fn stage(&self, key: Arc<SigningKey>) {
+        self.staged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key);
+    }
+
+    /// How many keys are staged.
+    pub(crate) fn staged_count(&self) -> usize {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Makes the oldest staged key the signing key now; its `kid`, or `None` when no key is
+    /// staged.
+    pub(crate) fn rotate_to_staged(&self, now: u64) -> Option<String> {
+        let mut staged = self.staged.lock().unwrap_or_else(|p| p.into_inner());
+        if staged.is_empty() {
+            return None;
+        }
+        let key = staged.remove(0);
+        drop(staged);
+        let kid = key.kid().to_owned();
+        self.rotate(key, now);
+        Some(kid)
     }
 
     /// Publishes `key` without signing with it.

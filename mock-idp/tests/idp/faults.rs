@@ -106,6 +106,44 @@ async fn the_signing_key_rotated_fault_signs_with_a_kid_not_published_before() {
 }
 
 #[tokio::test]
+async fn the_rotated_at_signing_fault_signs_with_a_key_published_only_then() {
+    let f = start().await;
+    f.add_fault(json!({"kind": "signing_key_rotated_at_signing", "mode": "sticky"}))
+        .await;
+    // Added: the JWKS does not change yet (the new key is staged, unpublished).
+    let mut published: Value = f.jwks().await;
+    assert_eq!(published["keys"].as_array().unwrap().len(), 1);
+    let mut seen = Vec::new();
+    for login in 0..2 {
+        let cb = f.login_in(&crate::common::browser(), &[]).await;
+        let tokens: Value = f.exchange(cb.code(), &[]).await.json().await.unwrap();
+        let id_token = tokens["id_token"].as_str().unwrap();
+        let kid = decode_part(id_token, 0)["kid"].as_str().unwrap().to_owned();
+        assert!(
+            !published.to_string().contains(&kid),
+            "login {login}: the kid was not in the JWKS fetched just before"
+        );
+        // ...and is in it now, beside the previous key (kept for the overlap).
+        f.verify(id_token, CLIENT_ID).await;
+        assert!(!seen.contains(&kid), "a new key every time while sticky");
+        seen.push(kid);
+        published = f.jwks().await;
+        // The sticky fault stages the next key off the request path (RSA generation).
+        let mut staged = 0;
+        for _ in 0..200 {
+            let keys: Value = f.admin_get("keys").await;
+            staged = keys["staged"].as_u64().unwrap();
+            if staged == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(staged, 1, "the next key is staged within 10 s");
+    }
+    assert_eq!(f.idp.faults().list()[0].hits, 2);
+}
+
+#[tokio::test]
 async fn refresh_faults_change_the_refreshed_id_token_only() {
     let cases = [
         ("refresh_changed_issuer", "iss"),
