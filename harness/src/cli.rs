@@ -640,9 +640,23 @@ pub fn results_table(reports: &[ScenarioReport]) -> String {
         "{:<6} {:<name_width$}  {:<backends_width$}  {:>7}  detail",
         "result", "scenario", "backends", "time"
     );
+    // One line per skip reason, under the table; rows point at it.
+    let mut reasons: Vec<(&str, usize)> = Vec::new();
+    for reason in reports.iter().filter_map(|r| r.skipped.as_deref()) {
+        match reasons.iter_mut().find(|(known, _)| *known == reason) {
+            Some((_, rows)) => *rows += 1,
+            None => reasons.push((reason, 1)),
+        }
+    }
     for r in reports {
         let (result, detail) = match (&r.skipped, &r.failure) {
-            (Some(reason), _) => ("SKIP", reason.clone()),
+            (Some(reason), _) => {
+                let n = reasons
+                    .iter()
+                    .position(|(known, _)| known == reason)
+                    .map_or(0, |i| i + 1);
+                ("SKIP", format!("skip reason {n}"))
+            }
             (None, Some((step, problems))) => (
                 "FAIL",
                 format!(
@@ -669,6 +683,10 @@ pub fn results_table(reports: &[ScenarioReport]) -> String {
         "scenarios: {} passed, {failed} failed, {skipped} skipped",
         reports.len() - failed - skipped
     );
+    for (i, (reason, rows)) in reasons.iter().enumerate() {
+        let plural = if *rows == 1 { "" } else { "s" };
+        let _ = writeln!(out, "skip reason {} ({rows} row{plural}): {reason}", i + 1);
+    }
     out
 }
 

@@ -182,7 +182,14 @@ pub async fn run_scenario_on(
         scenario.path.display()
     ));
     let skip = |reason: String| {
-        out.line(&format!("SKIP {} [{backends}]: {reason}", scenario.name));
+        if first_time_skipped_for(&reason) {
+            out.line(&format!("SKIP {} [{backends}]: {reason}", scenario.name));
+        } else {
+            out.line(&format!(
+                "SKIP {} [{backends}]: the same reason as above",
+                scenario.name
+            ));
+        }
         ScenarioReport {
             name: scenario.name.clone(),
             backends: backends.clone(),
@@ -359,6 +366,21 @@ pub async fn run_scenario_on(
         report.duration.as_secs_f64()
     ));
     report
+}
+
+/// Whether this process has not printed `reason` for a skipped row yet (a reason such as
+/// "the Keycloak image is not present" is said once, not once per row).
+fn first_time_skipped_for(reason: &str) -> bool {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if said.iter().any(|r| r == reason) {
+        false
+    } else {
+        said.push(reason.to_owned());
+        true
+    }
 }
 
 /// Lines of each backend's log printed with a failure.
