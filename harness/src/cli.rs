@@ -3,6 +3,7 @@
 //! `main.rs` only parses and calls [`main`].
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -312,6 +313,11 @@ pub struct BackendArgs {
     /// Folder with realms/ and manifests/.
     #[arg(long, value_name = "DIR")]
     scenarios_dir: Option<PathBuf>,
+    /// The gateway's address (loopback only), e.g. `127.0.0.1:8080` for the guide's
+    /// "Port-forward for local testing" tab (`curl localhost:8080/openai`); default: port
+    /// 80 of the first free 127.0.0.N, as the guide's `${INGRESS_GW_ADDRESS}:80`.
+    #[arg(long, value_name = "ADDR")]
+    gateway_listen: Option<SocketAddr>,
 }
 
 impl BackendArgs {
@@ -344,6 +350,14 @@ impl BackendArgs {
             GatewayArg::Sim => GatewayMode::Simulator,
             GatewayArg::Caddy => GatewayMode::Caddy,
         };
+        if let Some(addr) = self.gateway_listen {
+            if !addr.ip().is_loopback() {
+                anyhow::bail!(
+                    "--gateway-listen {addr}: expected a loopback address (127.0.0.0/8 or ::1); the testbed listens on nothing else"
+                );
+            }
+            options.gateway_listen = Some(addr);
+        }
         Ok(options)
     }
 }

@@ -119,6 +119,8 @@ pub struct StackOptions {
     /// Try port 80 on 127.0.0.N first (as the seed's `:80`); `false` goes straight to an
     /// ephemeral port.
     pub prefer_port_80: bool,
+    /// Listen exactly here instead (e.g. `127.0.0.1:8080`, the guide's port-forward tab).
+    pub gateway_listen: Option<SocketAddr>,
     /// How the gateway reads header options without `append`.
     pub append_semantics: AppendSemantics,
     /// Print the one-line notices (in-memory store, no port 80).
@@ -143,6 +145,7 @@ impl StackOptions {
             gateway: GatewayMode::Simulator,
             external: None,
             prefer_port_80: true,
+            gateway_listen: None,
             append_semantics: AppendSemantics::default(),
             announce: true,
         }
@@ -347,7 +350,15 @@ impl Stack {
         let upstream = Upstream::start().await;
 
         // The gateway's address decides INGRESS_GW_ADDRESS, so bind it before extauth loads.
-        let (listener, on_port_80, reservation) = bind_gateway(options.prefer_port_80).await?;
+        let (listener, on_port_80, reservation) = match options.gateway_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Bind { addr, source })?;
+                (listener, addr.port() == 80, None)
+            }
+            None => bind_gateway(options.prefer_port_80).await?,
+        };
         let gateway_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             source,
@@ -367,9 +378,11 @@ impl Stack {
             )
         } else {
             manifest = manifest.replace("${INGRESS_GW_ADDRESS}:80", "${INGRESS_GW_ADDRESS}");
-            announce(format!(
-                "port 80 could not be bound (not root?): the gateway listens on {gateway_addr} and the manifest's appUrl drops `:80`"
-            ));
+            if options.gateway_listen.is_none() {
+                announce(format!(
+                    "port 80 could not be bound (not root?): the gateway listens on {gateway_addr} and the manifest's appUrl drops `:80`"
+                ));
+            }
             let a = gateway_addr.to_string();
             (a.clone(), format!("http://{a}"), format!("http://{a}"))
         };

@@ -117,8 +117,28 @@ async fn without_port_80_the_gateway_takes_an_ephemeral_port_and_app_url_drops_8
         prefer_port_80: false,
         ..quiet(RedisMode::Memory)
     };
+    app_url_follows_the_gateway(options, "http://127.0.0.1:").await;
+}
+
+#[tokio::test]
+async fn a_given_gateway_address_is_used_as_the_guides_port_forward_tab_wants() {
+    let port = extauth::testing::free_port().expect("a free port");
+    let options = StackOptions {
+        gateway_listen: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        ..quiet(RedisMode::Memory)
+    };
+    app_url_follows_the_gateway(options, &format!("http://127.0.0.1:{port}")).await;
+}
+
+/// The stack's gateway URL starts with `prefix`, extauth's `appUrl` is that URL, and a login
+/// through it comes back to it.
+async fn app_url_follows_the_gateway(options: StackOptions, prefix: &str) {
     let stack = Stack::up(options).await.expect("stack up");
-    assert!(stack.gateway_url().starts_with("http://127.0.0.1:"));
+    assert!(
+        stack.gateway_url().starts_with(prefix),
+        "{}",
+        stack.gateway_url()
+    );
     assert_eq!(stack.app_url(), stack.gateway_url());
     let location = first_location(&stack).await;
     let redirect_uri = location
