@@ -83,5 +83,22 @@ fn the_seed_scenario_passes_against_a_stack_started_separately_by_harness_up() {
     ] {
         assert!(stdout.contains(seen), "missing {seen:?} in:\n{stdout}");
     }
+
+    // A scenario that drives the mock IdP's admin API is skipped, with the reason, when the
+    // target's IdP is not mock-idp (here: the upstream stands in for someone's Keycloak).
+    let run = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--gateway-url", &var("GATEWAY_URL")])
+        .args(["--idp-url", &var("UPSTREAM_URL")])
+        .args(["--user", "user1", "--password", "password"])
+        .arg(scenarios_dir().join("conformance/id-token-nonce.yaml"))
+        .output()
+        .expect("harness run runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "a skip is not a failure:\n{stdout}");
+    assert!(
+        stdout.contains("uses the mock IdP's admin API, which")
+            && stdout.contains("scenarios: 0 passed, 0 failed, 1 skipped"),
+        "{stdout}"
+    );
     drop(up);
 }

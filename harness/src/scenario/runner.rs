@@ -211,6 +211,18 @@ pub async fn run_scenario_on(
             step.name
         ));
     }
+    if let Some(target) = &options.target
+        && let Some(step) = scenario
+            .steps
+            .iter()
+            .find(|s| matches!(s.action, Action::IdpAdmin(..)))
+        && !serves_mock_admin(&target.idp_url).await
+    {
+        return skip(format!(
+            "step {:?} uses the mock IdP's admin API, which {} does not serve (not mock-idp, or not on loopback)",
+            step.name, target.idp_url
+        ));
+    }
     let activity = crate::watchdog::activity(format!("{} [{backends}]", scenario.name));
     activity.at("stack up");
     let up = tokio::time::timeout(
@@ -366,6 +378,24 @@ pub async fn run_scenario_on(
         report.duration.as_secs_f64()
     ));
     report
+}
+
+/// Whether `idp_url` answers the mock IdP's admin API (`GET /admin/mock/clock`).
+async fn serves_mock_admin(idp_url: &str) -> bool {
+    let url = format!("{}/admin/mock/clock", idp_url.trim_end_matches('/'));
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    match client.get(url).send().await {
+        Ok(resp) if resp.status().is_success() => resp
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|v| v.get("now").is_some()),
+        _ => false,
+    }
 }
 
 /// Whether this process has not printed `reason` for a skipped row yet (a reason such as
