@@ -34,6 +34,20 @@ impl Drop for Up {
     }
 }
 
+/// `harness run` of `scenario` (under `scenarios/`) against a URL target: (success, stdout).
+fn run_against(gateway_url: &str, idp_url: &str, scenario: &str) -> (bool, String) {
+    let run = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--gateway-url", gateway_url, "--idp-url", idp_url])
+        .args(["--user", "user1", "--password", "password"])
+        .arg(scenarios_dir().join(scenario))
+        .output()
+        .expect("harness run runs");
+    (
+        run.status.success(),
+        String::from_utf8_lossy(&run.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn the_seed_scenario_passes_against_a_stack_started_separately_by_harness_up() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -65,15 +79,12 @@ fn the_seed_scenario_passes_against_a_stack_started_separately_by_harness_up() {
             .to_owned()
     };
 
-    let run = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", "--gateway-url", &var("GATEWAY_URL")])
-        .args(["--idp-url", &var("IDP_URL")])
-        .args(["--user", "user1", "--password", "password"])
-        .arg(scenarios_dir().join("seed-authorization-code.yaml"))
-        .output()
-        .expect("harness run runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "harness run failed:\n{stdout}");
+    let (ok, stdout) = run_against(
+        &var("GATEWAY_URL"),
+        &var("IDP_URL"),
+        "seed-authorization-code.yaml",
+    );
+    assert!(ok, "harness run failed:\n{stdout}");
     for seen in [
         "✓ 3.1 an unauthenticated POST is redirected to Keycloak",
         "✓ 3.2 log in to Keycloak in the browser as user1",
@@ -86,15 +97,12 @@ fn the_seed_scenario_passes_against_a_stack_started_separately_by_harness_up() {
 
     // A scenario that drives the mock IdP's admin API is skipped, with the reason, when the
     // target's IdP is not mock-idp (here: the upstream stands in for someone's Keycloak).
-    let run = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", "--gateway-url", &var("GATEWAY_URL")])
-        .args(["--idp-url", &var("UPSTREAM_URL")])
-        .args(["--user", "user1", "--password", "password"])
-        .arg(scenarios_dir().join("conformance/id-token-nonce.yaml"))
-        .output()
-        .expect("harness run runs");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "a skip is not a failure:\n{stdout}");
+    let (ok, stdout) = run_against(
+        &var("GATEWAY_URL"),
+        &var("UPSTREAM_URL"),
+        "conformance/id-token-nonce.yaml",
+    );
+    assert!(ok, "a skip is not a failure:\n{stdout}");
     assert!(
         stdout.contains("uses the mock IdP's admin API, which")
             && stdout.contains("scenarios: 0 passed, 0 failed, 1 skipped"),
