@@ -79,6 +79,10 @@ pub enum Command {
         /// The password for `--user`.
         #[arg(long, requires = "user")]
         password: Option<String>,
+        /// Rows (scenario × backends) run at once, each on its own stack; default: the
+        /// number of CPUs, at most 4. With more than 1, each row prints as one block.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: Option<u16>,
     },
     /// Virtual users doing full logins (plain HTTP: 302, IdP form, callback, cookie) and
     /// then authenticated calls, against a stack it starts (the same backend flags as `up`)
@@ -176,6 +180,11 @@ struct UpArgs {
     backends: BackendArgs,
 }
 
+/// `harness run`'s default `--jobs`: the CPUs, at most 4 (each row runs a whole stack).
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 /// The seed guide's request body.
 const SEED_BODY: &str = r#"{
  "model": "gpt-3.5-turbo",
@@ -223,10 +232,13 @@ pub async fn main(cli: Cli) -> ExitCode {
             client,
             user,
             password,
+            jobs,
         } => {
+            let jobs = jobs.map_or_else(default_jobs, usize::from);
             let mut options = RunOptions {
                 matrix,
                 credentials: user.zip(password),
+                jobs,
                 ..RunOptions::default()
             };
             if let Some(dir) = snapshots_dir {

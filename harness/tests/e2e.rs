@@ -153,8 +153,10 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_every_declared_backend() {
     let _watchdog = watchdog("every_scenario_passes_on_every_declared_backend");
+    // Two rows at a time, as `harness run --matrix` does on two CPUs: rows share nothing.
     let options = RunOptions {
         matrix: true,
+        jobs: 2,
         ..RunOptions::default()
     };
     let reports = harness::scenario::run_paths(&[scenarios_dir()], &options)

@@ -48,6 +48,10 @@ pub struct RunOptions {
     pub target: Option<ExternalTarget>,
     /// Credentials for every login step instead of the scenario's.
     pub credentials: Option<(String, String)>,
+    /// How many rows (scenario × backends) run at once. Each row has its own stack (ports,
+    /// Redis, IdP, gateway address), so rows are independent; above 1, a row's output is
+    /// printed as one block when it ends.
+    pub jobs: usize,
 }
 
 impl Default for RunOptions {
@@ -59,6 +63,7 @@ impl Default for RunOptions {
             matrix: false,
             target: None,
             credentials: None,
+            jobs: 1,
         }
     }
 }
@@ -101,18 +106,75 @@ impl ScenarioReport {
     }
 }
 
-/// Runs every scenario file under `paths` (files, or folders of `*.yaml`), one after the
-/// other, each on its own stack.
+/// Runs every scenario file under `paths` (files, or folders of `*.yaml`), each row on its
+/// own stack, [`RunOptions::jobs`] at a time; reports in file and combination order.
 pub async fn run_paths(
     paths: &[PathBuf],
     options: &RunOptions,
 ) -> Result<Vec<ScenarioReport>, ScenarioError> {
     let files = expand_paths(paths)?;
-    let mut reports = Vec::with_capacity(files.len());
-    for file in files {
-        reports.extend(run_file_all(&file, options).await);
+    let rows = files
+        .iter()
+        .flat_map(|file| rows_of(file, options))
+        .collect();
+    Ok(run_rows(rows, options).await)
+}
+
+/// One row to run: a loaded scenario on one combination, or a file that did not load.
+enum Row {
+    Run(std::sync::Arc<Scenario>, Combo),
+    Unloadable(ScenarioReport),
+}
+
+/// The rows of one file: every declared combination with [`RunOptions::matrix`] (and no
+/// URL target), else the default one.
+fn rows_of(path: &Path, options: &RunOptions) -> Vec<Row> {
+    let started = Instant::now();
+    match Scenario::from_file(path) {
+        Ok(scenario) => {
+            let scenario = std::sync::Arc::new(scenario);
+            let combos = if options.matrix && options.target.is_none() {
+                scenario.stack.combos()
+            } else {
+                vec![scenario.stack.default_combo()]
+            };
+            combos
+                .into_iter()
+                .map(|combo| Row::Run(std::sync::Arc::clone(&scenario), combo))
+                .collect()
+        }
+        Err(e) => {
+            let name = path.file_stem().map_or_else(
+                || path.display().to_string(),
+                |s| s.to_string_lossy().into_owned(),
+            );
+            if options.print {
+                println!("scenario {name} ({})\n  ✗ load: {e}", path.display());
+            }
+            vec![Row::Unloadable(ScenarioReport::failed(
+                path,
+                name,
+                "load",
+                e.to_string(),
+                started,
+            ))]
+        }
     }
-    Ok(reports)
+}
+
+/// Runs `rows`, [`RunOptions::jobs`] at a time (at least one); reports in `rows` order.
+async fn run_rows(rows: Vec<Row>, options: &RunOptions) -> Vec<ScenarioReport> {
+    use futures::StreamExt as _;
+    futures::stream::iter(rows)
+        .map(|row| async move {
+            match row {
+                Row::Run(scenario, combo) => run_scenario_on(&scenario, combo, options).await,
+                Row::Unloadable(report) => report,
+            }
+        })
+        .buffered(options.jobs.max(1))
+        .collect()
+        .await
 }
 
 /// Loads and runs one file on its default backends (on all of them with
@@ -128,33 +190,7 @@ pub async fn run_file(path: &Path, options: &RunOptions) -> ScenarioReport {
 
 /// Loads and runs one file: one report per backend combination (one without `matrix`).
 pub async fn run_file_all(path: &Path, options: &RunOptions) -> Vec<ScenarioReport> {
-    let started = Instant::now();
-    match Scenario::from_file(path) {
-        Ok(scenario) if options.matrix && options.target.is_none() => {
-            let mut reports = Vec::new();
-            for combo in scenario.stack.combos() {
-                reports.push(run_scenario_on(&scenario, combo, options).await);
-            }
-            reports
-        }
-        Ok(scenario) => vec![run_scenario(&scenario, options).await],
-        Err(e) => {
-            let name = path.file_stem().map_or_else(
-                || path.display().to_string(),
-                |s| s.to_string_lossy().into_owned(),
-            );
-            if options.print {
-                println!("scenario {name} ({})\n  ✗ load: {e}", path.display());
-            }
-            vec![ScenarioReport::failed(
-                path,
-                name,
-                "load",
-                e.to_string(),
-                started,
-            )]
-        }
-    }
+    run_rows(rows_of(path, options), options).await
 }
 
 /// Runs a loaded scenario on a fresh stack with its default backends (or against
@@ -170,7 +206,7 @@ pub async fn run_scenario_on(
     options: &RunOptions,
 ) -> ScenarioReport {
     let started = Instant::now();
-    let out = Printer(options.print);
+    let out = Printer::new(options.print, options.jobs > 1);
     let backends = if options.target.is_some() {
         "url target".to_owned()
     } else {
@@ -480,12 +516,46 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
     options
 }
 
-struct Printer(bool);
+/// Where a row's progress goes: stdout line by line, or (rows running in parallel) held
+/// and printed as one block when the row ends, so rows do not interleave.
+struct Printer {
+    print: bool,
+    held: Option<std::sync::Mutex<String>>,
+}
 
 impl Printer {
+    fn new(print: bool, hold: bool) -> Self {
+        Self {
+            print,
+            held: hold.then(|| std::sync::Mutex::new(String::new())),
+        }
+    }
+
     fn line(&self, text: &str) {
-        if self.0 {
-            println!("{text}");
+        if !self.print {
+            return;
+        }
+        match &self.held {
+            Some(held) => {
+                let mut held = held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                held.push_str(text);
+                held.push('\n');
+            }
+            None => println!("{text}"),
+        }
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            let block = held
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            use std::io::Write as _;
+            let _ = std::io::stdout().lock().write_all(block.as_bytes());
         }
     }
 }
