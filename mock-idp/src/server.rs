@@ -139,18 +139,16 @@ impl MockIdpBuilder {
         if self.realms.is_empty() {
             return Err(Error::NoRealm);
         }
-        let alg = self.signing_alg;
         let signing = match self.signing_key {
             Some(k) => k,
-            None if alg == SigningAlg::RS256 => tokio::task::spawn_blocking(SigningKey::shared)
-                .await
-                .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??,
-            None => Arc::new(
-                tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
+            None if self.signing_alg == SigningAlg::RS256 => {
+                tokio::task::spawn_blocking(SigningKey::shared)
                     .await
-                    .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??,
-            ),
+                    .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??
+            }
+            None => generate(self.signing_alg).await?,
         };
+        let alg = signing.alg();
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -163,26 +161,32 @@ impl MockIdpBuilder {
         })?;
         let base_url = public_base(&self.public, addr)?;
 
+        let clock = Arc::new(MockClock::new(self.clock));
+        let first_realm = self.realms[0].name().to_owned();
         let mut realms = HashMap::new();
-        for realm in self.realms {
+        for (i, realm) in self.realms.into_iter().enumerate() {
             let name = realm.name().to_owned();
-            let state = RealmState::new(realm, issuer_url(&base_url, &name));
+            // Each realm signs with its own keys, as in Keycloak: the first with the given
+            // (or shared) key, the others with keys of their own.
+            let key = if i == 0 {
+                Arc::clone(&signing)
+            } else {
+                generate(alg).await?
+            };
+            let key_ring = Arc::new(KeyRing::new(key, self.key_overlap.as_secs()));
+            if let Some(every) = self.rotate_every {
+                // The spare first: its generation must not eat into the first period.
+                let spare = generate(alg).await?;
+                key_ring.schedule(every.as_secs(), clock.unix_seconds(), spare);
+            }
+            let state = RealmState::new(realm, issuer_url(&base_url, &name), key_ring);
             if realms.insert(name.clone(), Arc::new(state)).is_some() {
                 return Err(Error::DuplicateRealm(name));
             }
         }
         let issuers: Vec<String> = realms.values().map(|r| r.issuer.clone()).collect();
-        let key_ring = Arc::new(KeyRing::new(signing, self.key_overlap.as_secs()));
-        let clock = Arc::new(MockClock::new(self.clock));
-        if let Some(every) = self.rotate_every {
-            let spare = tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
-                .await
-                .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??;
-            key_ring.schedule(every.as_secs(), clock.unix_seconds(), Arc::new(spare));
-        }
         let state = AppState {
             realms: Arc::new(realms),
-            key_ring,
             clock,
             faults: Arc::new(Faults::default()),
             log: Arc::new(RequestLog::default()),
@@ -205,6 +209,7 @@ impl MockIdpBuilder {
             addr,
             base_url,
             state,
+            first_realm,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -272,10 +277,20 @@ fn issuer_url(base: &Url, realm: &str) -> Url {
 }
 
 /// A running IdP. Stops on [`shutdown`](Self::shutdown) or when dropped.
+/// A new key of `alg`, made on the blocking pool (RSA takes a while).
+async fn generate(alg: SigningAlg) -> Result<Arc<SigningKey>, Error> {
+    let key = tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
+        .await
+        .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??;
+    Ok(Arc::new(key))
+}
+
 pub struct RunningIdp {
     addr: SocketAddr,
     base_url: Url,
     state: AppState,
+    /// The first realm given to the builder (the one `published_kids` describes).
+    first_realm: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -335,20 +350,38 @@ impl RunningIdp {
         self.state.log.all()
     }
 
-    /// Rotates the signing key (same algorithm); the old one stays published for the overlap.
-    /// Returns the new `kid`.
+    /// Rotates every realm's signing key (same algorithm); the old ones stay published for
+    /// the overlap. Returns the first realm's new `kid`.
     pub async fn rotate_keys(&self) -> Result<String, String> {
-        http::rotate(&self.state, None).await
+        self.rotate(None).await
     }
 
-    /// Rotates to a new key of algorithm `alg`.
+    /// Rotates every realm to a new key of algorithm `alg`; the first realm's new `kid`.
     pub async fn rotate_keys_to(&self, alg: SigningAlg) -> Result<String, String> {
-        http::rotate(&self.state, Some(alg)).await
+        self.rotate(Some(alg)).await
     }
 
-    /// The published `kid`s, signing key first.
+    async fn rotate(&self, alg: Option<SigningAlg>) -> Result<String, String> {
+        http::rotate(&self.state, None, alg).await?;
+        self.published_kids()
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no key published".to_owned())
+    }
+
+    /// The first realm's published `kid`s, signing key first.
     pub fn published_kids(&self) -> Vec<String> {
-        self.state.key_ring.kids(self.state.now())
+        self.published_kids_of(&self.first_realm)
+    }
+
+    /// A realm's published `kid`s, signing key first (empty for an unknown realm). Each realm
+    /// has its own keys, as in Keycloak.
+    pub fn published_kids_of(&self, realm: &str) -> Vec<String> {
+        self.state
+            .realms
+            .get(realm)
+            .map(|rs| rs.key_ring.kids(self.state.now()))
+            .unwrap_or_default()
     }
 
     /// Stops accepting connections and waits (up to 5 s) for open ones to finish.

@@ -167,12 +167,12 @@ async fn requests_get(
     State(state): State<AppState>,
     filter: Result<Query<RequestFilter>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(filter)) = filter else {
-        return admin_error(
-            StatusCode::BAD_REQUEST,
-            "unknown filter: expected endpoint, realm, method or client_id",
-            None,
-        );
+    let filter = match known_query(
+        filter,
+        "unknown filter: expected endpoint, realm, method or client_id",
+    ) {
+        Ok(filter) => filter,
+        Err(bad) => return bad.into_response(),
     };
     let requests = state.log.query(&filter);
     Json(json!({ "count": requests.len(), "requests": requests })).into_response()
@@ -211,20 +211,24 @@ async fn faults_add(State(state): State<AppState>, body: axum::body::Bytes) -> R
 pub(crate) async fn add_fault(state: &AppState, fault: Fault) -> Result<u64, String> {
     match fault.kind {
         FaultKind::SigningKeyRotated => {
-            rotate(state, None).await?;
+            rotate(state, fault.realm.as_deref(), None).await?;
             // Not kept: it acted. Listed ids stay unique all the same.
             let id = state.faults.add(fault).map_err(|e| e.to_string())?;
             state.faults.remove(id);
             Ok(id)
         }
         FaultKind::SigningKeyRotatedAtSigning => {
-            let staged = new_key(state.keys().signing.alg()).await?;
-            state.key_ring.stage(staged);
+            for rs in state.realms_or_all(fault.realm.as_deref())? {
+                let staged = new_key(state.keys(&rs).signing.alg()).await?;
+                rs.key_ring.stage(staged);
+            }
             state.faults.add(fault).map_err(|e| e.to_string())
         }
         FaultKind::IdTokenNoKidMultipleKeys => {
-            let extra = new_key(state.keys().signing.alg()).await?;
-            state.key_ring.publish_extra(extra);
+            for rs in state.realms_or_all(fault.realm.as_deref())? {
+                let extra = new_key(state.keys(&rs).signing.alg()).await?;
+                rs.key_ring.publish_extra(extra);
+            }
             state.faults.add(fault).map_err(|e| e.to_string())
         }
         _ => state.faults.add(fault).map_err(|e| e.to_string()),
@@ -239,15 +243,23 @@ async fn new_key(alg: SigningAlg) -> Result<Arc<SigningKey>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A new signing key (of `alg`, else of the current key's algorithm); the old one stays
-/// published for the ring's overlap.
-pub(crate) async fn rotate(state: &AppState, alg: Option<SigningAlg>) -> Result<String, String> {
-    let alg = alg.unwrap_or_else(|| state.keys().signing.alg());
-    let key = new_key(alg).await?;
-    let kid = key.kid().to_owned();
-    state.key_ring.rotate(key, state.now());
-    tracing::info!(%kid, "signing key rotated");
-    Ok(kid)
+/// A new signing key (of `alg`, else of the current key's algorithm) for `realm`, or for
+/// every realm; the old one stays published for the ring's overlap. Returns the new `kid`s,
+/// realms by name.
+pub(crate) async fn rotate(
+    state: &AppState,
+    realm: Option<&str>,
+    alg: Option<SigningAlg>,
+) -> Result<Vec<String>, String> {
+    let mut kids = Vec::new();
+    for rs in state.realms_or_all(realm)? {
+        let key = new_key(alg.unwrap_or_else(|| state.keys(&rs).signing.alg())).await?;
+        let kid = key.kid().to_owned();
+        rs.key_ring.rotate(key, state.now());
+        tracing::info!(%kid, realm = rs.realm.name(), "signing key rotated");
+        kids.push(kid);
+    }
+    Ok(kids)
 }
 
 async fn faults_clear(State(state): State<AppState>) -> StatusCode {
@@ -262,23 +274,71 @@ async fn faults_remove(State(state): State<AppState>, Path(id): Path<String>) ->
     }
 }
 
-fn keys_json(state: &AppState) -> Json<Value> {
-    let kids = state.key_ring.kids(state.now());
-    Json(json!({
-        "signing_kid": kids.first(),
-        "published": kids,
-        "staged": state.key_ring.staged_count(),
-    }))
+/// The keys of `realm`, or of every realm: one realm's object alone, several as
+/// `{"realms": [...]}`.
+fn keys_json(state: &AppState, realm: Option<&str>) -> Response {
+    let realms = match state.realms_or_all(realm) {
+        Ok(realms) => realms,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &e, Some("realm".into())),
+    };
+    let mut objects: Vec<Value> = realms
+        .iter()
+        .map(|rs| {
+            let kids = rs.key_ring.kids(state.now());
+            json!({
+                "realm": rs.realm.name(),
+                "signing_kid": kids.first(),
+                "published": kids,
+                "staged": rs.key_ring.staged_count(),
+            })
+        })
+        .collect();
+    let body = if objects.len() == 1 {
+        objects.remove(0)
+    } else {
+        json!({ "realms": objects })
+    };
+    Json(body).into_response()
 }
 
-async fn keys_get(State(state): State<AppState>) -> Json<Value> {
-    keys_json(&state)
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RealmQuery {
+    realm: Option<String>,
+}
+
+async fn keys_get(
+    State(state): State<AppState>,
+    query: Result<Query<RealmQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match known_query(query, "unknown query parameter: expected realm") {
+        Ok(q) => keys_json(&state, q.realm.as_deref()),
+        Err(bad) => bad.into_response(),
+    }
+}
+
+/// A query string of known parameters, or the 400 that says which are known.
+fn known_query<T>(
+    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+    expected: &'static str,
+) -> Result<T, UnknownQuery> {
+    query.map(|Query(q)| q).map_err(|_| UnknownQuery(expected))
+}
+
+/// A query string with a parameter the endpoint does not know; says which it knows.
+struct UnknownQuery(&'static str);
+
+impl IntoResponse for UnknownQuery {
+    fn into_response(self) -> Response {
+        admin_error(StatusCode::BAD_REQUEST, self.0, None)
+    }
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
     alg: Option<SigningAlg>,
+    realm: Option<String>,
 }
 
 async fn keys_rotate(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
@@ -290,8 +350,11 @@ async fn keys_rotate(State(state): State<AppState>, body: axum::body::Bytes) -> 
             Err(bad) => return bad.into_response(),
         }
     };
-    match rotate(&state, rotate_to.alg).await {
-        Ok(_) => keys_json(&state).into_response(),
+    match rotate(&state, rotate_to.realm.as_deref(), rotate_to.alg).await {
+        Ok(_) => keys_json(&state, rotate_to.realm.as_deref()),
+        Err(e) if e.starts_with("no such realm") => {
+            admin_error(StatusCode::BAD_REQUEST, &e, Some("realm".into()))
+        }
         Err(e) => {
             tracing::error!(error = %e, "key rotation failed");
             admin_error(
@@ -314,13 +377,11 @@ mod tests {
     use super::*;
     use crate::clock::{MockClock, SystemClock};
     use crate::faults::Faults;
-    use crate::keys::KeyRing;
     use crate::requests::RequestLog;
 
     fn state() -> AppState {
         AppState {
             realms: Arc::new(HashMap::new()),
-            key_ring: Arc::new(KeyRing::new(SigningKey::shared().unwrap(), 60)),
             clock: Arc::new(MockClock::new(Arc::new(SystemClock))),
             faults: Arc::new(Faults::default()),
             log: Arc::new(RequestLog::default()),

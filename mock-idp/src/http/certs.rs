@@ -10,6 +10,6 @@ pub(crate) async fn jwks(
     State(state): State<AppState>,
     Path(realm): Path<String>,
 ) -> Result<Json<Value>, HttpError> {
-    state.realm(&realm)?;
-    Ok(Json(state.keys().jwks()))
+    let rs = state.realm(&realm)?;
+    Ok(Json(state.keys(&rs).jwks()))
 }

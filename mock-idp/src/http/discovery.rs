@@ -68,7 +68,8 @@ mod tests {
     fn realm_state() -> RealmState {
         let realm = Realm::from_json_str(r#"{"realm":"master"}"#).unwrap();
         let issuer = url::Url::parse("http://localhost:8080/realms/master").unwrap();
-        RealmState::new(realm, issuer)
+        let keys = crate::keys::KeyRing::new(crate::keys::SigningKey::shared().unwrap(), 60);
+        RealmState::new(realm, issuer, std::sync::Arc::new(keys))
     }
 
     #[test]

@@ -51,7 +51,7 @@ fn client_and_token<'r, 'f>(
 /// The introspection answer of a token that is active now.
 fn active_claims(state: &AppState, rs: &RealmState, token: &str) -> Option<Value> {
     let now = state.now();
-    let keys = state.keys();
+    let keys = state.keys(rs);
     if let Ok(c) = tokens::verify_access(&keys, &rs.issuer, now, token) {
         if rs.is_revoked(&c.jti)
             || (!c.sid.is_empty() && rs.store().live_session(&c.sid, now).is_none())
@@ -86,7 +86,7 @@ pub(crate) async fn revoke(
     let form = Params::parse(&body);
     let (client, token) = client_and_token(&rs, &headers, &form)?;
     let now = state.now();
-    let keys = state.keys();
+    let keys = state.keys(&rs);
     let unmatching = || HttpError::OAuth {
         status: StatusCode::BAD_REQUEST,
         error: "unauthorized_client",

@@ -36,7 +36,7 @@ pub(crate) async fn logout(
 
     let hint = match params.get("id_token_hint") {
         Some(t) => Some(
-            tokens::verify_id_token_hint(&state.keys(), &rs.issuer, t)
+            tokens::verify_id_token_hint(&state.keys(&rs), &rs.issuer, t)
                 .map_err(|_| HttpError::page(title, "Invalid IDToken"))?,
         ),
         None => None,

@@ -49,7 +49,6 @@ pub(crate) use error::HttpError;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub realms: Arc<HashMap<String, Arc<RealmState>>>,
-    pub key_ring: Arc<KeyRing>,
     pub clock: Arc<MockClock>,
     pub faults: Arc<Faults>,
     pub log: Arc<RequestLog>,
@@ -69,20 +68,40 @@ impl AppState {
         self.clock.unix_seconds()
     }
 
-    /// The keys in force now (doing a scheduled rotation first when one is due).
-    pub(crate) fn keys(&self) -> Keys {
+    /// A realm's keys in force now (doing a scheduled rotation first when one is due).
+    pub(crate) fn keys(&self, rs: &RealmState) -> Keys {
         let now = self.now();
-        if self.key_ring.rotate_if_due(now) {
-            self.next_key_later(now, KeyRing::replenish);
+        if rs.key_ring.rotate_if_due(now) {
+            next_key_later(&rs.key_ring, now, KeyRing::replenish);
         }
-        self.key_ring.snapshot(now)
+        rs.key_ring.snapshot(now)
+    }
+
+    /// The realm named `realm`, or every realm (by name) when `None`; `Err` names an
+    /// unknown realm.
+    pub(crate) fn realms_or_all(
+        &self,
+        realm: Option<&str>,
+    ) -> Result<Vec<Arc<RealmState>>, String> {
+        match realm {
+            Some(name) => self
+                .realms
+                .get(name)
+                .map(|rs| vec![Arc::clone(rs)])
+                .ok_or_else(|| format!("no such realm: {name}")),
+            None => {
+                let mut all: Vec<_> = self.realms.values().cloned().collect();
+                all.sort_by(|a, b| a.realm.name().cmp(b.realm.name()));
+                Ok(all)
+            }
+        }
     }
 
     /// Rotates to the staged key right before signing (`signing_key_rotated_at_signing`),
     /// then stages the next one off the request path, for a sticky fault.
-    pub(crate) fn rotate_at_signing(&self) {
+    pub(crate) fn rotate_at_signing(&self, rs: &RealmState) {
         let now = self.now();
-        let Some(kid) = self.key_ring.rotate_to_staged(now) else {
+        let Some(kid) = rs.key_ring.rotate_to_staged(now) else {
             tracing::warn!(
                 "signing_key_rotated_at_signing: no staged key yet; signing with the current key"
             );
@@ -97,20 +116,7 @@ impl AppState {
         if !still_on {
             return;
         }
-        self.next_key_later(now, KeyRing::stage);
-    }
-
-    /// Generates a key of the signing key's algorithm on the blocking pool (RSA takes a
-    /// while), then hands it to `keep` (the next scheduled key, or a staged one).
-    fn next_key_later(&self, now: u64, keep: fn(&KeyRing, Arc<SigningKey>)) {
-        let ring = Arc::clone(&self.key_ring);
-        let alg = ring.snapshot(now).signing.alg();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn_blocking(move || match SigningKey::generate_for(alg) {
-                Ok(key) => keep(&ring, Arc::new(key)),
-                Err(e) => tracing::error!(error = %e, "cannot make the next signing key"),
-            });
-        }
+        next_key_later(&rs.key_ring, now, KeyRing::stage);
     }
 
     /// Faults that act now on this realm and client (spending the `once` ones).
@@ -121,6 +127,19 @@ impl AppState {
         wanted: impl Fn(&FaultKind) -> bool,
     ) -> Vec<FaultKind> {
         self.faults.take(realm, client, wanted)
+    }
+}
+
+/// Generates a key of `ring`'s signing algorithm on the blocking pool (RSA takes a while),
+/// then hands it to `keep` (the next scheduled key, or a staged one).
+fn next_key_later(ring: &Arc<KeyRing>, now: u64, keep: fn(&KeyRing, Arc<SigningKey>)) {
+    let ring = Arc::clone(ring);
+    let alg = ring.snapshot(now).signing.alg();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn_blocking(move || match SigningKey::generate_for(alg) {
+            Ok(key) => keep(&ring, Arc::new(key)),
+            Err(e) => tracing::error!(error = %e, "cannot make the next signing key"),
+        });
     }
 }
 
@@ -136,13 +155,15 @@ pub(crate) struct RealmState {
     pub secure: bool,
     /// Keycloak puts the authenticator's execution id in the form action; one per realm.
     pub execution: String,
+    /// The realm's own keys (as in Keycloak, a realm's tokens verify with its JWKS only).
+    pub key_ring: Arc<KeyRing>,
     store: Mutex<Store>,
     /// `jti`s of access tokens revoked through `/revoke`.
     revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl RealmState {
-    pub(crate) fn new(realm: Realm, issuer: url::Url) -> Self {
+    pub(crate) fn new(realm: Realm, issuer: url::Url, key_ring: Arc<KeyRing>) -> Self {
         let secure = issuer.scheme() == "https";
         let cookie_path = format!("{}/", issuer.path());
         let store = Mutex::new(Store::new(realm.lifetimes()));
@@ -152,6 +173,7 @@ impl RealmState {
             cookie_path,
             secure,
             execution: crate::ids::random_uuid(),
+            key_ring,
             store,
             revoked: Mutex::default(),
         }

@@ -161,7 +161,7 @@ fn refresh_token(
         .get("refresh_token")
         .ok_or_else(|| HttpError::invalid_request("Missing parameter: refresh_token"))?;
     let now = state.now();
-    let claims = tokens::verify_refresh(&state.keys(), &rs.issuer, now, token)
+    let claims = tokens::verify_refresh(&state.keys(rs), &rs.issuer, now, token)
         .map_err(|_| HttpError::invalid_grant("Invalid refresh token"))?;
     let mut store = rs.store();
     let belongs = store
@@ -212,9 +212,14 @@ fn client_credentials(
     }
     let now = state.now();
     let lifetime = rs.realm.lifetimes().access_token;
-    let access_token =
-        tokens::mint_service_account(&state.keys(), &rs.issuer, client.client_id(), now, lifetime)
-            .map_err(|e| HttpError::Internal(e.to_string()))?;
+    let access_token = tokens::mint_service_account(
+        &state.keys(rs),
+        &rs.issuer,
+        client.client_id(),
+        now,
+        lifetime,
+    )
+    .map_err(|e| HttpError::Internal(e.to_string()))?;
     Ok(no_store_json(
         StatusCode::OK,
         serde_json::json!({
@@ -253,10 +258,10 @@ fn issue(
         .iter()
         .any(|k| matches!(k, FaultKind::SigningKeyRotatedAtSigning))
     {
-        state.rotate_at_signing();
+        state.rotate_at_signing(rs);
     }
     let minted = tokens::mint_tampered(
-        &state.keys(),
+        &state.keys(rs),
         &Grant {
             issuer: &rs.issuer,
             user,

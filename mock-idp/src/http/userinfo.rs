@@ -33,7 +33,7 @@ pub(crate) async fn userinfo(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| reject("Token not provided"))?;
     let now = state.now();
-    let claims = tokens::verify_access(&state.keys(), &rs.issuer, now, token)
+    let claims = tokens::verify_access(&state.keys(&rs), &rs.issuer, now, token)
         .map_err(|_| reject("Token verification failed"))?;
     if rs.is_revoked(&claims.jti) {
         return Err(reject("Token verification failed"));
