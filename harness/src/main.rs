@@ -7,7 +7,11 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // headless_chrome warns about every CDP event that arrives after a tab
+                // closed ("Couldn't send browser an event"): harmless, and noise here.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,headless_chrome=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -205,8 +205,19 @@ pub async fn run_scenario_on(
     combo: Combo,
     options: &RunOptions,
 ) -> ScenarioReport {
-    let started = Instant::now();
     let out = Printer::new(options.print, options.jobs > 1);
+    let report = run_row(scenario, combo, options, &out).await;
+    out.flush();
+    report
+}
+
+async fn run_row(
+    scenario: &Scenario,
+    combo: Combo,
+    options: &RunOptions,
+    out: &Printer,
+) -> ScenarioReport {
+    let started = Instant::now();
     let backends = if options.target.is_some() {
         "url target".to_owned()
     } else {
@@ -548,14 +559,17 @@ impl Printer {
     }
 }
 
-impl Drop for Printer {
-    fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
-            let block = held
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            use std::io::Write as _;
-            let _ = std::io::stdout().lock().write_all(block.as_bytes());
+impl Printer {
+    /// Prints what was held, as one block (one `print!`, so a test harness that captures
+    /// output captures it, as it does the line-by-line `println!`).
+    fn flush(&self) {
+        if let Some(held) = &self.held {
+            let block = std::mem::take(
+                &mut *held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            print!("{block}");
         }
     }
 }
