@@ -146,7 +146,7 @@ impl MockIdpBuilder {
                     .await
                     .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??
             }
-            None => generate(self.signing_alg).await?,
+            None => SigningKey::generate_off_thread(self.signing_alg).await?,
         };
         let alg = signing.alg();
         let listener = TcpListener::bind(self.listen)
@@ -171,12 +171,12 @@ impl MockIdpBuilder {
             let key = if i == 0 {
                 Arc::clone(&signing)
             } else {
-                generate(alg).await?
+                SigningKey::generate_off_thread(alg).await?
             };
             let key_ring = Arc::new(KeyRing::new(key, self.key_overlap.as_secs()));
             if let Some(every) = self.rotate_every {
                 // The spare first: its generation must not eat into the first period.
-                let spare = generate(alg).await?;
+                let spare = SigningKey::generate_off_thread(alg).await?;
                 key_ring.schedule(every.as_secs(), clock.unix_seconds(), spare);
             }
             let state = RealmState::new(realm, issuer_url(&base_url, &name), key_ring);
@@ -277,14 +277,6 @@ fn issuer_url(base: &Url, realm: &str) -> Url {
 }
 
 /// A running IdP. Stops on [`shutdown`](Self::shutdown) or when dropped.
-/// A new key of `alg`, made on the blocking pool (RSA takes a while).
-async fn generate(alg: SigningAlg) -> Result<Arc<SigningKey>, Error> {
-    let key = tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
-        .await
-        .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??;
-    Ok(Arc::new(key))
-}
-
 pub struct RunningIdp {
     addr: SocketAddr,
     base_url: Url,
@@ -362,7 +354,7 @@ impl RunningIdp {
     }
 
     async fn rotate(&self, alg: Option<SigningAlg>) -> Result<String, String> {
-        http::rotate(&self.state, None, alg).await?;
+        http::rotate(&self.state, &self.state.realms_or_all(None)?, alg).await?;
         self.published_kids()
             .into_iter()
             .next()

@@ -30,8 +30,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::no_store_json;
+use super::{AppState, RealmState};
 use crate::clock::Clock as _;
 use crate::faults::{Fault, FaultKind};
 use crate::keys::{SigningAlg, SigningKey};
@@ -207,59 +207,59 @@ async fn faults_add(State(state): State<AppState>, body: axum::body::Bytes) -> R
     }
 }
 
-/// Registers a fault, doing first what some faults need at once (a new key, an extra key).
+/// Registers a fault, doing first what some faults need at once, in the fault's realm or in
+/// every realm (a rotation, a staged key, an extra published key).
 pub(crate) async fn add_fault(state: &AppState, fault: Fault) -> Result<u64, String> {
+    // Only the key faults need the realms: any other fault is registered as before.
+    let realms = || state.realms_or_all(fault.realm.as_deref());
     match fault.kind {
         FaultKind::SigningKeyRotated => {
-            rotate(state, fault.realm.as_deref(), None).await?;
+            rotate(state, &realms()?, None).await?;
             // Not kept: it acted. Listed ids stay unique all the same.
             let id = state.faults.add(fault).map_err(|e| e.to_string())?;
             state.faults.remove(id);
-            Ok(id)
+            return Ok(id);
         }
         FaultKind::SigningKeyRotatedAtSigning => {
-            for rs in state.realms_or_all(fault.realm.as_deref())? {
-                let staged = new_key(state.keys(&rs).signing.alg()).await?;
-                rs.key_ring.stage(staged);
+            for rs in &realms()? {
+                rs.key_ring.stage(new_key(state, rs, None).await?);
             }
-            state.faults.add(fault).map_err(|e| e.to_string())
         }
         FaultKind::IdTokenNoKidMultipleKeys => {
-            for rs in state.realms_or_all(fault.realm.as_deref())? {
-                let extra = new_key(state.keys(&rs).signing.alg()).await?;
-                rs.key_ring.publish_extra(extra);
+            for rs in &realms()? {
+                rs.key_ring.publish_extra(new_key(state, rs, None).await?);
             }
-            state.faults.add(fault).map_err(|e| e.to_string())
         }
-        _ => state.faults.add(fault).map_err(|e| e.to_string()),
+        _ => {}
     }
+    state.faults.add(fault).map_err(|e| e.to_string())
 }
 
-async fn new_key(alg: SigningAlg) -> Result<Arc<SigningKey>, String> {
-    tokio::task::spawn_blocking(move || SigningKey::generate_for(alg))
+/// A new key for `rs`: of `alg`, else of its signing key's algorithm.
+async fn new_key(
+    state: &AppState,
+    rs: &RealmState,
+    alg: Option<SigningAlg>,
+) -> Result<Arc<SigningKey>, String> {
+    let alg = alg.unwrap_or_else(|| state.keys(rs).signing.alg());
+    SigningKey::generate_off_thread(alg)
         .await
-        .map_err(|e| e.to_string())?
-        .map(Arc::new)
         .map_err(|e| e.to_string())
 }
 
-/// A new signing key (of `alg`, else of the current key's algorithm) for `realm`, or for
-/// every realm; the old one stays published for the ring's overlap. Returns the new `kid`s,
-/// realms by name.
+/// A new signing key (of `alg`, else of the current key's algorithm) for each of `realms`;
+/// the old one stays published for the ring's overlap.
 pub(crate) async fn rotate(
     state: &AppState,
-    realm: Option<&str>,
+    realms: &[Arc<RealmState>],
     alg: Option<SigningAlg>,
-) -> Result<Vec<String>, String> {
-    let mut kids = Vec::new();
-    for rs in state.realms_or_all(realm)? {
-        let key = new_key(alg.unwrap_or_else(|| state.keys(&rs).signing.alg())).await?;
-        let kid = key.kid().to_owned();
+) -> Result<(), String> {
+    for rs in realms {
+        let key = new_key(state, rs, alg).await?;
+        tracing::info!(kid = %key.kid(), realm = rs.realm.name(), "signing key rotated");
         rs.key_ring.rotate(key, state.now());
-        tracing::info!(%kid, realm = rs.realm.name(), "signing key rotated");
-        kids.push(kid);
     }
-    Ok(kids)
+    Ok(())
 }
 
 async fn faults_clear(State(state): State<AppState>) -> StatusCode {
@@ -274,13 +274,8 @@ async fn faults_remove(State(state): State<AppState>, Path(id): Path<String>) ->
     }
 }
 
-/// The keys of `realm`, or of every realm: one realm's object alone, several as
-/// `{"realms": [...]}`.
-fn keys_json(state: &AppState, realm: Option<&str>) -> Response {
-    let realms = match state.realms_or_all(realm) {
-        Ok(realms) => realms,
-        Err(e) => return admin_error(StatusCode::BAD_REQUEST, &e, Some("realm".into())),
-    };
+/// The keys of `realms`: one realm's object alone, several as `{"realms": [...]}`.
+fn keys_json(state: &AppState, realms: &[Arc<RealmState>]) -> Response {
     let mut objects: Vec<Value> = realms
         .iter()
         .map(|rs| {
@@ -311,9 +306,30 @@ async fn keys_get(
     State(state): State<AppState>,
     query: Result<Query<RealmQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match known_query(query, "unknown query parameter: expected realm") {
-        Ok(q) => keys_json(&state, q.realm.as_deref()),
+    let q = match known_query(query, "unknown query parameter: expected realm") {
+        Ok(q) => q,
+        Err(bad) => return bad.into_response(),
+    };
+    match realms_named(&state, q.realm.as_deref()) {
+        Ok(realms) => keys_json(&state, &realms),
         Err(bad) => bad.into_response(),
+    }
+}
+
+/// [`AppState::realms_or_all`], an unknown realm being a 400 that names the `realm` field.
+fn realms_named(
+    state: &AppState,
+    realm: Option<&str>,
+) -> Result<Vec<Arc<RealmState>>, UnknownRealm> {
+    state.realms_or_all(realm).map_err(UnknownRealm)
+}
+
+/// A `realm` the IdP does not serve.
+struct UnknownRealm(String);
+
+impl IntoResponse for UnknownRealm {
+    fn into_response(self) -> Response {
+        admin_error(StatusCode::BAD_REQUEST, &self.0, Some("realm".into()))
     }
 }
 
@@ -350,11 +366,12 @@ async fn keys_rotate(State(state): State<AppState>, body: axum::body::Bytes) -> 
             Err(bad) => return bad.into_response(),
         }
     };
-    match rotate(&state, rotate_to.realm.as_deref(), rotate_to.alg).await {
-        Ok(_) => keys_json(&state, rotate_to.realm.as_deref()),
-        Err(e) if e.starts_with("no such realm") => {
-            admin_error(StatusCode::BAD_REQUEST, &e, Some("realm".into()))
-        }
+    let realms = match realms_named(&state, rotate_to.realm.as_deref()) {
+        Ok(realms) => realms,
+        Err(bad) => return bad.into_response(),
+    };
+    match rotate(&state, &realms, rotate_to.alg).await {
+        Ok(()) => keys_json(&state, &realms),
         Err(e) => {
             tracing::error!(error = %e, "key rotation failed");
             admin_error(

@@ -106,6 +106,15 @@ impl SigningKey {
         Self::generate_for(SigningAlg::RS256)
     }
 
+    /// [`SigningKey::generate_for`] on Tokio's blocking pool, so RSA does not stall a
+    /// worker thread.
+    pub(crate) async fn generate_off_thread(alg: SigningAlg) -> Result<Arc<Self>, KeyError> {
+        let key = tokio::task::spawn_blocking(move || Self::generate_for(alg))
+            .await
+            .map_err(|e| KeyError::Task(e.to_string()))??;
+        Ok(Arc::new(key))
+    }
+
     /// Generates a fresh key for `alg` (RSA keys are slow in debug builds).
     pub fn generate_for(alg: SigningAlg) -> Result<Self, KeyError> {
         match alg {
