@@ -247,6 +247,18 @@ async fn run_row(
             duration: started.elapsed(),
         }
     };
+    let fail_at = |step: &str, problem: String| {
+        out.line(&format!("  ✗ {step}: {problem}"));
+        let mut report = ScenarioReport::failed(
+            &scenario.path,
+            scenario.name.clone(),
+            step,
+            problem,
+            started,
+        );
+        report.backends = backends.clone();
+        report
+    };
     if options.target.is_some()
         && let Some(step) = scenario
             .steps
@@ -272,42 +284,23 @@ async fn run_row(
     }
     let activity = crate::watchdog::activity(format!("{} [{backends}]", scenario.name));
     activity.at("stack up");
-    let up = tokio::time::timeout(
-        STACK_UP_LIMIT,
-        Stack::up(stack_options(scenario, combo, options)),
-    );
-    let Ok(up) = up.await else {
-        let problem = format!(
-            "the stack did not come up within {} s (every part has its own, shorter bound: a hang)",
-            STACK_UP_LIMIT.as_secs()
-        );
-        out.line(&format!("  ✗ stack: {problem}"));
-        let mut report = ScenarioReport::failed(
-            &scenario.path,
-            scenario.name.clone(),
-            "stack",
-            problem,
-            started,
-        );
-        report.backends = backends;
-        return report;
-    };
-    let stack = match up {
-        Ok(stack) => stack,
-        Err(e) if e.skip_reason().is_some() => {
-            return skip(e.skip_reason().unwrap_or_default());
+    let up = Stack::up(stack_options(scenario, combo, options));
+    let stack = match tokio::time::timeout(STACK_UP_LIMIT, up).await {
+        Ok(Ok(stack)) => stack,
+        Ok(Err(e)) => {
+            return match e.skip_reason() {
+                Some(reason) => skip(reason),
+                None => fail_at("stack", e.to_string()),
+            };
         }
-        Err(e) => {
-            out.line(&format!("  ✗ stack: {e}"));
-            let mut report = ScenarioReport::failed(
-                &scenario.path,
-                scenario.name.clone(),
+        Err(_) => {
+            return fail_at(
                 "stack",
-                e.to_string(),
-                started,
+                format!(
+                    "the stack did not come up within {} s (every part has its own, shorter bound: a hang)",
+                    STACK_UP_LIMIT.as_secs()
+                ),
             );
-            report.backends = backends;
-            return report;
         }
     };
     out.line(&format!(
@@ -319,13 +312,7 @@ async fn run_row(
     ));
     let mut run = match Run::new(scenario, combo, stack, options) {
         Ok(run) => run,
-        Err(e) => {
-            out.line(&format!("  ✗ setup: {e}"));
-            let mut report =
-                ScenarioReport::failed(&scenario.path, scenario.name.clone(), "setup", e, started);
-            report.backends = backends;
-            return report;
-        }
+        Err(e) => return fail_at("setup", e),
     };
 
     let mut passed_steps = 0;
@@ -467,6 +454,7 @@ const LOG_TAIL_LINES: usize = 15;
 /// may take its 180 s), one step, stopping a stack.
 const STACK_UP_LIMIT: Duration = Duration::from_secs(240);
 const STEP_LIMIT: Duration = Duration::from_secs(120);
+const STOP_LIMIT: Duration = Duration::from_secs(30);
 
 /// A step's backstop: [`STEP_LIMIT`], or a login's own bound plus a minute when longer.
 fn step_limit(step: &Step, login_timeout: Duration) -> Duration {
@@ -480,7 +468,6 @@ fn step_limit(step: &Step, login_timeout: Duration) -> Duration {
         _ => STEP_LIMIT,
     }
 }
-const STOP_LIMIT: Duration = Duration::from_secs(30);
 
 /// The snapshot for a combination: the scenario's name on the mock IdP behind the simulator,
 /// `name.<idp>.<gateway>` elsewhere (responses legitimately differ: Caddy's `server` header,
@@ -557,9 +544,7 @@ impl Printer {
             None => println!("{text}"),
         }
     }
-}
 
-impl Printer {
     /// Prints what was held, as one block (one `print!`, so a test harness that captures
     /// output captures it, as it does the line-by-line `println!`).
     fn flush(&self) {
