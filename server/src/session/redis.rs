@@ -58,27 +58,20 @@ impl Drop for Lease<'_> {
 
 impl Pool {
     fn take(&self) -> Result<Lease<'_>, StoreError> {
-        let opened = self.opened.load(Ordering::Acquire).min(self.slots.len());
-        let idle = self.slots[..opened]
-            .iter()
-            .find(|slot| slot.busy.load(Ordering::Acquire) == 0);
-        let slot = match idle {
-            Some(slot) => slot,
-            None => {
-                let grown = self
-                    .opened
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                        (n < self.slots.len()).then_some(n + 1)
-                    });
-                match grown {
-                    Ok(n) => &self.slots[n],
-                    // Full: the least busy open connection carries it.
-                    Err(n) => self.slots[..n.min(self.slots.len())]
-                        .iter()
-                        .min_by_key(|slot| slot.busy.load(Ordering::Acquire))
-                        .unwrap_or(&self.slots[0]),
-                }
-            }
+        // `opened` only grows, and never past `slots.len()` (the `fetch_update` below).
+        let opened = &self.slots[..self.opened.load(Ordering::Acquire)];
+        let busy = |slot: &&Slot| slot.busy.load(Ordering::Acquire);
+        let slot = match opened.iter().find(|slot| busy(slot) == 0) {
+            Some(idle) => idle,
+            None => match self
+                .opened
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.slots.len()).then_some(n + 1)
+                }) {
+                Ok(n) => &self.slots[n],
+                // Full: the least busy connection carries it (`slots` is never empty).
+                Err(_) => self.slots.iter().min_by_key(busy).unwrap_or(&self.slots[0]),
+            },
         };
         let conn = match slot.conn.get() {
             Some(conn) => conn.clone(),
