@@ -2,14 +2,17 @@
 //! scenario files.
 //!
 //! Map of the crate (one module per part of the stack):
-//! - [`redis`]: a throwaway `redis-server` process, or a `redis:7` container;
+//! - [`redis`]: the Redis backends, one file each (a `redis-server` process, a `redis:7`
+//!   container);
 //! - [`docker`]: is there a Docker engine, and does it hold an image;
 //! - [`idp`]: the IdP backends (mock in process or as a container, oidc-provider, Keycloak
 //!   container, URL);
-//! - [`gateway_caddy`]: Caddy `forward_auth` in front of extauth's HTTP mode;
 //! - [`cleanup`]: the record of every process and container the harness started;
 //! - [`upstream`]: the OpenAI-like LLM mock that records what it received;
-//! - [`gateway_sim`]: an agentgateway/Envoy stand-in speaking ext_authz gRPC;
+//! - [`gateway`]: the gateway backends, one file each: [`gateway::sim`] (an
+//!   agentgateway/Envoy stand-in speaking ext_authz gRPC) and [`gateway::caddy`] (Caddy
+//!   `forward_auth` in front of extauth's HTTP mode);
+//! - [`logs`]: log tails for failure reports;
 //! - [`login`]: the browser and plain-HTTP login drivers for Keycloak's form;
 //! - [`stack`]: all of the above plus the mock IdP and extauth, wired as the seed guide says;
 //! - [`scenario`]: the YAML scenario format, its runner, redaction and snapshots;
@@ -20,11 +23,11 @@
 pub mod cleanup;
 pub mod cli;
 pub mod docker;
-pub mod gateway_caddy;
-pub mod gateway_sim;
+pub mod gateway;
 pub mod idp;
 pub mod load;
 pub mod login;
+pub mod logs;
 pub mod redis;
 pub mod scenario;
 pub mod stack;

@@ -5,7 +5,7 @@
 //! URL, or extauth's memory store; `auto` tries the container (when a Docker engine answers
 //! and holds the image), then the process, then memory, saying which it fell back to. The IdP
 //! is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC simulator or Caddy
-//! `forward_auth` over extauth's HTTP mode ([`crate::gateway_caddy`]). A stack can also be
+//! `forward_auth` over extauth's HTTP mode ([`crate::gateway::caddy`]). A stack can also be
 //! *external* ([`StackOptions::external`]): nothing is started, the scenario talks to a
 //! gateway and IdP at given URLs, and what needs the stack's insides (the upstream's records,
 //! Redis) is not checkable.
@@ -30,8 +30,8 @@ use rand::RngCore as _;
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::gateway_caddy::{CaddyConfig, CaddyError, CaddyGateway};
-use crate::gateway_sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
+use crate::gateway::caddy::{CaddyConfig, CaddyError, CaddyGateway};
+use crate::gateway::sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
 use crate::idp::{IdpError, IdpMode, IdpSetup, RunningIdp};
 use crate::redis::container::RedisContainer;
 use crate::redis::{RedisError, RedisServer};

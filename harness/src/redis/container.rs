@@ -11,7 +11,9 @@ use testcontainers::core::WaitFor;
 use testcontainers::runners::AsyncRunner as _;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt as _};
 
-use super::{RedisError, free_port, ping};
+use extauth::testing::free_port;
+
+use super::{RedisError, ping};
 use crate::docker;
 
 /// The image name the harness asks for.
@@ -115,7 +117,7 @@ impl RedisContainer {
 
     /// The last `lines` lines of the container's output.
     pub async fn log_tail(&self, lines: usize) -> String {
-        stdout_tail(self.container.as_ref(), lines).await
+        crate::logs::stdout_tail(self.container.as_ref(), lines).await
     }
 
     /// Removes the container and waits for it.
@@ -124,27 +126,4 @@ impl RedisContainer {
             let _ = c.rm().await;
         }
     }
-}
-
-/// The last `lines` lines of `text`.
-pub(crate) fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The last `lines` lines of the file at `path` (empty when it cannot be read).
-pub(crate) fn file_tail(path: &std::path::Path, lines: usize) -> String {
-    tail(&std::fs::read_to_string(path).unwrap_or_default(), lines)
-}
-
-/// The last `lines` lines of a container's stdout (empty without a container).
-pub(crate) async fn stdout_tail(
-    container: Option<&ContainerAsync<GenericImage>>,
-    lines: usize,
-) -> String {
-    let Some(c) = container else {
-        return String::new();
-    };
-    let out = c.stdout_to_vec().await.unwrap_or_default();
-    tail(&String::from_utf8_lossy(&out), lines)
 }

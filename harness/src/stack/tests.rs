@@ -190,7 +190,7 @@ async fn an_external_target_starts_nothing_and_keeps_the_seeds_port_80() {
 
 #[tokio::test]
 async fn the_caddy_gateway_redirects_to_the_idp_and_its_process_is_gone_after_stop() {
-    if crate::gateway_caddy::CaddyGateway::find_binary().is_none() {
+    if crate::gateway::caddy::CaddyGateway::find_binary().is_none() {
         println!("skipped: caddy is not installed");
         return;
     }

@@ -347,7 +347,7 @@ impl NodeIdp {
     }
 
     fn log_tail(&self, lines: usize) -> String {
-        crate::redis::container::file_tail(&self.log, lines)
+        crate::logs::file_tail(&self.log, lines)
     }
 
     fn stop(&mut self) {
@@ -436,7 +436,7 @@ impl KeycloakContainer {
     }
 
     async fn log_tail(&self, lines: usize) -> String {
-        crate::redis::container::stdout_tail(self.container.as_ref(), lines).await
+        crate::logs::stdout_tail(self.container.as_ref(), lines).await
     }
 
     async fn remove(mut self) {
@@ -545,7 +545,7 @@ impl MockIdpContainer {
         };
         let mut out = c.stdout_to_vec().await.unwrap_or_default();
         out.extend(c.stderr_to_vec().await.unwrap_or_default());
-        crate::redis::container::tail(&String::from_utf8_lossy(&out), lines)
+        crate::logs::tail(&String::from_utf8_lossy(&out), lines)
     }
 
     async fn remove(mut self) {

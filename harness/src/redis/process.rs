@@ -14,52 +14,12 @@ use std::time::{Duration, Instant};
 
 use extauth::testing::free_port;
 
+use super::RedisError;
+
 /// How long a fresh `redis-server` may take to answer `PING`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many ports to try when a freshly picked free port is taken before Redis binds it.
 const PORT_ATTEMPTS: usize = 3;
-
-/// Why Redis could not be started.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisError {
-    /// The `redis-server` binary is not on this machine.
-    #[error("redis-server not found: install it (apt-get install redis-server)")]
-    NotFound,
-    /// The temporary directory or a free port could not be had.
-    #[error("cannot prepare redis-server: {0}")]
-    Prepare(#[source] std::io::Error),
-    /// The process could not be spawned.
-    #[error("cannot spawn {binary}: {source}")]
-    Spawn {
-        /// The binary.
-        binary: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// No usable Docker engine or image (for the container backend).
-    #[error("redis container: {0}")]
-    Docker(#[source] crate::docker::DockerError),
-    /// testcontainers could not start, stop or restart the container.
-    #[error("redis container: {0}")]
-    Container(String),
-    /// A `redis://` URL that does not name a host and port.
-    #[error("redis URL {0:?}: expected redis://HOST:PORT")]
-    BadUrl(String),
-    /// The process exited or never answered `PING`.
-    #[error(
-        "redis-server on port {port} did not become ready within {waited:?}: {reason}; log tail: {log_tail}"
-    )]
-    NotReady {
-        /// The port it was told to use.
-        port: u16,
-        /// How long we waited.
-        waited: Duration,
-        /// What was seen last.
-        reason: String,
-        /// The end of its log file.
-        log_tail: String,
-    },
-}
 
 /// A running (or stopped, restartable) `redis-server` child process.
 #[derive(Debug)]
@@ -206,7 +166,7 @@ impl RedisServer {
 
     /// The last `lines` lines of its log file.
     pub fn log_tail(&self, lines: usize) -> String {
-        container::file_tail(&self.dir.path().join("redis.log"), lines)
+        crate::logs::file_tail(&self.dir.path().join("redis.log"), lines)
     }
 
     fn not_ready(&self, started: Instant, reason: String) -> RedisError {
@@ -247,8 +207,3 @@ pub fn ping(port: u16) -> Result<(), String> {
         Err(format!("unexpected reply {:?}", reply.trim_end()))
     }
 }
-
-pub mod container;
-
-#[cfg(test)]
-mod tests;

@@ -159,7 +159,7 @@ impl CaddyGateway {
 
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
-        crate::redis::container::file_tail(&self.log, lines)
+        crate::logs::file_tail(&self.log, lines)
     }
 
     /// Kills it by PID and waits.
