@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::extauth::ExtauthMode;
 use crate::idp::IdpMode;
 use crate::load::{LoadOptions, LoadReport, LoadTarget};
 use crate::login::Credentials;
@@ -35,7 +36,8 @@ pub enum Command {
     /// them (the seed guide's Step 3) and wait for Ctrl-C (or SIGTERM).
     Up {
         /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, REDIS_URL,
-        /// UPSTREAM_URL as KEY=value lines to this file.
+        /// UPSTREAM_URL, EXTAUTH_PIDS and EXTAUTH_ADMINS (comma-separated, one per replica;
+        /// no PIDs when extauth runs in process) as KEY=value lines to this file.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
         /// Do Step 3.1 now and print the Keycloak login URL to open in a browser.
@@ -330,6 +332,15 @@ pub struct BackendArgs {
     /// 80 of the first free 127.0.0.N, as the guide's `${INGRESS_GW_ADDRESS}:80`.
     #[arg(long, value_name = "ADDR")]
     gateway_listen: Option<SocketAddr>,
+    /// Run N `extauth serve` processes of the real binary behind the gateway (one signing
+    /// key, each on its own loopback address; the gateway balances across them); without
+    /// it, one extauth runs inside the harness.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(crate::extauth::MAX_REPLICAS)))]
+    replicas: Option<u16>,
+    /// The extauth binary for `--replicas` (default: `EXTAUTH_BIN`, else `extauth` next to
+    /// this executable, where `cargo build -p extauth` puts it).
+    #[arg(long, value_name = "PATH", requires = "replicas")]
+    extauth_bin: Option<PathBuf>,
 }
 
 impl BackendArgs {
@@ -370,6 +381,8 @@ impl BackendArgs {
             }
             options.gateway_listen = Some(addr);
         }
+        options.extauth = ExtauthMode::from_replicas(self.replicas)?;
+        options.extauth_bin = self.extauth_bin;
         Ok(options)
     }
 }
@@ -469,6 +482,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ] {
             let _ = writeln!(text, "{key}={}", var(key));
         }
+        let pids = stack.extauth_pids();
+        let _ = writeln!(
+            text,
+            "EXTAUTH_PIDS={}",
+            pids.iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let _ = writeln!(text, "EXTAUTH_ADMINS={}", var("EXTAUTH_ADMINS"));
         std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
@@ -489,12 +513,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         stack.client_id()
     );
     println!("  login     {} / {}", DEFAULT_USER.0, DEFAULT_USER.1);
-    println!(
-        "  extauth   gRPC {}  HTTP {}  admin {}",
-        stack.extauth_grpc(),
-        stack.extauth_http(),
-        stack.extauth_admin()
-    );
+    print!("{}", extauth_lines(&stack));
     println!("  redis     {}", stack.redis_url());
     println!(
         "  backends  {}",
@@ -555,6 +574,34 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
+}
+
+/// `harness up`'s extauth lines: the in-process server's listeners, or one line per replica
+/// with its PID (for `kill` by hand) and its listeners.
+fn extauth_lines(stack: &crate::stack::RunningStack) -> String {
+    let pids = stack.extauth_pids();
+    if pids.is_empty() {
+        return format!(
+            "  extauth   gRPC {}  HTTP {}  admin {}\n",
+            stack.extauth_grpc(),
+            stack.extauth_http(),
+            stack.extauth_admin()
+        );
+    }
+    let mut out = format!(
+        "  extauth   {} replicas (extauth serve processes; the gateway balances across them)\n",
+        pids.len()
+    );
+    for (index, (pid, (grpc, http, admin))) in
+        pids.iter().zip(stack.extauth_listeners()).enumerate()
+    {
+        let pid = pid.map_or_else(|| "down".to_owned(), |p| p.to_string());
+        let _ = writeln!(
+            out,
+            "    replica {index}  pid {pid}  gRPC {grpc}  HTTP {http}  admin {admin}"
+        );
+    }
+    out
 }
 
 /// Creates the folder `path` goes in, when it has one.

@@ -5,6 +5,8 @@
 //! - [`redis`]: the Redis backends, one file each (a `redis-server` process, a `redis:7`
 //!   container);
 //! - [`docker`]: is there a Docker engine, and does it hold an image;
+//! - [`extauth`]: the extauth backends (in process, or `--replicas N` processes of the real
+//!   binary that can be killed and restarted);
 //! - [`idp`]: the IdP backends (mock in process or as a container, oidc-provider, Keycloak
 //!   container, URL);
 //! - [`cleanup`]: the record of every process and container the harness started;
@@ -23,6 +25,7 @@
 pub mod cleanup;
 pub mod cli;
 pub mod docker;
+pub mod extauth;
 pub mod gateway;
 pub mod idp;
 pub mod load;

@@ -1,8 +1,9 @@
 //! The whole testbed on loopback: Redis, the IdP, the LLM upstream, extauth and the
 //! gateway, wired the way the seed guide wires the real thing.
 //!
-//! Backends: Redis as a `redis-server` process, a `redis:7` container (testcontainers), a
-//! URL, or extauth's memory store; `auto` tries the container (when a Docker engine answers
+//! Backends: extauth in process, or `--replicas N` processes of the real binary
+//! ([`crate::extauth`]); Redis as a `redis-server` process, a `redis:7` container
+//! (testcontainers), a URL, or extauth's memory store; `auto` tries the container (when a Docker engine answers
 //! and holds the image), then the process, then memory, saying which it fell back to. The IdP
 //! is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC simulator or Caddy
 //! `forward_auth` over extauth's HTTP mode ([`crate::gateway::caddy`]). A stack can also be
@@ -30,6 +31,9 @@ use rand::RngCore as _;
 use tokio::net::TcpListener;
 use url::Url;
 
+use crate::extauth::{
+    ExtauthError, ExtauthMode, InProcessExtauth, ReplicaSpec, Replicas, RunningExtauth,
+};
 use crate::gateway::caddy::{CaddyConfig, CaddyError, CaddyGateway};
 use crate::gateway::sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
 use crate::idp::{IdpError, IdpMode, IdpSetup, RunningIdp};
@@ -125,6 +129,11 @@ pub struct StackOptions {
     pub append_semantics: AppendSemantics,
     /// Print the one-line notices (in-memory store, no port 80).
     pub announce: bool,
+    /// extauth in process (default) or as `--replicas N` processes.
+    pub extauth: ExtauthMode,
+    /// The extauth binary for [`ExtauthMode::Processes`] (default: see
+    /// [`crate::extauth::find_binary`]).
+    pub extauth_bin: Option<PathBuf>,
 }
 
 impl Default for StackOptions {
@@ -148,6 +157,8 @@ impl StackOptions {
             gateway_listen: None,
             append_semantics: AppendSemantics::default(),
             announce: true,
+            extauth: ExtauthMode::InProcess,
+            extauth_bin: None,
         }
     }
 }
@@ -198,7 +209,7 @@ pub enum StackError {
     },
     /// extauth did not start.
     #[error("extauth: {0}")]
-    Extauth(#[from] extauth::server::ServeError),
+    Extauth(#[from] ExtauthError),
     /// The gateway could not bind or start.
     #[error("gateway: {0}")]
     Gateway(#[from] GatewayError),
@@ -269,7 +280,7 @@ pub struct RunningStack {
     gateway: Option<GatewayHandle>,
     /// The gateway's 127.0.0.N, held for this stack until it is dropped (after the gateway).
     _gateway_reservation: Option<GatewayReservation>,
-    extauth: Option<extauth::server::RunningServer>,
+    extauth: Option<RunningExtauth>,
     upstream: Option<Upstream>,
     idp: Option<RunningIdp>,
     redis: Option<RedisHandle>,
@@ -303,6 +314,13 @@ impl Stack {
             .prefix("harness-stack-")
             .tempdir()
             .map_err(StackError::Files)?;
+        // A missing extauth binary fails before anything starts.
+        let extauth_bin = match options.extauth {
+            ExtauthMode::InProcess => None,
+            ExtauthMode::Processes { .. } => Some(crate::extauth::locate_binary(
+                options.extauth_bin.as_deref(),
+            )?),
+        };
 
         // Redis (or the memory store).
         let redis = match &options.redis {
@@ -469,24 +487,33 @@ impl Stack {
         let manifest_path = files.path().join("seed-authorization-code.rendered.yaml");
         std::fs::write(&manifest_path, render(&manifest, &env)).map_err(StackError::Files)?;
 
-        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let extauth = extauth::server::start(
-            loaded,
-            extauth::server::ServeOptions {
-                grpc: loopback,
-                http: loopback,
-                admin: loopback,
-                session_store: store,
-            },
-        )
-        .await?;
+        let extauth = match (options.extauth, extauth_bin) {
+            (ExtauthMode::Processes { replicas }, Some(binary)) => {
+                let memory = store == extauth::server::StoreChoice::Memory;
+                if memory && replicas > 1 {
+                    return Err(ExtauthError::NeedsRedis { replicas }.into());
+                }
+                let spec = ReplicaSpec {
+                    binary,
+                    config: manifest_path.clone(),
+                    env: vec![("SIGNING_KEY".to_owned(), signing_key.clone())],
+                    memory_sessions: memory,
+                    dir: files.path().to_path_buf(),
+                };
+                RunningExtauth::Processes(Replicas::start(spec, usize::from(replicas)).await?)
+            }
+            _ => RunningExtauth::InProcess(InProcessExtauth::start(loaded, store).await?),
+        };
+        let grpc_addrs = extauth.grpc_addrs();
+        let http_addrs = extauth.http_addrs();
+        let admin_addrs = extauth.admin_addrs();
         let upstream_url = Url::parse(&upstream.url()).map_err(|e| {
             StackError::Files(std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
         })?;
         let gateway = match options.gateway {
-            GatewayMode::Simulator => GatewayHandle::Simulator(GatewaySim::serve(
+            GatewayMode::Simulator => GatewayHandle::Simulator(GatewaySim::serve_balanced(
                 listener,
-                extauth.grpc_addr(),
+                &grpc_addrs,
                 upstream_url,
                 options.append_semantics,
             )?),
@@ -495,7 +522,8 @@ impl Stack {
                 drop(listener);
                 let config = CaddyConfig {
                     listen: gateway_addr,
-                    extauth_http: extauth.http_addr(),
+                    extauth_http: http_addrs.clone(),
+                    health_port: extauth.shared_admin_port(),
                     upstream: upstream.addr().to_string(),
                     id_token_header,
                 };
@@ -521,9 +549,13 @@ impl Stack {
         set("ISSUER", format!("{idp_url}/realms/{REALM}"));
         set("KEYCLOAK_CLIENT", options.client_id.clone());
         set("UPSTREAM_URL", upstream.url());
-        set("EXTAUTH_GRPC", extauth.grpc_addr().to_string());
-        set("EXTAUTH_HTTP", extauth.http_addr().to_string());
-        set("EXTAUTH_ADMIN", extauth.admin_addr().to_string());
+        // Replica 0's listeners; every replica's admin address in EXTAUTH_ADMINS.
+        let first =
+            |addrs: &[SocketAddr]| addrs.first().map(ToString::to_string).unwrap_or_default();
+        set("EXTAUTH_GRPC", first(&grpc_addrs));
+        set("EXTAUTH_HTTP", first(&http_addrs));
+        set("EXTAUTH_ADMIN", first(&admin_addrs));
+        set("EXTAUTH_ADMINS", join(&admin_addrs));
         set(
             "REDIS_URL",
             redis_url.unwrap_or_else(|| "memory".to_owned()),
@@ -545,6 +577,7 @@ impl Stack {
                     .map_or("memory", RedisHandle::name)
                     .to_owned(),
             ),
+            ("extauth", extauth.name()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -725,25 +758,119 @@ impl RunningStack {
             }
             None => return Err(self.no_redis()),
         }
-        let ready = format!("http://{}/readyz", self.extauth_admin());
+        // Every running replica must see it (in process: no PIDs, one replica).
+        let pids = self.extauth_pids();
+        let running: Vec<String> = self
+            .extauth_admins()
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| pids.get(*i).is_none_or(Option::is_some))
+            .map(|(_, admin)| format!("http://{admin}/readyz"))
+            .collect();
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(2))
             .build()
             .map_err(|e| e.to_string())?;
-        for _ in 0..READY_ATTEMPTS {
-            if client
-                .get(&ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(());
+        for ready in running {
+            let mut ok = false;
+            for _ in 0..READY_ATTEMPTS {
+                if client
+                    .get(&ready)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    ok = true;
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if !ok {
+                return Err(format!(
+                    "Redis is back but extauth's {ready} did not turn ready"
+                ));
+            }
         }
-        Err(format!(
-            "Redis is back but extauth's {ready} did not turn ready"
-        ))
+        Ok(())
+    }
+
+    /// How many extauth replicas run behind the gateway (1 in process, 0 for a URL target).
+    pub fn extauth_replicas(&self) -> usize {
+        self.extauth.as_ref().map_or(0, RunningExtauth::replicas)
+    }
+
+    /// Each extauth replica's PID, `None` while it is down; empty when extauth runs in
+    /// process (or for a URL target).
+    pub fn extauth_pids(&self) -> Vec<Option<u32>> {
+        self.extauth
+            .as_ref()
+            .map(RunningExtauth::pids)
+            .unwrap_or_default()
+    }
+
+    /// Each extauth replica's admin address (`/healthz`, `/readyz`, `/metrics`).
+    pub fn extauth_admins(&self) -> Vec<SocketAddr> {
+        self.extauth
+            .as_ref()
+            .map(RunningExtauth::admin_addrs)
+            .unwrap_or_default()
+    }
+
+    /// Each extauth replica's (gRPC, HTTP, admin) addresses, in replica order.
+    pub fn extauth_listeners(&self) -> Vec<(SocketAddr, SocketAddr, SocketAddr)> {
+        self.extauth.as_ref().map_or_else(Vec::new, |e| {
+            e.grpc_addrs()
+                .into_iter()
+                .zip(e.http_addrs())
+                .zip(e.admin_addrs())
+                .map(|((grpc, http), admin)| (grpc, http, admin))
+                .collect()
+        })
+    }
+
+    /// `SIGKILL` of extauth replica `index` (it stays down until [`Self::extauth_restart`]).
+    pub fn extauth_kill(&mut self, index: usize) -> Result<(), String> {
+        match self.extauth.as_mut() {
+            Some(extauth) => extauth.kill(index).map_err(|e| e.to_string()),
+            None => Err(self.not_ours("extauth")),
+        }
+    }
+
+    /// extauth replica `index` again on the same address and ports (stopped with `SIGTERM`
+    /// first when it runs), once its `/readyz` says 200.
+    pub async fn extauth_restart(&mut self, index: usize) -> Result<(), String> {
+        match self.extauth.as_mut() {
+            Some(extauth) => extauth.restart(index).await.map_err(|e| e.to_string()),
+            None => Err(self.not_ours("extauth")),
+        }
+    }
+
+    /// A Sentinel- or Cluster-driven failover of the stack's Redis. This stack's Redis
+    /// backends are single servers: an error saying what is needed.
+    pub async fn redis_failover(&mut self) -> Result<(), String> {
+        match &self.redis {
+            None => Err(self.no_redis()),
+            Some(redis) => Err(format!(
+                "a Redis failover needs --redis sentinel or cluster; this stack's Redis is a single server ({})",
+                redis.name()
+            )),
+        }
+    }
+
+    /// `SIGKILL` of the current Redis master. This stack's Redis backends are single
+    /// servers: an error saying what is needed (`redis: stop` kills a single server).
+    pub async fn redis_kill_master(&mut self) -> Result<(), String> {
+        match &self.redis {
+            None => Err(self.no_redis()),
+            Some(redis) => Err(format!(
+                "killing the Redis master needs --redis sentinel or cluster; this stack's Redis is a single server ({})",
+                redis.name()
+            )),
+        }
+    }
+
+    fn not_ours(&self, what: &str) -> String {
+        format!("not checkable against a URL target: the harness does not control its {what}")
     }
 
     fn no_redis(&self) -> String {
@@ -770,6 +897,11 @@ impl RunningStack {
         if let Some(pid) = self.idp.as_ref().and_then(RunningIdp::pid) {
             pids.push(("node oidc-provider".to_owned(), pid));
         }
+        for (index, pid) in self.extauth_pids().into_iter().enumerate() {
+            if let Some(pid) = pid {
+                pids.push((format!("extauth {index}"), pid));
+            }
+        }
         pids
     }
 
@@ -791,6 +923,9 @@ impl RunningStack {
             if !tail.is_empty() {
                 tails.push((idp.name().to_owned(), tail));
             }
+        }
+        if let Some(extauth) = &self.extauth {
+            tails.extend(extauth.log_tails(lines));
         }
         tails
     }
@@ -820,7 +955,8 @@ impl RunningStack {
 
     /// Variables for scenarios: `GATEWAY_URL`, `APP_URL`, `IDP_URL`, `KEYCLOAK_URL`,
     /// `ISSUER`, `KEYCLOAK_CLIENT`, `INGRESS_GW_ADDRESS`, `UPSTREAM_URL`, `REDIS_URL`,
-    /// `EXTAUTH_GRPC`, `EXTAUTH_HTTP`, `EXTAUTH_ADMIN`. No secrets.
+    /// `EXTAUTH_GRPC`, `EXTAUTH_HTTP`, `EXTAUTH_ADMIN` (replica 0's), `EXTAUTH_ADMINS` (every
+    /// replica's, comma-separated). No secrets.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
     }
@@ -843,7 +979,7 @@ impl RunningStack {
             None => {}
         }
         if let Some(extauth) = self.extauth.take() {
-            extauth.shutdown().await;
+            extauth.stop().await;
         }
         if let Some(idp) = self.idp.take() {
             idp.stop().await;
@@ -941,6 +1077,15 @@ pub fn render(text: &str, env: &BTreeMap<String, String>) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `a,b,c`.
+fn join(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn random_key() -> String {

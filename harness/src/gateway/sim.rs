@@ -10,6 +10,10 @@
 //! - ext_authz unreachable or timing out → `503 ext_authz unavailable`; any other RPC error →
 //!   403 (Envoy's `status_on_error` default), logged.
 //!
+//! With several ext_authz endpoints (extauth replicas), [`balance`] picks one per check:
+//! round robin, one retry on another endpoint when the connection fails before an answer,
+//! and a failed endpoint skipped for a bounded backoff.
+//!
 //! Header options follow the `append` flag when it is set. When it is unset, the default is
 //! agentgateway's (overwrite), which is stricter than Envoy's (`append_action`): a server
 //! that forgets `append: true` on its second `Set-Cookie` loses the first here, as it would
@@ -30,7 +34,6 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
     HttpRequest, Peer, Request as AttrRequest,
 };
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{
     AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
@@ -39,8 +42,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::{Channel, Endpoint};
 use url::Url;
+
+pub mod balance;
 
 /// Bodies up to this size are sent to ext_authz (Envoy's `with_request_body` default size).
 pub const MAX_CHECK_BODY: usize = 8 * 1024;
@@ -98,6 +102,9 @@ pub enum GatewayError {
     /// The upstream HTTP client could not be built.
     #[error("gateway simulator: upstream client: {0}")]
     Client(#[source] reqwest::Error),
+    /// No ext_authz endpoint was given.
+    #[error("gateway simulator: no ext_authz endpoint")]
+    NoEndpoints,
 }
 
 /// Builder-free entry point: see [`GatewaySim::start`].
@@ -133,25 +140,28 @@ impl GatewaySim {
         upstream_base: Url,
         semantics: AppendSemantics,
     ) -> Result<RunningGateway, GatewayError> {
+        Self::serve_balanced(listener, &[extauth_grpc], upstream_base, semantics)
+    }
+
+    /// [`GatewaySim::serve`] over several ext_authz endpoints (see [`balance`]).
+    pub fn serve_balanced(
+        listener: TcpListener,
+        extauth_grpc: &[SocketAddr],
+        upstream_base: Url,
+        semantics: AppendSemantics,
+    ) -> Result<RunningGateway, GatewayError> {
         let addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
-        let channel = Endpoint::from_shared(format!("http://{extauth_grpc}"))
-            .map_err(|source| GatewayError::Endpoint {
-                addr: extauth_grpc,
-                source,
-            })?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CHECK_TIMEOUT)
-            .connect_lazy();
+        let pool = balance::Pool::new(extauth_grpc, CONNECT_TIMEOUT, CHECK_TIMEOUT)?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(GatewayError::Client)?;
         let state = Sim {
-            authz: AuthorizationClient::new(channel),
+            authz: std::sync::Arc::new(pool),
             upstream_base,
             client,
             local: addr,
@@ -235,7 +245,7 @@ impl Drop for RunningGateway {
 
 #[derive(Clone)]
 struct Sim {
-    authz: AuthorizationClient<Channel>,
+    authz: std::sync::Arc<balance::Pool>,
     upstream_base: Url,
     client: reqwest::Client,
     local: SocketAddr,
@@ -256,10 +266,8 @@ async fn handle(
         }
     };
     let check = check_request(&parts, &body, peer, sim.local);
-    let mut authz = sim.authz.clone();
-    let answer = authz.check(check).await;
-    let response = match answer {
-        Ok(answer) => answer.into_inner(),
+    let response = match sim.authz.check(check).await {
+        Ok(response) => response,
         Err(status) => return rpc_failure(&status),
     };
     match verdict(response) {

@@ -3,8 +3,10 @@
 //! A scenario names a stack (login driver, session store, ...), then steps: `request` steps
 //! to the gateway with expectations on the status, the redirect `location` and its `state`
 //! JWT, the body and what the upstream LLM received (down to verifying the ID token against
-//! the IdP's JWKS); `login` steps that fill the IdP's form with a browser or plain HTTP; and
-//! `redis` steps that stop or restart the session store. See [`model`] for the format.
+//! the IdP's JWKS); `login` steps that fill the IdP's form with a browser or plain HTTP;
+//! `redis` steps that stop or restart the session store; and `extauth` steps that kill or
+//! restart one of the stack's extauth replicas (`stack.replicas`). See [`model`] for the
+//! format.
 //!
 //! The runner builds a fresh stack per scenario, prints each step as it goes, stops at the
 //! first failing step with the expected and actual values, and compares the redacted
@@ -87,6 +89,10 @@ impl Scenario {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        check_stack(&raw.stack).map_err(|message| ScenarioError::Parse {
+            path: path.to_owned(),
+            message,
+        })?;
         let mut steps = Vec::with_capacity(raw.steps.len());
         for (i, step) in raw.steps.into_iter().enumerate() {
             let fail = |reason: String| ScenarioError::Step {
@@ -100,6 +106,7 @@ impl Scenario {
                     let others = step.request.is_some()
                         || step.login.is_some()
                         || step.redis.is_some()
+                        || step.extauth.is_some()
                         || step.idp_admin.is_some();
                     if others || step.expect.is_some() {
                         return Err(fail(
@@ -119,21 +126,32 @@ impl Scenario {
                     }
                 }
                 _ if step.idp_admin.is_some() => {
-                    let (Some(admin), None, None, None) = (
+                    let (Some(admin), None, None, None, None) = (
                         step.idp_admin.clone(),
                         &step.request,
                         &step.login,
                         step.redis,
+                        step.extauth,
                     ) else {
-                        return Err(fail(
-                            "expected exactly one of `request`, `login`, `redis`, `idp_admin`, `pause_ms`"
-                                .into(),
-                        ));
+                        return Err(fail(ONE_ACTION.into()));
                     };
                     let expect: IdpAdminExpect = typed_expect(step.expect.clone())
                         .map_err(|e| fail(format!("expect: {e}")))?;
                     Action::IdpAdmin(admin, expect)
                 }
+                (None, None, None) if step.extauth.is_some() => {
+                    let action = step
+                        .extauth
+                        .ok_or_else(|| fail(ONE_ACTION.into()))?
+                        .action()
+                        .map_err(fail)?;
+                    if step.expect.is_some() {
+                        return Err(fail("an extauth step takes no expect".into()));
+                    }
+                    check_replica(action, raw.stack.replicas).map_err(fail)?;
+                    Action::Extauth(action)
+                }
+                _ if step.extauth.is_some() => return Err(fail(ONE_ACTION.into())),
                 (Some(request), None, None) => {
                     let expect: RequestExpect = typed_expect(step.expect.clone())
                         .map_err(|e| fail(format!("expect: {e}")))?;
@@ -158,12 +176,7 @@ impl Scenario {
                     }
                     Action::Redis(redis)
                 }
-                _ => {
-                    return Err(fail(
-                        "expected exactly one of `request`, `login`, `redis`, `idp_admin`, `pause_ms`"
-                            .into(),
-                    ));
-                }
+                _ => return Err(fail(ONE_ACTION.into())),
             };
             steps.push(Step {
                 name: step.name,
@@ -184,6 +197,44 @@ impl Scenario {
             steps,
             path: path.to_owned(),
         })
+    }
+}
+
+/// What a step that is none or several of the kinds is told.
+const ONE_ACTION: &str =
+    "expected exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`, `pause_ms`";
+
+/// `stack:` fields that only make sense together.
+fn check_stack(stack: &model::StackSpec) -> Result<(), String> {
+    let Some(replicas) = stack.replicas else {
+        return Ok(());
+    };
+    if !(1..=crate::extauth::MAX_REPLICAS).contains(&replicas) {
+        return Err(format!(
+            "stack.replicas: expected 1 to {}, got {replicas}",
+            crate::extauth::MAX_REPLICAS
+        ));
+    }
+    if replicas > 1 && stack.redis.0.contains(&model::RedisBackend::Memory) {
+        return Err(format!(
+            "stack.replicas: {replicas} replicas share sessions through Redis; `redis: memory` keeps them per process"
+        ));
+    }
+    Ok(())
+}
+
+/// An `extauth` step names a replica the stack runs.
+fn check_replica(action: model::ExtauthAction, replicas: Option<u16>) -> Result<(), String> {
+    let index = action.replica();
+    match replicas {
+        None => Err(format!(
+            "extauth: replica {index}: extauth steps need `stack.replicas: N` (without it extauth runs inside the harness and cannot be killed)"
+        )),
+        Some(n) if index >= usize::from(n) => Err(format!(
+            "extauth: replica {index} does not exist: stack.replicas is {n} (replicas 0 to {})",
+            n - 1
+        )),
+        Some(_) => Ok(()),
     }
 }
 

@@ -9,6 +9,7 @@
 //!   idp: [mock, oidc-provider, keycloak]  # one or a list; the first is the default
 //!   gateway: [sim, caddy]                # sim (= simulator) | caddy
 //!   redis: [process, container]          # auto | process | container | memory
+//!   # replicas: 2                        # N `extauth serve` processes (default: one in process)
 //!   # realm: realms/master.json          # relative to the scenario file's folder
 //!   # manifest: manifests/seed-authorization-code.yaml
 //! snapshot: true                         # compare the redacted transcript (default true)
@@ -21,6 +22,8 @@
 //!     expect: {outcome: success, cookie: {name: keycloak-session, value_pattern: "^[A-Z2-7]{103}=$"}}
 //!   - name: Redis goes away
 //!     redis: stop                        # stop | start
+//!   - name: replica 0 dies (needs stack.replicas)
+//!     extauth: {kill: 0}                 # {kill: i} (SIGKILL) | {restart: i} (same ports, ready)
 //!   - name: the mock IdP's admin API (mock IdP only; see mock-idp/README.md)
 //!     idp_admin: {method: POST, path: /admin/mock/faults, body: {kind: id_token_nonce}}
 //!     expect: {status: 201}              # default: any 2xx; also body_json: {path: text}
@@ -201,6 +204,9 @@ pub struct StackSpec {
     /// Manifest file, relative to the scenario's folder
     /// (default `manifests/seed-authorization-code.yaml`).
     pub manifest: Option<PathBuf>,
+    /// Run this many `extauth serve` processes behind the gateway (1 to 16, each killable
+    /// and restartable by `extauth` steps); default: one extauth inside the harness.
+    pub replicas: Option<u16>,
 }
 
 impl StackSpec {
@@ -249,7 +255,8 @@ fn yes() -> bool {
     true
 }
 
-/// One step as written: exactly one of `request`, `login`, `redis`, `idp_admin`, `pause_ms`.
+/// One step as written: exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`,
+/// `pause_ms`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -257,6 +264,7 @@ pub(crate) struct RawStep {
     pub request: Option<RequestSpec>,
     pub login: Option<LoginSpec>,
     pub redis: Option<RedisAction>,
+    pub extauth: Option<RawExtauthAction>,
     pub idp_admin: Option<IdpAdminSpec>,
     /// Wait this long (1 to 60000 ms), e.g. for a retry delay of the server under test.
     pub pause_ms: Option<u64>,
@@ -298,6 +306,8 @@ pub enum Action {
     Login(LoginSpec, LoginExpect),
     /// Stop or start the stack's Redis.
     Redis(RedisAction),
+    /// Kill or restart one extauth replica.
+    Extauth(ExtauthAction),
     /// A call to the mock IdP's admin API (faults, clock, request log, keys).
     IdpAdmin(IdpAdminSpec, IdpAdminExpect),
     /// Wait (`pause_ms`), bounded to a minute.
@@ -496,6 +506,45 @@ pub enum RedisAction {
     Stop,
     /// Start it again on the same port (empty).
     Start,
+}
+
+/// `extauth:` as written: `{kill: i}` or `{restart: i}`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExtauthAction {
+    pub kill: Option<usize>,
+    pub restart: Option<usize>,
+}
+
+impl RawExtauthAction {
+    /// Exactly one of `kill`, `restart`.
+    pub fn action(self) -> Result<ExtauthAction, String> {
+        match (self.kill, self.restart) {
+            (Some(i), None) => Ok(ExtauthAction::Kill(i)),
+            (None, Some(i)) => Ok(ExtauthAction::Restart(i)),
+            _ => Err("extauth: expected exactly one of `kill: N`, `restart: N`".to_owned()),
+        }
+    }
+}
+
+/// `extauth:`: what to do to one extauth replica (0-based; the stack must run
+/// `stack.replicas` processes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtauthAction {
+    /// `{kill: i}`: `SIGKILL` of replica `i` by its PID; it stays down.
+    Kill(usize),
+    /// `{restart: i}`: replica `i` again on the same address and ports (`SIGTERM` first when
+    /// it runs), once its `/readyz` says 200.
+    Restart(usize),
+}
+
+impl ExtauthAction {
+    /// The replica it acts on.
+    pub fn replica(self) -> usize {
+        match self {
+            Self::Kill(i) | Self::Restart(i) => i,
+        }
+    }
 }
 
 /// `idp_admin:`: one call to the mock IdP's admin API (`/admin/mock/...`, see mock-idp's

@@ -11,9 +11,9 @@ use url::Url;
 
 use super::checks::{IdTokenContext, Problems};
 use super::model::{
-    Action, Combo, GatewayBackend, IdpAdminExpect, IdpAdminSpec, IdpBackend, LAST_LOCATION,
-    LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RequestExpect, RequestSpec,
-    Scenario, Step,
+    Action, Combo, ExtauthAction, GatewayBackend, IdpAdminExpect, IdpAdminSpec, IdpBackend,
+    LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RequestExpect,
+    RequestSpec, Scenario, Step,
 };
 use super::snapshot;
 use super::transcript::{
@@ -21,6 +21,7 @@ use super::transcript::{
     Transcript, UpstreamRecord, clip, header_map,
 };
 use super::{ScenarioError, expand_paths};
+use crate::extauth::ExtauthMode;
 use crate::idp::IdpMode;
 use crate::login::{self, Credentials, LoginError, LoginOutcome};
 use crate::stack::{
@@ -218,10 +219,10 @@ async fn run_row(
     out: &Printer,
 ) -> ScenarioReport {
     let started = Instant::now();
-    let backends = if options.target.is_some() {
-        "url target".to_owned()
-    } else {
-        combo.to_string()
+    let backends = match (&options.target, scenario.stack.replicas) {
+        (Some(_), _) => "url target".to_owned(),
+        (None, Some(n)) => format!("{combo} extauth={n}"),
+        (None, None) => combo.to_string(),
     };
     out.line(&format!(
         "scenario {} [{backends}] ({})",
@@ -267,6 +268,17 @@ async fn run_row(
     {
         return skip(format!(
             "step {:?} stops or starts Redis: not checkable against a URL target",
+            step.name
+        ));
+    }
+    if options.target.is_some()
+        && let Some(step) = scenario
+            .steps
+            .iter()
+            .find(|s| matches!(s.action, Action::Extauth(_)))
+    {
+        return skip(format!(
+            "step {:?} kills or restarts an extauth replica: not checkable against a URL target",
             step.name
         ));
     }
@@ -511,6 +523,10 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
         GatewayBackend::Caddy => GatewayMode::Caddy,
     };
     options.external.clone_from(&run.target);
+    options.extauth = match scenario.stack.replicas {
+        Some(replicas) => ExtauthMode::Processes { replicas },
+        None => ExtauthMode::InProcess,
+    };
     options
 }
 
@@ -607,7 +623,7 @@ impl<'s> Run<'s> {
         // Backends only: no addresses, and nothing that differs between machines (the
         // session store is printed in the stack line, not snapshotted; so is whether the
         // mock runs in a container, whose snapshots are the in-process mock's).
-        let stack_record = [
+        let mut stack_record: BTreeMap<String, String> = [
             ("idp", combo.idp.snapshot_idp().name().to_owned()),
             ("gateway", format!("{:?}", combo.gateway).to_lowercase()),
             ("login", scenario.stack.login.to_string()),
@@ -615,6 +631,9 @@ impl<'s> Run<'s> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(replicas) = scenario.stack.replicas {
+            stack_record.insert("extauth".to_owned(), format!("{replicas} replicas"));
+        }
         Ok(Self {
             scenario,
             stack,
@@ -641,6 +660,7 @@ impl<'s> Run<'s> {
             Action::Request(spec, expect) => self.request(&step.name, spec, expect).await,
             Action::Login(spec, expect) => self.login(&step.name, spec, expect).await,
             Action::Redis(action) => self.redis(&step.name, *action).await,
+            Action::Extauth(action) => self.extauth(&step.name, *action).await,
             Action::IdpAdmin(spec, expect) => self.idp_admin(&step.name, spec, expect).await,
             Action::Pause(duration) => {
                 tokio::time::sleep(*duration).await;
@@ -1103,6 +1123,21 @@ impl<'s> Run<'s> {
         match result {
             Ok(()) => Vec::new(),
             Err(e) => vec![format!("redis: {e}")],
+        }
+    }
+
+    async fn extauth(&mut self, name: &str, action: ExtauthAction) -> Vec<String> {
+        let (label, result) = match action {
+            ExtauthAction::Kill(i) => (format!("replica {i} killed"), self.stack.extauth_kill(i)),
+            ExtauthAction::Restart(i) => (
+                format!("replica {i} restarted"),
+                self.stack.extauth_restart(i).await,
+            ),
+        };
+        self.record(name, StepKind::Extauth { extauth: label });
+        match result {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("extauth: {e}")],
         }
     }
 

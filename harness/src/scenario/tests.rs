@@ -400,3 +400,87 @@ fn callback_rejected_passes_only_when_the_rejection_set_no_cookie() {
         "callback_rejected"
     );
 }
+
+#[test]
+fn extauth_steps_kill_and_restart_a_replica_the_stack_runs() {
+    let scenario = parse(
+        r#"
+name: t
+stack: {login: http, redis: process, replicas: 2}
+steps:
+  - name: kill
+    extauth: {kill: 1}
+  - name: restart
+    extauth: {restart: 0}
+"#,
+    )
+    .expect("parses");
+    assert_eq!(scenario.stack.replicas, Some(2));
+    assert!(matches!(
+        scenario.steps[0].action,
+        Action::Extauth(model::ExtauthAction::Kill(1))
+    ));
+    assert!(matches!(
+        scenario.steps[1].action,
+        Action::Extauth(model::ExtauthAction::Restart(0))
+    ));
+}
+
+#[test]
+fn extauth_steps_and_replicas_that_cannot_run_are_refused_at_load() {
+    let with = |stack: &str, step: &str| {
+        format!("name: t\nstack: {stack}\nsteps:\n  - name: s\n    {step}\n")
+    };
+    let cases = [
+        (
+            "index past the last replica",
+            with("{redis: process, replicas: 2}", "extauth: {kill: 9}"),
+            "t.yaml: step 1 (\"s\"): extauth: replica 9 does not exist: stack.replicas is 2 (replicas 0 to 1)",
+        ),
+        (
+            "no replicas",
+            with("{redis: process}", "extauth: {restart: 0}"),
+            "t.yaml: step 1 (\"s\"): extauth: replica 0: extauth steps need `stack.replicas: N` (without it extauth runs inside the harness and cannot be killed)",
+        ),
+        (
+            "an expect",
+            with(
+                "{replicas: 2}",
+                "extauth: {kill: 0}\n    expect: {status: 200}",
+            ),
+            "t.yaml: step 1 (\"s\"): an extauth step takes no expect",
+        ),
+        (
+            "another action too",
+            with(
+                "{replicas: 2}",
+                "extauth: {kill: 0}\n    request: {path: /}",
+            ),
+            "t.yaml: step 1 (\"s\"): expected exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`, `pause_ms`",
+        ),
+        (
+            "an unknown action",
+            with("{replicas: 2}", "extauth: {stop: 0}"),
+            "unknown field `stop`, expected `kill` or `restart`",
+        ),
+        (
+            "kill and restart at once",
+            with("{replicas: 2}", "extauth: {kill: 0, restart: 0}"),
+            "t.yaml: step 1 (\"s\"): extauth: expected exactly one of `kill: N`, `restart: N`",
+        ),
+        (
+            "zero replicas",
+            with("{replicas: 0}", "pause_ms: 1"),
+            "t.yaml: stack.replicas: expected 1 to 16, got 0",
+        ),
+        (
+            "replicas over the memory store",
+            with("{replicas: 2, redis: [process, memory]}", "pause_ms: 1"),
+            "t.yaml: stack.replicas: 2 replicas share sessions through Redis; `redis: memory` keeps them per process",
+        ),
+    ];
+    for (label, text, want) in cases {
+        let err = parse(&text).expect_err(label).to_string();
+        assert!(err.contains(want), "{label}: {err}");
+    }
+}

@@ -265,6 +265,11 @@ pub enum StepKind {
         /// `stopped` or `started again`.
         redis: String,
     },
+    /// An extauth replica killed or restarted.
+    Extauth {
+        /// `replica N killed` or `replica N restarted`.
+        extauth: String,
+    },
 }
 
 /// A request as sent.
