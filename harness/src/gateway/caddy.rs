@@ -32,9 +32,9 @@ const LB_TRY_DURATION: &str = "5s";
 /// The pause between two tries of one check.
 const LB_TRY_INTERVAL: &str = "50ms";
 /// How long a replica that failed is skipped (passive health).
-const FAIL_DURATION: &str = "2s";
+const FAIL_DURATION: &str = "500ms";
 /// How often each replica's `/readyz` is asked (active health).
-const HEALTH_INTERVAL: &str = "500ms";
+const HEALTH_INTERVAL: &str = "250ms";
 /// extauth answers `/readyz` within 900 ms (its probe bound), plus slack.
 const HEALTH_TIMEOUT: &str = "2s";
 

@@ -78,7 +78,7 @@ fn with_replicas_forward_auth_balances_retries_and_health_checks_each_one() {
         "lb_try_duration 5s",
         "lb_try_interval 50ms",
         "max_fails 1",
-        "fail_duration 2s",
+        "fail_duration 500ms",
         "health_uri /readyz",
         "health_port 9003",
         "health_status 200",
@@ -116,7 +116,7 @@ fn the_installed_caddy_accepts_the_replicas_caddyfile_with_its_health_checks() {
     let text = json.to_string();
     for want in [
         r#""selection_policy":{"policy":"round_robin"}"#,
-        r#""passive":{"fail_duration":2000000000,"max_fails":1}"#,
+        r#""passive":{"fail_duration":500000000,"max_fails":1}"#,
         r#""port":9003"#,
         r#""uri":"/readyz""#,
         r#"{"dial":"127.0.9.1:9001"},{"dial":"127.0.9.2:9001"}"#,
