@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::extauth::ExtauthMode;
 use crate::idp::IdpMode;
-use crate::load::{LoadOptions, LoadReport, LoadTarget};
+use crate::load::{Fault, FaultInjector, LoadOptions, LoadReport, LoadTarget};
 use crate::login::Credentials;
 use crate::scenario::{RunOptions, ScenarioReport, run_paths};
 use crate::stack::{
@@ -90,7 +90,10 @@ pub enum Command {
     /// then authenticated calls, against a stack it starts (the same backend flags as `up`)
     /// or a loopback `--gateway-url`; prints latency percentiles and throughput beside a
     /// baseline measured in the same run (the upstream hit directly, the gateway's 302).
-    /// Exits 1 when any request failed.
+    /// `--fault KIND@SECONDS` fires faults during the run; the report then shows errors and
+    /// latency over time, sessions lost, requests failed by kind, the longest window of
+    /// errors, and p99 before and during each fault. Exits 1 when any request failed or a
+    /// fault could not be carried out.
     Load {
         /// Concurrent virtual users.
         #[arg(long, default_value_t = 8)]
@@ -131,6 +134,16 @@ pub enum Command {
         /// (without it, only the gateway's 302 is the baseline).
         #[arg(long, value_name = "URL", requires = "gateway_url")]
         upstream_url: Option<String>,
+        /// A fault at SECONDS from the start (repeatable): `extauth-kill:I` (SIGKILL of
+        /// replica I), `extauth-restart:I` (SIGTERM, then the same replica again, ready),
+        /// `redis-failover`, `redis-kill-master` (need --redis sentinel or cluster). E.g.
+        /// `--replicas 2 --duration 20 --fault extauth-kill:0@5 --fault extauth-restart:0@10`.
+        #[arg(
+            long = "fault",
+            value_name = "KIND@SECONDS",
+            conflicts_with = "gateway_url"
+        )]
+        faults: Vec<Fault>,
     },
 }
 
@@ -270,6 +283,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             backends,
             gateway_url,
             upstream_url,
+            faults,
         } => {
             let duration = match duration.map(Duration::try_from_secs_f64).transpose() {
                 Ok(duration) => duration,
@@ -293,9 +307,10 @@ pub async fn main(cli: Cli) -> ExitCode {
                 stack: backends,
                 gateway_url,
                 upstream_url,
+                faults,
             };
             match load(args).await {
-                Ok(report) if report.error_total() == 0 => ExitCode::SUCCESS,
+                Ok(report) if report.error_total() == 0 && report.faults_ok() => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::FAILURE,
                 Err(e) => {
                     eprintln!("harness load: {e}");
@@ -396,6 +411,7 @@ struct LoadArgs {
     stack: BackendArgs,
     gateway_url: Option<String>,
     upstream_url: Option<String>,
+    faults: Vec<Fault>,
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
@@ -406,6 +422,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
         stack,
         gateway_url,
         upstream_url,
+        faults,
     } = args;
     let (target, running) = match gateway_url {
         Some(gateway_url) => {
@@ -426,18 +443,26 @@ async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
         None => {
             let mut stack_options = stack.stack_options()?;
             stack_options.announce = options.progress;
+            // Faults that cannot fire on this stack fail before anything starts.
+            let replicas = match stack_options.extauth {
+                ExtauthMode::Processes { replicas } => Some(usize::from(replicas)),
+                ExtauthMode::InProcess => None,
+            };
+            crate::load::faults::check(&faults, replicas, options.duration)
+                .map_err(|e| anyhow::anyhow!(e))?;
             let running = Stack::up(stack_options).await?;
             (LoadTarget::of_stack(&running), Some(running))
         }
     };
+    let mut running = running;
     let result = tokio::select! {
-        result = crate::load::run(&target, &options) => result,
-        () = shutdown_signal() => {
-            if let Some(running) = running {
-                running.stop().await;
-            }
-            anyhow::bail!("interrupted");
-        }
+        result = crate::load::run_with_faults(
+            &target,
+            &options,
+            &faults,
+            running.as_mut().map(|s| s as &mut dyn FaultInjector),
+        ) => result,
+        () = shutdown_signal() => Err(crate::load::LoadError::Interrupted),
     };
     if let Some(running) = running {
         running.stop().await;

@@ -34,6 +34,13 @@ use url::Url;
 use crate::login::{self, Credentials, LoginError};
 use crate::stack::RunningStack;
 
+pub mod faults;
+pub mod timeline;
+
+use faults::Fired;
+pub use faults::{Fault, FaultInjector, FaultKind, FaultReport};
+use timeline::{ErrorWindow, Event, FailKind, Op, Timeline};
+
 /// The most loop iterations one virtual user makes, whatever the options say.
 pub const MAX_ITERATIONS: u64 = 100_000;
 
@@ -131,6 +138,9 @@ pub enum LoadError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// Ctrl-C or SIGTERM stopped the run.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Whether `url` points at this machine (127.0.0.0/8, ::1, `localhost`).
@@ -259,8 +269,20 @@ pub struct LoadReport {
     pub gateway_unauthenticated: Series,
     /// Gateway over baseline.
     pub ratios: Ratios,
-    /// Failures by kind.
+    /// Failures by what failed where (`call: status 503`, `redirect: timeout`, ...).
     pub errors: BTreeMap<String, u64>,
+    /// Requests that failed: the 302, logins, calls and the upstream baseline.
+    pub requests_failed: u64,
+    /// Those by kind: `status N`, `connect error`, `timeout`, `other`.
+    pub failed_by_kind: BTreeMap<String, u64>,
+    /// Sessions lost: cookies that worked and were later sent to log in again.
+    pub sessions_lost: u64,
+    /// The longest stretch of buckets in a row that each hold a failed request.
+    pub longest_error_window: Option<ErrorWindow>,
+    /// The faults asked for, and the run around each.
+    pub faults: Vec<FaultReport>,
+    /// Errors and latency over time.
+    pub timeline: Timeline,
 }
 
 impl LoadReport {
@@ -330,7 +352,71 @@ impl LoadReport {
                 let _ = writeln!(out, "  {count:>7}  {kind}");
             }
         }
+        let _ = writeln!(
+            out,
+            "requests failed: {}{}",
+            self.requests_failed,
+            if self.failed_by_kind.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    self.failed_by_kind
+                        .iter()
+                        .map(|(kind, n)| format!("{kind}: {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        let _ = writeln!(out, "sessions lost: {}", self.sessions_lost);
+        let _ = writeln!(
+            out,
+            "longest window of errors: {}",
+            self.longest_error_window.map_or_else(
+                || "none".to_owned(),
+                |w| format!(
+                    "{:.0} ms from {:.1} s ({} failed)",
+                    w.length_ms, w.start_s, w.failed
+                )
+            )
+        );
+        if !self.faults.is_empty() {
+            let _ = writeln!(out, "faults:");
+            for f in &self.faults {
+                let _ = writeln!(
+                    out,
+                    "  {}@{} s: {}{}",
+                    f.fault,
+                    f.at_s,
+                    f.fired_s
+                        .zip(f.took_ms)
+                        .map_or(String::new(), |(at, took)| format!(
+                            "fired at {at:.2} s, took {took:.0} ms, "
+                        )),
+                    f.outcome
+                );
+                let _ = writeln!(
+                    out,
+                    "      call p99 before any fault {:.2} ms (n={}), during {:.2} ms (n={}, to {} s after it or the next fault); failed during: {}",
+                    f.call_p99_before_ms,
+                    f.calls_before,
+                    f.call_p99_during_ms,
+                    f.calls_during,
+                    faults::DURING.as_secs(),
+                    f.failed_during
+                );
+            }
+        }
+        if !self.faults.is_empty() || self.requests_failed > 0 {
+            out.push_str(&self.timeline.text());
+        }
         out
+    }
+
+    /// Whether every fault asked for fired and was carried out.
+    pub fn faults_ok(&self) -> bool {
+        self.faults.iter().all(FaultReport::fired_ok)
     }
 
     /// The latency distributions as an SVG: one curve per series, latency (log scale) across,
@@ -367,11 +453,16 @@ impl LoadReport {
         let nines = |p: f64| -(1.0 - p.min(99.99) / 100.0).log10() / 4.0;
         let y = |p: f64| TOP + plot_h - nines(p) * plot_h;
         let mut out = String::new();
+        // The latency distributions on top, the timeline panel under them.
+        let total_h = H + timeline::PANEL_H;
         let _ = writeln!(
             out,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{total_h}" viewBox="0 0 {W} {total_h}" font-family="sans-serif" font-size="12">"#
         );
-        let _ = writeln!(out, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+        let _ = writeln!(
+            out,
+            r#"<rect width="{W}" height="{total_h}" fill="white"/>"#
+        );
         let _ = writeln!(
             out,
             r#"<text x="{LEFT}" y="22" font-size="14">harness load: latency distribution ({} users, {:.1} s)</text>"#,
@@ -448,6 +539,12 @@ impl LoadReport {
                 s.p99_ms
             );
         }
+        let marks: Vec<(f64, String)> = self
+            .faults
+            .iter()
+            .filter_map(|f| f.fired_s.map(|at| (at, f.fault.clone())))
+            .collect();
+        out.push_str(&self.timeline.svg_panel(&marks, H, W));
         out.push_str("</svg>\n");
         out
     }
@@ -474,21 +571,74 @@ struct UserTally {
     upstream: Histogram<u64>,
     unauthenticated: Histogram<u64>,
     errors: BTreeMap<String, u64>,
+    /// Every request's end, for the timeline.
+    events: Vec<Event>,
+    sessions_lost: u64,
+    /// The start of the run, for the events' times.
+    run_started: Instant,
 }
 
 impl UserTally {
-    fn new(empty: &Histogram<u64>) -> Self {
+    fn new(empty: &Histogram<u64>, run_started: Instant) -> Self {
         Self {
             logins: empty.clone(),
             calls: empty.clone(),
             upstream: empty.clone(),
             unauthenticated: empty.clone(),
             errors: BTreeMap::new(),
+            events: Vec::new(),
+            sessions_lost: 0,
+            run_started,
         }
     }
 
     fn error(&mut self, kind: impl Into<String>) {
         *self.errors.entry(kind.into()).or_default() += 1;
+    }
+
+    fn event(&mut self, op: Op, began: Instant, failed: Option<FailKind>) {
+        let now = Instant::now();
+        self.events.push(Event {
+            at: now.saturating_duration_since(self.run_started),
+            latency: now.saturating_duration_since(began),
+            op,
+            failed,
+            session_lost: false,
+        });
+    }
+
+    /// A request that went as expected, into its latency series and the timeline.
+    fn ok(&mut self, op: Op, began: Instant) {
+        let histogram = match op {
+            Op::Redirect => &mut self.unauthenticated,
+            Op::Login => &mut self.logins,
+            Op::Call => &mut self.calls,
+            Op::Upstream => &mut self.upstream,
+        };
+        record(histogram, began.elapsed());
+        self.event(op, began, None);
+    }
+
+    /// A request that failed: counted by `detail` (no URLs, codes or cookies) and by kind.
+    fn failed(
+        &mut self,
+        progress: &Progress,
+        op: Op,
+        began: Instant,
+        kind: FailKind,
+        detail: String,
+    ) {
+        progress.errors.fetch_add(1, Ordering::Relaxed);
+        self.error(detail);
+        self.event(op, began, Some(kind));
+    }
+
+    /// The last failed request was a session lost.
+    fn lose_session(&mut self) {
+        self.sessions_lost += 1;
+        if let Some(last) = self.events.last_mut() {
+            last.session_lost = true;
+        }
     }
 }
 
@@ -511,6 +661,23 @@ struct Progress {
 
 /// Runs the load (see the module docs).
 pub async fn run(target: &LoadTarget, options: &LoadOptions) -> Result<LoadReport, LoadError> {
+    run_with_faults(target, options, &[], None).await
+}
+
+/// Runs the load and fires `faults` at their offsets through `injector` (the stack), while
+/// the virtual users keep going. A fault due after the users are done is reported as not
+/// fired.
+pub async fn run_with_faults(
+    target: &LoadTarget,
+    options: &LoadOptions,
+    faults: &[Fault],
+    mut injector: Option<&mut dyn FaultInjector>,
+) -> Result<LoadReport, LoadError> {
+    if !faults.is_empty() && injector.is_none() {
+        return Err(LoadError::Options(
+            "--fault needs a stack the harness started (not --gateway-url)".into(),
+        ));
+    }
     if !is_loopback(&target.gateway_url) {
         return Err(LoadError::NotLoopback {
             what: "gateway",
@@ -561,7 +728,7 @@ pub async fn run(target: &LoadTarget, options: &LoadOptions) -> Result<LoadRepor
         let target = target.clone();
         let options = options.clone();
         let progress = Arc::clone(&progress);
-        let tally = UserTally::new(&empty);
+        let tally = UserTally::new(&empty, started);
         users.spawn(async move {
             virtual_user(
                 client, tally, &target, &options, iterations, deadline, &progress,
@@ -569,21 +736,65 @@ pub async fn run(target: &LoadTarget, options: &LoadOptions) -> Result<LoadRepor
             .await
         });
     }
-    let mut tally = UserTally::new(&empty);
-    while let Some(joined) = users.join_next().await {
-        match joined {
-            Ok(user) => {
-                let _ = tally.logins.add(&user.logins);
-                let _ = tally.calls.add(&user.calls);
-                let _ = tally.upstream.add(&user.upstream);
-                let _ = tally.unauthenticated.add(&user.unauthenticated);
-                for (kind, count) in user.errors {
-                    *tally.errors.entry(kind).or_default() += count;
+    let join_users = async {
+        let mut tally = UserTally::new(&empty, started);
+        while let Some(joined) = users.join_next().await {
+            match joined {
+                Ok(user) => {
+                    let _ = tally.logins.add(&user.logins);
+                    let _ = tally.calls.add(&user.calls);
+                    let _ = tally.upstream.add(&user.upstream);
+                    let _ = tally.unauthenticated.add(&user.unauthenticated);
+                    for (kind, count) in user.errors {
+                        *tally.errors.entry(kind).or_default() += count;
+                    }
+                    tally.events.extend(user.events);
+                    tally.sessions_lost += user.sessions_lost;
                 }
+                Err(e) => tally.error(format!("virtual user task failed: {e}")),
             }
-            Err(e) => tally.error(format!("virtual user task failed: {e}")),
+        }
+        tally
+    };
+    tokio::pin!(join_users);
+    // The faults fire from here, in time order, while the users run in their own tasks.
+    let mut schedule = faults.to_vec();
+    schedule.sort_by_key(|f| f.at);
+    let mut fired: Vec<Fired> = Vec::with_capacity(schedule.len());
+    let mut tally = None;
+    for fault in &schedule {
+        if tally.is_some() {
+            fired.push(Fired {
+                fault: *fault,
+                ran: None,
+                result: Ok(()),
+            });
+            continue;
+        }
+        let due = tokio::time::Instant::from_std(started + fault.at);
+        tokio::select! {
+            done = &mut join_users => {
+                tally = Some(done);
+                fired.push(Fired { fault: *fault, ran: None, result: Ok(()) });
+            }
+            () = tokio::time::sleep_until(due) => {
+                let began = Instant::now();
+                let result = match injector.as_deref_mut() {
+                    Some(injector) => injector.inject(fault.kind).await,
+                    None => Err("no stack to act on".to_owned()),
+                };
+                fired.push(Fired {
+                    fault: *fault,
+                    ran: Some((began.saturating_duration_since(started), began.elapsed())),
+                    result,
+                });
+            }
         }
     }
+    let tally = match tally {
+        Some(tally) => tally,
+        None => join_users.await,
+    };
     let wall = started.elapsed();
     if let Some(ticker) = ticker {
         ticker.abort();
@@ -591,6 +802,7 @@ pub async fn run(target: &LoadTarget, options: &LoadOptions) -> Result<LoadRepor
         print_progress(&progress, started, expected_logins, true);
     }
 
+    let timeline = Timeline::of(&tally.events, wall, timeline::bucket_width(wall));
     let logins = Series::of("login (302+IdP+callback)", &tally.logins, wall);
     let calls = Series::of("authenticated call", &tally.calls, wall);
     let upstream_direct = target
@@ -630,6 +842,12 @@ pub async fn run(target: &LoadTarget, options: &LoadOptions) -> Result<LoadRepor
         upstream_direct,
         gateway_unauthenticated,
         ratios,
+        requests_failed: tally.events.iter().filter(|e| e.failed.is_some()).count() as u64,
+        failed_by_kind: timeline::failed_by_kind(&tally.events),
+        sessions_lost: tally.sessions_lost,
+        longest_error_window: timeline.longest_error_window(),
+        faults: faults::judge(&fired, &tally.events),
+        timeline,
         errors: tally.errors,
     })
 }
@@ -647,10 +865,6 @@ async fn virtual_user(
     let gateway = format!("{}/openai", target.gateway_url);
     let upstream = target.upstream_url.as_ref().map(|u| format!("{u}/openai"));
     let over = || deadline.is_some_and(|d| Instant::now() >= d);
-    let fail = |tally: &mut UserTally, kind: String| {
-        progress.errors.fetch_add(1, Ordering::Relaxed);
-        tally.error(kind);
-    };
     for _ in 0..iterations {
         if over() {
             break;
@@ -672,53 +886,86 @@ async fn virtual_user(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|l| Url::parse(&gateway).ok()?.join(l).ok());
                 let _ = response.bytes().await;
-                record(&mut tally.unauthenticated, login_started.elapsed());
+                tally.ok(Op::Redirect, login_started);
                 location
             }
             Ok(response) => {
-                fail(
-                    &mut tally,
-                    format!(
-                        "redirect: status {} (expected 302)",
-                        response.status().as_u16()
-                    ),
+                let status = response.status().as_u16();
+                let _ = response.bytes().await;
+                tally.failed(
+                    progress,
+                    Op::Redirect,
+                    login_started,
+                    FailKind::Status(status),
+                    format!("redirect: status {status} (expected 302)"),
                 );
                 continue;
             }
             Err(e) => {
-                fail(&mut tally, format!("redirect: {}", transport_kind(&e)));
+                tally.failed(
+                    progress,
+                    Op::Redirect,
+                    login_started,
+                    FailKind::of(&e),
+                    format!("redirect: {}", transport_kind(&e)),
+                );
                 continue;
             }
         };
         let Some(location) = location else {
-            fail(&mut tally, "redirect: 302 without a usable location".into());
+            tally.failed(
+                progress,
+                Op::Redirect,
+                login_started,
+                FailKind::Other,
+                "redirect: 302 without a usable location".into(),
+            );
             continue;
         };
         if !is_loopback(location.as_str()) {
-            fail(&mut tally, "redirect: the IdP is not on loopback".into());
+            tally.failed(
+                progress,
+                Op::Redirect,
+                login_started,
+                FailKind::Other,
+                "redirect: the IdP is not on loopback".into(),
+            );
             continue;
         }
-        // 2. The login.
+        // 2. The login (timed from step 1).
         let outcome =
             login::http::login(&location, &options.credentials, options.login_timeout).await;
         let cookie = match outcome {
             Ok(outcome) => match outcome.cookie_header() {
                 Some(cookie) => {
-                    record(&mut tally.logins, login_started.elapsed());
+                    tally.ok(Op::Login, login_started);
                     progress.logins.fetch_add(1, Ordering::Relaxed);
                     cookie
                 }
                 None => {
-                    fail(&mut tally, "login: no cookie after the callback".into());
+                    tally.failed(
+                        progress,
+                        Op::Login,
+                        login_started,
+                        FailKind::Other,
+                        "login: no cookie after the callback".into(),
+                    );
                     continue;
                 }
             },
             Err(e) => {
-                fail(&mut tally, login_error_kind(&e));
+                tally.failed(
+                    progress,
+                    Op::Login,
+                    login_started,
+                    login_fail_kind(&e),
+                    login_error_kind(&e),
+                );
                 continue;
             }
         };
         // 3. Authenticated calls, each with an upstream-direct call beside it.
+        let mut worked = false;
         for _ in 0..options.calls_per_login {
             if over() {
                 break;
@@ -732,17 +979,49 @@ async fn virtual_user(
                 .body(BODY)
                 .send()
                 .await;
+            let mut lost = false;
             match answer {
                 Ok(response) if response.status().is_success() => match response.bytes().await {
-                    Ok(_) => record(&mut tally.calls, call_started.elapsed()),
-                    Err(e) => fail(&mut tally, format!("call: body {}", transport_kind(&e))),
+                    Ok(_) => {
+                        tally.ok(Op::Call, call_started);
+                        worked = true;
+                    }
+                    Err(e) => tally.failed(
+                        progress,
+                        Op::Call,
+                        call_started,
+                        FailKind::of(&e),
+                        format!("call: body {}", transport_kind(&e)),
+                    ),
                 },
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let _ = response.bytes().await;
-                    fail(&mut tally, format!("call: status {status}"));
+                    // A cookie that worked and is now sent to log in: its session is gone.
+                    lost = worked && matches!(status, 302 | 401);
+                    let detail = if lost {
+                        format!("call: status {status} (session lost: sent to log in again)")
+                    } else {
+                        format!("call: status {status}")
+                    };
+                    tally.failed(
+                        progress,
+                        Op::Call,
+                        call_started,
+                        FailKind::Status(status),
+                        detail,
+                    );
+                    if lost {
+                        tally.lose_session();
+                    }
                 }
-                Err(e) => fail(&mut tally, format!("call: {}", transport_kind(&e))),
+                Err(e) => tally.failed(
+                    progress,
+                    Op::Call,
+                    call_started,
+                    FailKind::of(&e),
+                    format!("call: {}", transport_kind(&e)),
+                ),
             }
             if let Some(upstream) = &upstream {
                 let direct_started = Instant::now();
@@ -755,21 +1034,47 @@ async fn virtual_user(
                 match answer {
                     Ok(response) if response.status().is_success() => {
                         let _ = response.bytes().await;
-                        record(&mut tally.upstream, direct_started.elapsed());
+                        tally.ok(Op::Upstream, direct_started);
                     }
-                    Ok(response) => fail(
-                        &mut tally,
-                        format!("upstream direct: status {}", response.status().as_u16()),
-                    ),
-                    Err(e) => fail(
-                        &mut tally,
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        tally.failed(
+                            progress,
+                            Op::Upstream,
+                            direct_started,
+                            FailKind::Status(status),
+                            format!("upstream direct: status {status}"),
+                        );
+                    }
+                    Err(e) => tally.failed(
+                        progress,
+                        Op::Upstream,
+                        direct_started,
+                        FailKind::of(&e),
                         format!("upstream direct: {}", transport_kind(&e)),
                     ),
                 }
             }
+            if lost {
+                // Log in again, as a browser sent to the IdP would.
+                break;
+            }
         }
     }
     tally
+}
+
+/// A login failure as a request failure kind.
+fn login_fail_kind(error: &LoginError) -> FailKind {
+    match error {
+        LoginError::Timeout { .. } => FailKind::Timeout,
+        LoginError::CallbackRejected { status, .. } => FailKind::Status(*status),
+        LoginError::Http { source, .. } => FailKind::of(source),
+        LoginError::InvalidCredentials
+        | LoginError::IdpError { .. }
+        | LoginError::Unexpected { .. }
+        | LoginError::Browser { .. } => FailKind::Other,
+    }
 }
 
 /// A login failure's kind, for counting (no URLs, codes or cookie values).
