@@ -8,10 +8,11 @@ export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", home_directory
 default:
     @just --list
 
-# Options, e.g. `just run --idp oidc-provider --gateway caddy --redis process`:
-# `cargo run -p harness -- up --help`.
+# Options, e.g. `just run --idp oidc-provider --gateway caddy --redis process --replicas 2`:
+# `cargo run -p harness -- up --help`. The extauth binary is built too (`--replicas` runs it).
 # Bring up the whole stack (Redis, IdP, extauth, upstream, gateway) and print the login.
 run *ARGS:
+    cargo build -q -p harness -p extauth
     cargo run -p harness -- up {{ARGS}}
 
 # The e2e part runs the backend matrix: mock and oidc-provider IdPs, simulator and Caddy,
@@ -24,15 +25,19 @@ test: deps docker-up images
 
 # Only the end-to-end scenarios, on every declared backend, plus the no-leftovers check.
 test-e2e: deps docker-up images
-    cargo test -p harness --test e2e --test cleanup --test url_target -- --nocapture
+    cargo build -q -p harness -p extauth
+    cargo test -p harness --test e2e --test cleanup --test url_target --test replicas -- --nocapture
 
 # Run scenario files with the harness, e.g. `just scenarios --matrix --junit junit.xml`.
 scenarios *ARGS:
+    cargo build -q -p harness -p extauth
     cargo run -q -p harness -- run {{ARGS}}
 
 # Load test: virtual users log in (HTTP driver) and call the gateway, with a same-run baseline,
-# e.g. `just load --users 8 --logins 20 --report target/load.json` (options: `-- load --help`).
+# e.g. `just load --users 8 --logins 20 --report target/load.json`, or with faults:
+# `just load --replicas 2 --redis process --duration 20 --fault extauth-kill:0@5` (`-- load --help`).
 load *ARGS:
+    cargo build -q -p harness -p extauth
     cargo run -q -p harness -- load {{ARGS}}
 
 # Build the local images the harness asks for (`redis:7`, `mock-idp`): no pulls here.

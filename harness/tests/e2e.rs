@@ -1,5 +1,7 @@
 //! End to end: every `scenarios/*.yaml` through the runner on its own fresh stack (real
-//! Redis, real Chromium, the gRPC gateway simulator, in-process extauth and mock IdP).
+//! Redis, real Chromium, the gRPC gateway simulator, in-process extauth and mock IdP; two
+//! `extauth serve` processes where a scenario sets `stack.replicas`, which needs the binary:
+//! `cargo build -p harness -p extauth`, done by `just test-e2e` and `cargo test --workspace`).
 //! `just test-e2e` runs this file. Each known scenario has its own test; any other file in
 //! the folder is run by `other_scenario_files_pass`, so a new file is never skipped.
 
@@ -147,7 +149,7 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 
 /// Every scenario on every backend combination it declares (`harness run --matrix`): the
 /// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider, the simulator and Caddy, Redis as a process and as a
-/// testcontainers container. Keycloak rows are skipped with their reason in one line when
+/// testcontainers container, one extauth in process and two `extauth serve` replicas. Keycloak rows are skipped with their reason in one line when
 /// the image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest`
 /// (`just docker-up images`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,6 +185,7 @@ async fn every_scenario_passes_on_every_declared_backend() {
         "gateway=caddy",
         "redis=container",
         "redis=process",
+        "extauth=2",
     ] {
         assert!(
             reports

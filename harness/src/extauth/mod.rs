@@ -11,8 +11,10 @@
 //!   PID, and restarted on the same address and ports.
 //!
 //! The binary is found by [`find_binary`]: `--extauth-bin`, else `EXTAUTH_BIN`, else
-//! `extauth` next to the running executable in the cargo target folder (`cargo build -p
-//! extauth`, or `cargo test --workspace`, puts it there).
+//! `extauth` next to the running executable in the cargo target folder, where `cargo build
+//! -p harness -p extauth` (what the just recipes run first) and `cargo test --workspace`
+//! put it. It is never built from here: a test or a run that finds none fails and says how
+//! to build it.
 //!
 //! This module owns starting and stopping extauth; the gateway in front of it and what goes
 //! through it belong to [`crate::gateway`] and [`crate::stack`].
@@ -70,7 +72,7 @@ impl ExtauthMode {
 pub enum ExtauthError {
     /// No binary where we looked.
     #[error(
-        "the extauth binary was not found ({looked}): build it with `cargo build -p extauth`, or name it with --extauth-bin or {EXTAUTH_BIN_ENV}"
+        "the extauth binary was not found ({looked}): build it with `cargo build -p harness -p extauth` (the just recipes do), or name it with --extauth-bin or {EXTAUTH_BIN_ENV}"
     )]
     BinaryNotFound {
         /// Where we looked, in order.

@@ -59,7 +59,7 @@ fn no_binary_anywhere_says_to_build_it_and_where_it_looked() {
     let err = find_binary(None, Some("".into()), Some(&dir.path().join("harness")))
         .expect_err("nothing there");
     let text = err.to_string();
-    assert!(text.contains("cargo build -p extauth"), "{text}");
+    assert!(text.contains("cargo build -p harness -p extauth"), "{text}");
     assert!(
         text.contains(&dir.path().join("extauth").display().to_string()),
         "{text}"
