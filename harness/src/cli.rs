@@ -85,6 +85,10 @@ pub enum Command {
         /// number of CPUs, at most 4. With more than 1, each row prints as one block.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: Option<u16>,
+        /// The extauth binary for scenarios with `stack.replicas` (default: `EXTAUTH_BIN`,
+        /// else `extauth` next to this executable).
+        #[arg(long, value_name = "PATH")]
+        extauth_bin: Option<PathBuf>,
     },
     /// Virtual users doing full logins (plain HTTP: 302, IdP form, callback, cookie) and
     /// then authenticated calls, against a stack it starts (the same backend flags as `up`)
@@ -248,12 +252,14 @@ pub async fn main(cli: Cli) -> ExitCode {
             user,
             password,
             jobs,
+            extauth_bin,
         } => {
             let jobs = jobs.map_or_else(default_jobs, usize::from);
             let mut options = RunOptions {
                 matrix,
                 credentials: user.zip(password),
                 jobs,
+                extauth_bin,
                 ..RunOptions::default()
             };
             if let Some(dir) = snapshots_dir {

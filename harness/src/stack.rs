@@ -314,12 +314,18 @@ impl Stack {
             .prefix("harness-stack-")
             .tempdir()
             .map_err(StackError::Files)?;
-        // A missing extauth binary fails before anything starts.
+        // A missing extauth binary, or replicas without a shared store, fail before anything
+        // starts.
         let extauth_bin = match options.extauth {
             ExtauthMode::InProcess => None,
-            ExtauthMode::Processes { .. } => Some(crate::extauth::locate_binary(
-                options.extauth_bin.as_deref(),
-            )?),
+            ExtauthMode::Processes { replicas } => {
+                if replicas > 1 && options.redis == RedisMode::Memory {
+                    return Err(ExtauthError::NeedsRedis { replicas }.into());
+                }
+                Some(crate::extauth::locate_binary(
+                    options.extauth_bin.as_deref(),
+                )?)
+            }
         };
 
         // Redis (or the memory store).

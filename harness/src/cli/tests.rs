@@ -168,3 +168,67 @@ fn load_against_a_url_target_needs_the_idp_url() {
     ]);
     assert!(parsed.is_ok(), "{parsed:?}");
 }
+
+#[test]
+fn replicas_and_faults_parse_and_bad_ones_are_refused_with_the_flag() {
+    let parsed = Cli::try_parse_from([
+        "harness",
+        "load",
+        "--replicas",
+        "2",
+        "--fault",
+        "extauth-kill:0@5",
+        "--fault",
+        "extauth-restart:0@7.5",
+    ])
+    .expect("parses");
+    match parsed.command {
+        Command::Load {
+            faults, backends, ..
+        } => {
+            assert_eq!(
+                faults.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                ["extauth-kill:0@5", "extauth-restart:0@7.5"]
+            );
+            let options = backends.stack_options().expect("options");
+            assert_eq!(options.extauth, ExtauthMode::Processes { replicas: 2 });
+        }
+        other => panic!("expected load, got {other:?}"),
+    }
+    let cases: [&[&str]; 4] = [
+        &["harness", "up", "--replicas", "0"],
+        &["harness", "up", "--replicas", "17"],
+        &["harness", "load", "--fault", "extauth-kill@5"],
+        // A target we did not start cannot be faulted.
+        &[
+            "harness",
+            "load",
+            "--gateway-url",
+            "http://127.0.0.2",
+            "--idp-url",
+            "http://localhost:8080",
+            "--fault",
+            "extauth-kill:0@1",
+        ],
+    ];
+    for args in cases {
+        let err = Cli::try_parse_from(args).expect_err("refused").to_string();
+        let flag = if args.contains(&"--gateway-url") {
+            "--gateway-url"
+        } else if args.contains(&"--fault") {
+            "--fault"
+        } else {
+            "--replicas"
+        };
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+    // Without --replicas, extauth runs in process.
+    let parsed = Cli::try_parse_from(["harness", "up"]).expect("parses");
+    match parsed.command {
+        Command::Up { backends, .. } => {
+            let options = backends.stack_options().expect("options");
+            assert_eq!(options.extauth, ExtauthMode::InProcess);
+        }
+        other => panic!("expected up, got {other:?}"),
+    }
+}

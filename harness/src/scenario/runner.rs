@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// Redis, IdP, gateway address), so rows are independent; above 1, a row's output is
     /// printed as one block when it ends.
     pub jobs: usize,
+    /// The extauth binary for scenarios with `stack.replicas` (default: see
+    /// [`crate::extauth::find_binary`]).
+    pub extauth_bin: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -65,6 +68,7 @@ impl Default for RunOptions {
             target: None,
             credentials: None,
             jobs: 1,
+            extauth_bin: None,
         }
     }
 }
@@ -527,6 +531,7 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
         Some(replicas) => ExtauthMode::Processes { replicas },
         None => ExtauthMode::InProcess,
     };
+    options.extauth_bin.clone_from(&run.extauth_bin);
     options
 }
 
