@@ -154,7 +154,8 @@ impl Pool {
                 Err(status) => match classify(&status) {
                     Failure::Connection => {
                         self.failed(index);
-                        tracing::warn!(
+                        // Expected when a replica dies; the answer that counts comes next.
+                        tracing::info!(
                             endpoint = %self.members[index].addr,
                             message = %status.message(),
                             "ext_authz connection failed before an answer; trying another endpoint"
