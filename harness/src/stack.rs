@@ -3,13 +3,14 @@
 //!
 //! Backends: extauth in process, or `--replicas N` processes of the real binary
 //! ([`crate::extauth`]); Redis as a `redis-server` process, a `redis:7` container
-//! (testcontainers), a URL, or extauth's memory store; `auto` tries the container (when a Docker engine answers
-//! and holds the image), then the process, then memory, saying which it fell back to. The IdP
-//! is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC simulator or Caddy
-//! `forward_auth` over extauth's HTTP mode ([`crate::gateway::caddy`]). A stack can also be
-//! *external* ([`StackOptions::external`]): nothing is started, the scenario talks to a
-//! gateway and IdP at given URLs, and what needs the stack's insides (the upstream's records,
-//! Redis) is not checkable.
+//! (testcontainers), a URL, or extauth's memory store; `auto` tries the container (when a
+//! Docker engine answers and holds the image), then the process, then memory, saying which
+//! it fell back to. The IdP is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC
+//! simulator (balancing over the replicas) or Caddy `forward_auth` over extauth's HTTP mode
+//! ([`crate::gateway::caddy`]). A stack can also be *external* ([`StackOptions::external`]):
+//! nothing is started, the scenario talks to a gateway and IdP at given URLs, and what needs
+//! the stack's insides (the upstream's records, Redis, extauth's processes) is not
+//! checkable.
 //!
 //! extauth is configured from the seed's own manifests (`scenarios/manifests/...`), with the
 //! guide's variables (`KEYCLOAK_SECRET`, `KEYCLOAK_CLIENT`, `KEYCLOAK_URL`,
