@@ -115,14 +115,24 @@ impl AssertionError {
     }
 }
 
-/// A parsed, not yet verified, client assertion.
-#[derive(Debug, Clone)]
+/// A parsed, not yet verified, client assertion. `Debug` leaves the token itself out.
+#[derive(Clone)]
 pub(crate) struct Assertion {
     raw: String,
     /// The header's `alg`, as written.
     alg: Option<String>,
     kid: Option<String>,
     claims: Claims,
+}
+
+impl std::fmt::Debug for Assertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assertion")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The registered claims an assertion is judged on.
@@ -303,13 +313,16 @@ pub(crate) fn check_times(
     max_exp: i64,
 ) -> Result<i64, AssertionError> {
     let c = &assertion.claims;
+    // Claims are attacker-chosen numbers: every sum saturates.
     let exp = c.exp.ok_or(AssertionError::ExpMissing)?;
-    let expired = exp != 0 && now > exp + CLOCK_SKEW;
-    let early = c.nbf.is_some_and(|nbf| nbf != 0 && now < nbf - CLOCK_SKEW);
+    let expired = exp != 0 && now > exp.saturating_add(CLOCK_SKEW);
+    let early = c
+        .nbf
+        .is_some_and(|nbf| nbf != 0 && now < nbf.saturating_sub(CLOCK_SKEW));
     if expired || early {
         return Err(AssertionError::NotActive);
     }
-    let mut lifespan = exp - now;
+    let mut lifespan = exp.saturating_sub(now);
     match c.iat {
         None => {
             if lifespan > max_exp {
@@ -317,14 +330,14 @@ pub(crate) fn check_times(
             }
         }
         Some(iat) => {
-            if iat - CLOCK_SKEW > now {
+            if iat.saturating_sub(CLOCK_SKEW) > now {
                 return Err(AssertionError::IssuedInFuture);
             }
             lifespan = lifespan.min(max_exp);
             if lifespan <= 0 {
                 return Err(AssertionError::NotActive);
             }
-            if now > iat + max_exp {
+            if now > iat.saturating_add(max_exp) {
                 return Err(AssertionError::IssuedTooLongAgo);
             }
         }
@@ -362,7 +375,8 @@ impl UsedJtis {
             return Err(AssertionError::Replayed);
         }
         // At least 10 s, as Keycloak's releases before 26 kept it.
-        self.until.insert(jti.to_owned(), now + lifespan.max(10));
+        self.until
+            .insert(jti.to_owned(), now.saturating_add(lifespan.max(10)));
         Ok(())
     }
 }

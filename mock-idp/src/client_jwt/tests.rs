@@ -417,11 +417,29 @@ fn time_cases() {
             json!({"iat": null, "exp": NOW + 60}),
             Ok(60),
         ),
+        (
+            "absurdly large numbers do not overflow",
+            json!({"iat": 1e300, "exp": 1e300, "nbf": -1e300}),
+            Err(AssertionError::IssuedInFuture),
+        ),
+        (
+            "absurdly small numbers do not overflow",
+            json!({"iat": -1e300, "exp": 1e300}),
+            Err(AssertionError::IssuedTooLongAgo),
+        ),
     ];
     for (label, changes, want) in cases {
         let a = rs256(&with(changes));
         assert_eq!(check_times(&a, NOW, 60), want, "{label}");
     }
+}
+
+#[test]
+fn an_assertion_never_prints_its_token() {
+    let raw = sign_with(Algorithm::RS256, &rsa(), None, &good_claims());
+    let shown = format!("{:?}", Assertion::parse(&raw).unwrap());
+    assert!(!shown.contains(&raw[..20]), "{shown}");
+    assert!(shown.contains("jti-1"), "{shown}");
 }
 
 #[test]

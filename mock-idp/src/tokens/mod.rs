@@ -536,7 +536,7 @@ pub(crate) fn mint_logout(keys: &Keys, g: &LogoutGrant<'_>) -> Result<String, Mi
     }
     let claims = LogoutClaims {
         iat: g.now,
-        exp: g.now + LOGOUT_TOKEN_LIFETIME,
+        exp: g.now.saturating_add(LOGOUT_TOKEN_LIFETIME),
         jti: ids::random_uuid(),
         iss: g.issuer.to_owned(),
         aud: g.client_id.to_owned(),
