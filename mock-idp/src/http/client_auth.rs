@@ -62,7 +62,12 @@ pub(crate) async fn authenticate_client<'r>(
         .filter(|c| c.enabled())
         .ok_or_else(HttpError::invalid_client)?;
     if client.is_public() {
-        return Ok(client);
+        // A public client names itself with `client_id`; an assertion does not stand in for
+        // it (Keycloak: "Missing client_id parameter").
+        return match named {
+            Some(_) => Ok(client),
+            None => Err(HttpError::invalid_client()),
+        };
     }
     match client.authenticator() {
         Authenticator::Secret => {

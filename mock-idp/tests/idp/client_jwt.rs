@@ -7,7 +7,9 @@ use mock_idp::{Clock as _, Endpoint, RequestFilter};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{CLIENT_ID, CLIENT_SECRET, Fixture, start_realm, test_realm_with};
+use crate::common::{
+    CLIENT_ID, CLIENT_SECRET, Fixture, PUBLIC_CLIENT, start_realm, test_realm_with,
+};
 use crate::receiver::Receiver;
 
 const JWT_CLIENT: &str = "jwt-client";
@@ -470,6 +472,15 @@ async fn refused_assertions_get_keycloaks_status_and_description() {
             ],
             StatusCode::BAD_REQUEST,
             invalid_client("Parameter client_assertion_type is missing"),
+        ),
+        (
+            "an assertion naming a public client, without client_id",
+            vec![
+                ("client_assertion_type", ASSERTION_TYPE.into()),
+                ("client_assertion", f.assertion(PUBLIC_CLIENT, json!({}))),
+            ],
+            StatusCode::UNAUTHORIZED,
+            generic_invalid_client(),
         ),
         (
             "an assertion from a client-secret client",
