@@ -28,6 +28,9 @@ pub enum Error {
     /// The signing key could not be made.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The HTTP client for back-channel calls could not be built (no TLS backend).
+    #[error("cannot build the HTTP client for back-channel calls: {0}")]
+    HttpClient(#[source] reqwest::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

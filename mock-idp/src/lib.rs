@@ -23,7 +23,8 @@
 //! - [`clock`]: the only source of "now"; every `iat`/`exp`/`auth_time` and lifetime uses it.
 //! - [`keys`]: the signing keys (RS256, PS256 or ES256; rotation with an overlap; the JWKS)
 //!   and the refresh-token HMAC key.
-//! - `tokens`: claim sets and token minting/verification.
+//! - `tokens`: claim sets and token minting/verification (access, ID, refresh, logout).
+//! - `client_jwt`: the checks of a `private_key_jwt` client assertion, in Keycloak's order.
 //! - `store`: server-side state (pending logins, SSO sessions, codes, refresh tokens).
 //! - `http`: the axum router, one file per endpoint, and the one place mapping errors to
 //!   responses.
@@ -31,9 +32,10 @@
 //! - [`requests`]: the request log (secrets redacted).
 //! - [`server`]: the builder and the running server handle.
 //!
-//! The admin API (`/admin/mock/{clock,requests,faults,keys}`, loopback peers only) is
+//! The admin API (`/admin/mock/{clock,requests,faults,keys,logout}`, loopback peers only) is
 //! documented in the crate README and in `http/admin.rs`.
 
+mod client_jwt;
 pub mod clock;
 mod error;
 pub mod faults;
@@ -49,6 +51,7 @@ mod tokens;
 pub use clock::{Clock, MockClock, SystemClock};
 pub use error::Error;
 pub use faults::{ActiveFault, Endpoint, Fault, FaultError, FaultKind, FaultMode, Faults};
+pub use http::{LogoutError, LogoutReport, LogoutTarget, Notification};
 pub use keys::{KeyError, SigningAlg, SigningKey};
 pub use realm::{Realm, RealmError};
 pub use requests::{LoggedRequest, RequestFilter, RequestLog};

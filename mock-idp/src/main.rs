@@ -3,7 +3,8 @@
 //! ```text
 //! mock-idp --realm scenarios/realms/master.json [--realm other.json | --realm dir/] \
 //!          --listen 127.0.0.1:8080 [--public-url URL] [--alg RS256|PS256|ES256] \
-//!          [--key-overlap-seconds 3600] [--rotate-keys-every-seconds N]
+//!          [--key-overlap-seconds 3600] [--rotate-keys-every-seconds N] \
+//!          [--backchannel-logout-timeout-ms 5000]
 //! ```
 //! A folder given to `--realm` serves every `*.json` file in it. The admin API
 //! (`/admin/mock/...`) answers loopback peers only. Prints `listening on http://...` and one
@@ -43,6 +44,13 @@ struct Args {
     /// Rotate the signing key on this period (seconds); the old key stays for the overlap.
     #[arg(long, env = "MOCK_IDP_ROTATE_KEYS_EVERY_SECONDS")]
     rotate_keys_every_seconds: Option<u64>,
+    /// How long one back-channel logout call to a client may take (milliseconds).
+    #[arg(
+        long,
+        env = "MOCK_IDP_BACKCHANNEL_LOGOUT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    backchannel_logout_timeout_ms: u64,
 }
 
 /// The realm files named by `--realm`: files as given, folders expanded to their `*.json`.
@@ -84,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
     let mut builder = mock_idp::MockIdp::builder()
         .listen(args.listen)
         .key_overlap(std::time::Duration::from_secs(args.key_overlap_seconds))
+        .backchannel_logout_timeout(std::time::Duration::from_millis(
+            args.backchannel_logout_timeout_ms,
+        ))
         .signing_alg(args.alg);
     if let Some(every) = args.rotate_keys_every_seconds {
         builder = builder.rotate_keys_every(std::time::Duration::from_secs(every));

@@ -1,5 +1,6 @@
-//! The request log: every request the IdP served (outside the admin API), for assertions such
-//! as "the relying party sent a `code_verifier`" or "it never called userinfo".
+//! The request log: every request the IdP served (outside the admin API), and every
+//! back-channel logout call it made, for assertions such as "the relying party sent a
+//! `code_verifier`", "it never called userinfo" or "the client was told of the logout".
 //!
 //! Secrets never enter the log: values of secret parameters (passwords, client secrets, codes,
 //! verifiers, tokens) are replaced by [`REDACTED`], so their presence stays observable, and
@@ -30,6 +31,7 @@ const SECRET_PARAMS: &[&str] = &[
     "id_token_hint",
     "token",
     "session_code",
+    "logout_token",
 ];
 
 /// One logged request.
@@ -57,9 +59,17 @@ pub struct LoggedRequest {
     pub form: BTreeMap<String, String>,
     /// Header names, lowercase, in arrival order.
     pub headers: Vec<String>,
-    /// The response status (absent when the connection was dropped by a fault).
+    /// The response status (absent when the connection was dropped by a fault, or when a
+    /// back-channel logout call got no answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The full target URL of a call the IdP made (`backchannel_logout`); absent for the
+    /// requests it served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Why a call the IdP made got no answer (timeout, connection failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Parameters with secret values redacted.
@@ -196,6 +206,8 @@ mod tests {
             form: BTreeMap::new(),
             headers: Vec::new(),
             status: None,
+            url: None,
+            error: None,
         }
     }
 

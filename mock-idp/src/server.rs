@@ -19,13 +19,16 @@ use url::Url;
 use crate::clock::{Clock, MockClock, SystemClock};
 use crate::error::Error;
 use crate::faults::{Fault, Faults};
-use crate::http::{self, AppState, RealmState};
+use crate::http::{self, AppState, LogoutError, LogoutReport, LogoutTarget, RealmState};
 use crate::keys::{KeyRing, SigningAlg, SigningKey};
 use crate::realm::Realm;
 use crate::requests::{LoggedRequest, RequestLog};
 
 /// How long a rotated-out key stays published by default (seconds).
 pub const DEFAULT_KEY_OVERLAP: Duration = Duration::from_secs(3600);
+
+/// How long one back-channel logout call may take by default.
+pub const DEFAULT_BACKCHANNEL_LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long [`RunningIdp::shutdown`] waits for open connections before cutting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -47,6 +50,7 @@ impl MockIdp {
             key_overlap: DEFAULT_KEY_OVERLAP,
             signing_alg: SigningAlg::RS256,
             rotate_every: None,
+            backchannel_timeout: DEFAULT_BACKCHANNEL_LOGOUT_TIMEOUT,
         }
     }
 }
@@ -73,9 +77,17 @@ pub struct MockIdpBuilder {
     key_overlap: Duration,
     signing_alg: SigningAlg,
     rotate_every: Option<Duration>,
+    backchannel_timeout: Duration,
 }
 
 impl MockIdpBuilder {
+    /// How long one back-channel logout call (a `POST` of a logout token to a client's
+    /// `backchannel.logout.url`) may take before it counts as failed. Default 5 s.
+    pub fn backchannel_logout_timeout(mut self, timeout: Duration) -> Self {
+        self.backchannel_timeout = timeout;
+        self
+    }
+
     /// Serves this realm at `/realms/<name>`. Call once per realm.
     pub fn realm(mut self, realm: Realm) -> Self {
         self.realms.push(realm);
@@ -190,6 +202,8 @@ impl MockIdpBuilder {
             clock,
             faults: Arc::new(Faults::default()),
             log: Arc::new(RequestLog::default()),
+            http: http::outgoing_client().map_err(Error::HttpClient)?,
+            backchannel_timeout: self.backchannel_timeout,
         };
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = oneshot::channel::<()>();
@@ -359,6 +373,12 @@ impl RunningIdp {
             .into_iter()
             .next()
             .ok_or_else(|| "no key published".to_owned())
+    }
+
+    /// Ends SSO sessions without a browser, as `POST /admin/mock/logout` does: every client
+    /// of each session with a `backchannel.logout.url` gets a logout token.
+    pub async fn logout(&self, target: &LogoutTarget) -> Result<LogoutReport, LogoutError> {
+        http::logout(&self.state, target).await
     }
 
     /// The first realm's published `kid`s, signing key first.

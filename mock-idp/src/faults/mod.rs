@@ -47,6 +47,9 @@ pub enum Endpoint {
     Introspect,
     /// `/protocol/openid-connect/revoke`.
     Revoke,
+    /// A back-channel logout call the IdP made to a client (request log only: no fault acts
+    /// on it).
+    BackchannelLogout,
     /// Anything else (health, unknown paths).
     Other,
 }
@@ -243,6 +246,9 @@ impl FaultKind {
 
     /// Whether the values are usable.
     fn validate(&self) -> Result<(), FaultError> {
+        if self.operational_endpoint() == Some(Endpoint::BackchannelLogout) {
+            return Err(FaultError::OutgoingEndpoint);
+        }
         match self {
             Self::Status { status, .. } if !(400..=599).contains(status) => {
                 Err(FaultError::Status(*status))
@@ -323,6 +329,12 @@ impl Fault {
 /// Why a fault was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
+    /// An operational fault on `backchannel_logout`, a call the IdP makes rather than serves.
+    #[error(
+        "backchannel_logout is a call the IdP makes: no operational fault acts on it \
+         (make the client's endpoint slow or failing instead)"
+    )]
+    OutgoingEndpoint,
     /// A `status` fault outside 400..=599.
     #[error("status {0} is not an error status (expected 400..=599)")]
     Status(u16),

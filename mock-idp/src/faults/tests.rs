@@ -171,3 +171,14 @@ fn paths_are_classified_by_realm_and_endpoint() {
         assert_eq!((r.as_deref(), e), (realm, endpoint), "{path}");
     }
 }
+
+#[test]
+fn no_operational_fault_acts_on_the_outgoing_backchannel_logout_calls() {
+    let faults = Faults::default();
+    let fault = Fault::once(FaultKind::Status {
+        endpoint: Endpoint::BackchannelLogout,
+        status: 503,
+    });
+    assert_eq!(faults.add(fault), Err(FaultError::OutgoingEndpoint));
+    assert!(faults.list().is_empty());
+}

@@ -15,6 +15,7 @@
 //! | DELETE | `/admin/mock/faults/{id}` | | switches one off (`404` if unknown) |
 //! | GET | `/admin/mock/keys` | | `{"signing_kid", "published": [kid...]}` |
 //! | POST | `/admin/mock/keys/rotate` | optional `{"alg": "RS256" \| "PS256" \| "ES256"}` | new signing key; the old stays published for the overlap |
+//! | POST | `/admin/mock/logout` | `{"username": ..}` or `{"sid": ..}`, optional `"realm"` | ends the sessions, back-channel logout to their clients: `{"ended_sessions", "backchannel": [...]}` |
 //!
 //! Bad input is `400 {"error": "...", "path": "<field>"}`.
 
@@ -30,6 +31,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::backchannel::{LogoutError, LogoutTarget};
 use super::error::no_store_json;
 use super::{AppState, RealmState};
 use crate::clock::Clock as _;
@@ -56,6 +58,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/admin/mock/faults/{id}", delete(faults_remove))
         .route("/admin/mock/keys", get(keys_get))
         .route("/admin/mock/keys/rotate", post(keys_rotate))
+        .route("/admin/mock/logout", post(logout))
         .layer(axum::middleware::from_fn_with_state(state, loopback_only))
 }
 
@@ -383,6 +386,55 @@ async fn keys_rotate(State(state): State<AppState>, body: axum::body::Bytes) -> 
     }
 }
 
+/// `POST /admin/mock/logout`: a session, or every session of a user.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Logout {
+    realm: Option<String>,
+    sid: Option<String>,
+    username: Option<String>,
+}
+
+async fn logout(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let req = match parse::<Logout>(&body) {
+        Ok(r) => r,
+        Err(bad) => return bad.into_response(),
+    };
+    let target = match (req.sid, req.username) {
+        (Some(sid), None) => LogoutTarget::Session {
+            realm: req.realm,
+            sid,
+        },
+        (None, Some(username)) => LogoutTarget::User {
+            realm: req.realm,
+            username,
+        },
+        _ => {
+            return admin_error(
+                StatusCode::BAD_REQUEST,
+                "expected exactly one of sid and username",
+                None,
+            );
+        }
+    };
+    match super::logout(&state, &target).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e @ LogoutError::UnknownRealm(_)) => admin_error(
+            StatusCode::BAD_REQUEST,
+            &e.to_string(),
+            Some("realm".into()),
+        ),
+        Err(e @ LogoutError::UnknownUser(_)) => admin_error(
+            StatusCode::BAD_REQUEST,
+            &e.to_string(),
+            Some("username".into()),
+        ),
+        Err(e @ LogoutError::UnknownSession) => {
+            admin_error(StatusCode::NOT_FOUND, &e.to_string(), Some("sid".into()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -402,6 +454,8 @@ mod tests {
             clock: Arc::new(MockClock::new(Arc::new(SystemClock))),
             faults: Arc::new(Faults::default()),
             log: Arc::new(RequestLog::default()),
+            http: crate::http::outgoing_client().unwrap(),
+            backchannel_timeout: std::time::Duration::from_secs(1),
         }
     }
 

@@ -42,7 +42,9 @@ pub(crate) fn document(realm: &RealmState) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
         "scopes_supported": ["openid", "email", "profile"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported":
+            ["private_key_jwt", "client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "claims_supported": [
             "aud", "sub", "iss", "auth_time", "name", "given_name", "family_name",
             "preferred_username", "email", "email_verified", "acr"
@@ -53,12 +55,24 @@ pub(crate) fn document(realm: &RealmState) -> Value {
         "request_uri_parameter_supported": false,
         "code_challenge_methods_supported": ["plain", "S256"],
         "authorization_response_iss_parameter_supported": true,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
+        "introspection_endpoint_auth_methods_supported":
+            ["private_key_jwt", "client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported":
+            ["private_key_jwt", "client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
+
+/// The algorithms a `private_key_jwt` client assertion may use (asymmetric only, as
+/// Keycloak's `client-jwt` authenticator; see `realm::KeyFamily`).
+const ASSERTION_ALGS: [&str; 9] = [
+    "PS384", "ES384", "RS384", "ES256", "RS256", "PS512", "PS256", "RS512", "EdDSA",
+];
 
 #[cfg(test)]
 mod tests {

@@ -36,6 +36,9 @@ pub(crate) enum HttpError {
         realm: String,
         description: &'static str,
     },
+    /// A refused `private_key_jwt` client assertion: `400 invalid_client` with Keycloak's
+    /// description (its generic `401` for an assertion no authenticator takes).
+    ClientAssertion(crate::client_jwt::AssertionError),
     /// Our own failure (e.g. signing); the detail is logged, not shown.
     Internal(String),
 }
@@ -144,6 +147,16 @@ impl IntoResponse for HttpError {
                     );
                 }
                 resp
+            }
+            HttpError::ClientAssertion(e) if e.is_generic() => {
+                HttpError::invalid_client().into_response()
+            }
+            HttpError::ClientAssertion(e) => {
+                tracing::info!(error = %e, "client assertion refused");
+                no_store_json(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": "invalid_client", "error_description": e.to_string() }),
+                )
             }
             HttpError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::client_auth::authenticate_client;
 use super::error::no_store_json;
 use super::params::Params;
-use super::token::authenticate_client;
 use super::{AppState, HttpError, RealmState};
 use crate::realm::Client;
 use crate::tokens;
@@ -29,19 +29,20 @@ pub(crate) async fn introspect(
     let rs = state.realm(&realm)?;
     let form = Params::parse(&body);
     // Only an authenticated client may introspect; which one does not change the answer.
-    let (_, token) = client_and_token(&rs, &headers, &form)?;
+    let (_, token) = client_and_token(&state, &rs, &headers, &form).await?;
     let body = active_claims(&state, &rs, token).unwrap_or_else(|| json!({ "active": false }));
     Ok(no_store_json(StatusCode::OK, body))
 }
 
 /// The authenticated client and the required `token` parameter, shared by introspection and
 /// revocation.
-fn client_and_token<'r, 'f>(
+async fn client_and_token<'r, 'f>(
+    state: &AppState,
     rs: &'r RealmState,
     headers: &HeaderMap,
     form: &'f Params,
 ) -> Result<(&'r Client, &'f str), HttpError> {
-    let client = authenticate_client(rs, headers, form)?;
+    let client = authenticate_client(state, rs, headers, form).await?;
     let token = form
         .get("token")
         .ok_or_else(|| HttpError::invalid_request("Missing parameter: token"))?;
@@ -84,7 +85,7 @@ pub(crate) async fn revoke(
 ) -> Result<Response, HttpError> {
     let rs = state.realm(&realm)?;
     let form = Params::parse(&body);
-    let (client, token) = client_and_token(&rs, &headers, &form)?;
+    let (client, token) = client_and_token(&state, &rs, &headers, &form).await?;
     let now = state.now();
     let keys = state.keys(&rs);
     let unmatching = || HttpError::OAuth {

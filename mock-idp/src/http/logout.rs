@@ -1,10 +1,16 @@
 //! `GET|POST /realms/{realm}/protocol/openid-connect/logout`: RP-initiated logout.
 //!
 //! Ends the SSO session named by the `KEYCLOAK_SESSION` cookie and by the `id_token_hint`'s
-//! `sid` (its codes and refresh tokens die with it), clears the cookie, then either redirects
-//! to `post_logout_redirect_uri` (which must be one of the client's redirect URIs, and needs
-//! `id_token_hint` or `client_id` to name the client, as in Keycloak) with `state`, or shows
-//! "You are logged out".
+//! `sid` (its codes and refresh tokens die with it), tells the session's clients by
+//! back-channel (`backchannel.logout.url`, see `backchannel`), clears the cookie, then:
+//!
+//! - when a client of the session has front-channel logout (`frontchannelLogout` and
+//!   `frontchannel.logout.url`), renders Keycloak's "Logging out" page, which loads each such
+//!   URL (with `sid` and `iss`) in a hidden iframe and, once they have loaded, continues to
+//!   the post-logout redirect;
+//! - otherwise redirects to `post_logout_redirect_uri` (which must be allowed by the client's
+//!   `post.logout.redirect.uris`, and needs `id_token_hint` or `client_id` to name the
+//!   client, as in Keycloak) with `state`, or shows "You are logged out".
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -13,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
+use super::backchannel::{end_sessions, notify};
 use super::error::no_store_html;
 use super::login::SESSION_COOKIE;
 use super::params::{Params, append_query};
@@ -67,16 +74,33 @@ pub(crate) async fn logout(
         }
     };
 
+    let mut sids: Vec<String> = jar
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
+        .into_iter()
+        .collect();
+    if let Some(h) = &hint
+        && !sids.contains(&h.sid)
     {
-        let mut store = rs.store();
-        if let Some(c) = jar.get(SESSION_COOKIE) {
-            store.end_session(c.value());
-        }
-        if let Some(h) = &hint {
-            store.end_session(&h.sid);
-        }
+        sids.push(h.sid.clone());
     }
-    tracing::info!(realm = %rs.realm.name(), "logged out");
+    let ended = end_sessions(&rs, &sids);
+    notify(&state, &rs, &ended).await;
+    // Each front-channel client of each ended session, once per session.
+    let frontchannel: Vec<(String, String)> = ended
+        .iter()
+        .flat_map(|session| {
+            session.clients.iter().filter_map(|client_id| {
+                let client = rs.realm.client(client_id)?;
+                let fc = client.frontchannel_logout()?;
+                Some((
+                    client.display_name().to_owned(),
+                    fc.url_for(&session.sid, &rs.issuer),
+                ))
+            })
+        })
+        .collect();
+    tracing::info!(realm = %rs.realm.name(), frontchannel = frontchannel.len(), "logged out");
 
     let clear = Cookie::build((SESSION_COOKIE, ""))
         .path(rs.cookie_path.clone())
@@ -88,12 +112,16 @@ pub(crate) async fn logout(
     let clear = HeaderValue::from_str(&clear.to_string())
         .map_err(|e| HttpError::Internal(format!("unusable cookie: {e}")))?;
 
-    let mut resp = match redirect {
-        Some(uri) => {
-            let location = match params.get("state") {
-                Some(s) => append_query(uri, &[("state", s)]),
-                None => uri.to_owned(),
-            };
+    let location = redirect.map(|uri| match params.get("state") {
+        Some(s) => append_query(uri, &[("state", s)]),
+        None => uri.to_owned(),
+    });
+    let mut resp = match location {
+        _ if !frontchannel.is_empty() => no_store_html(
+            StatusCode::OK,
+            pages::frontchannel_logout_page(title, &frontchannel, location.as_deref()),
+        ),
+        Some(location) => {
             let location = HeaderValue::from_str(&location)
                 .map_err(|e| HttpError::Internal(format!("unusable Location header: {e}")))?;
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()

@@ -7,8 +7,11 @@
 //! - `token`: `/protocol/openid-connect/token` (code and refresh grants)
 //! - `userinfo`: `/protocol/openid-connect/userinfo`
 //! - `introspect`: `/protocol/openid-connect/token/introspect` and `/revoke`
-//! - `logout`: `/protocol/openid-connect/logout`
-//! - `pages`: the HTML (login form, error and expired pages)
+//! - `logout`: `/protocol/openid-connect/logout` (with the front-channel logout page)
+//! - `backchannel`: the back-channel logout calls a logout makes to clients
+//! - `client_auth`: client authentication for the token, introspection and revocation
+//!   endpoints (`client_secret_basic`/`_post`, `private_key_jwt`)
+//! - `pages`: the HTML (login form, error, expired and logout pages)
 //! - `error`: the one place that maps errors to responses
 //! - `observe`: the middleware that logs every request and applies operational faults
 //! - `admin`: the test-control API under `/admin/mock` (loopback peers only)
@@ -17,7 +20,9 @@
 
 mod admin;
 mod authorize;
+mod backchannel;
 mod certs;
+mod client_auth;
 mod discovery;
 mod error;
 mod introspect;
@@ -43,6 +48,8 @@ use crate::realm::Realm;
 use crate::requests::RequestLog;
 use crate::store::Store;
 pub(crate) use admin::{add_fault, rotate};
+pub(crate) use backchannel::logout;
+pub use backchannel::{LogoutError, LogoutReport, LogoutTarget, Notification};
 pub(crate) use error::HttpError;
 
 /// Everything a handler may reach.
@@ -52,6 +59,20 @@ pub(crate) struct AppState {
     pub clock: Arc<MockClock>,
     pub faults: Arc<Faults>,
     pub log: Arc<RequestLog>,
+    /// The client for calls the IdP makes (back-channel logout, a client's `jwks.url`):
+    /// redirects off, no proxy.
+    pub http: reqwest::Client,
+    /// How long one back-channel logout call may take.
+    pub backchannel_timeout: std::time::Duration,
+}
+
+/// The client [`AppState::http`] holds.
+pub(crate) fn outgoing_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
 }
 
 impl AppState {
@@ -160,6 +181,8 @@ pub(crate) struct RealmState {
     store: Mutex<Store>,
     /// `jti`s of access tokens revoked through `/revoke`.
     revoked: Mutex<std::collections::HashSet<String>>,
+    /// `jti`s of client assertions already used (`private_key_jwt` replay protection).
+    used_jtis: Mutex<crate::client_jwt::UsedJtis>,
 }
 
 impl RealmState {
@@ -176,7 +199,13 @@ impl RealmState {
             key_ring,
             store,
             revoked: Mutex::default(),
+            used_jtis: Mutex::default(),
         }
+    }
+
+    /// The client-assertion `jti`s already used (never held across an `.await`).
+    pub(crate) fn used_jtis(&self) -> MutexGuard<'_, crate::client_jwt::UsedJtis> {
+        self.used_jtis.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether an access token was revoked.

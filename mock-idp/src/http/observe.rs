@@ -51,7 +51,8 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
         .get("client_id")
         .or_else(|| form.get("client_id"))
         .cloned()
-        .or_else(|| basic_client_id(&parts.headers));
+        .or_else(|| basic_client_id(&parts.headers))
+        .or_else(|| is_form.then(|| assertion_subject(&bytes)).flatten());
     let seq = state.log.push(LoggedRequest {
         seq: 0,
         time: state.now(),
@@ -68,6 +69,8 @@ pub(crate) async fn observe(State(state): State<AppState>, req: Request, next: N
             .map(|k| k.as_str().to_owned())
             .collect(),
         status: None,
+        url: None,
+        error: None,
     });
 
     if let Some(realm) = &realm {
@@ -125,6 +128,16 @@ fn dropped_connection() -> Response {
         header::HeaderValue::from_static("1"),
     );
     resp
+}
+
+/// The (unverified) `sub` of a `client_assertion` in a form body: the client of a
+/// `private_key_jwt` request that sends no `client_id`.
+fn assertion_subject(body: &[u8]) -> Option<String> {
+    let (_, raw) = url::form_urlencoded::parse(body).find(|(k, _)| k == "client_assertion")?;
+    crate::client_jwt::Assertion::parse(&raw)
+        .ok()?
+        .subject()
+        .map(str::to_owned)
 }
 
 /// The client id of `Authorization: Basic` credentials.

@@ -1,7 +1,7 @@
 //! `POST /realms/{realm}/protocol/openid-connect/token`: the token endpoint.
 //!
-//! Authenticates the client (`client_secret_basic` or `client_secret_post`; a public client by
-//! `client_id`), then serves the `authorization_code` and `refresh_token` grants. Codes and
+//! Authenticates the client (`client_secret_basic`, `client_secret_post` or `private_key_jwt`,
+//! see `client_auth`; a public client by `client_id`), then serves the `authorization_code` and `refresh_token` grants. Codes and
 //! refresh tokens are consumed on presentation, so replays fail. Every client fault is a 4xx
 //! JSON error in Keycloak's words, with `Cache-Control: no-store`.
 
@@ -11,8 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 
+use super::client_auth::authenticate_client;
 use super::error::no_store_json;
-use super::params::{Params, authorization, decode_basic};
+use super::params::Params;
 use super::{AppState, HttpError, RealmState};
 use crate::faults::FaultKind;
 use crate::realm::{Client, User};
@@ -46,7 +47,7 @@ pub(crate) async fn token(
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| HttpError::invalid_request("Missing form parameter: grant_type"))?;
-    let client = authenticate_client(&rs, &headers, &form)?;
+    let client = authenticate_client(&state, &rs, &headers, &form).await?;
     match grant_type {
         "authorization_code" => authorization_code(&state, &rs, client, &form),
         "refresh_token" => refresh_token(&state, &rs, client, &form),
@@ -56,43 +57,6 @@ pub(crate) async fn token(
             error: "unsupported_grant_type",
             description: "Unsupported grant_type".to_owned(),
         }),
-    }
-}
-
-/// Client credentials from `Authorization: Basic` (RFC 6749 2.3.1: id and secret are each
-/// form-urlencoded before base64) or from the form body.
-pub(crate) fn authenticate_client<'r>(
-    rs: &'r RealmState,
-    headers: &HeaderMap,
-    form: &Params,
-) -> Result<&'r Client, HttpError> {
-    let (client_id, secret) = match authorization(headers, "basic") {
-        Some(encoded) => {
-            let (id, secret) = decode_basic(encoded).ok_or_else(HttpError::invalid_client)?;
-            // Two different identities in one request is a client fault.
-            if form.get("client_id").is_some_and(|f| f != id) {
-                return Err(HttpError::invalid_client());
-            }
-            (id, Some(secret))
-        }
-        None => (
-            form.get("client_id")
-                .ok_or_else(HttpError::invalid_client)?
-                .to_owned(),
-            form.get("client_secret").map(str::to_owned),
-        ),
-    };
-    let client = rs
-        .realm
-        .client(&client_id)
-        .filter(|c| c.enabled())
-        .ok_or_else(HttpError::invalid_client)?;
-    if client.is_public() {
-        return Ok(client);
-    }
-    match (client.secret(), secret) {
-        (Some(expected), Some(given)) if expected.matches(&given) => Ok(client),
-        _ => Err(HttpError::invalid_client()),
     }
 }
 

@@ -5,6 +5,9 @@
 //! the JSON path of the offending field. This module owns users, clients, credentials and
 //! redirect-URI matching; it knows nothing about HTTP or tokens.
 
+mod attributes;
+mod credential;
+mod logout;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -16,6 +19,11 @@ use std::path::{Path, PathBuf};
 use subtle::ConstantTimeEq as _;
 
 use crate::ids;
+use attributes::Attributes;
+pub use credential::{
+    Authenticator, ClientKey, DEFAULT_MAX_EXP, JwtCredential, KeyFamily, KeySource,
+};
+pub use logout::{BackChannelLogout, FrontChannelLogout};
 use raw::{RawClient, RawRealm, RawUser};
 
 /// Why a realm file was rejected.
@@ -501,8 +509,10 @@ impl RedirectUriPattern {
 #[derive(Debug, Clone)]
 pub struct Client {
     client_id: String,
+    name: Option<String>,
     secret: Option<ClientSecret>,
     public: bool,
+    authenticator: Authenticator,
     enabled: bool,
     standard_flow_enabled: bool,
     redirect_uris: Vec<RedirectUriPattern>,
@@ -510,6 +520,8 @@ pub struct Client {
     pkce_method: Option<String>,
     /// `None`: the redirect URIs (`+`).
     post_logout_redirect_uris: Option<Vec<RedirectUriPattern>>,
+    frontchannel_logout: Option<FrontChannelLogout>,
+    backchannel_logout: Option<BackChannelLogout>,
 }
 
 impl Client {
@@ -521,13 +533,31 @@ impl Client {
             ));
         }
         let public = raw.public_client.unwrap_or(false);
-        let secret = raw.secret.filter(|s| !s.is_empty()).map(ClientSecret);
-        if !public && secret.is_none() {
+        let attributes = Attributes::new(&raw.attributes, i);
+        // Keycloak ignores `clientAuthenticatorType` for a public client.
+        let authenticator = if public {
+            Authenticator::Secret
+        } else {
+            Authenticator::compile(raw.client_authenticator_type.as_deref(), &attributes, i)?
+        };
+        let secret = raw
+            .secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(ClientSecret);
+        if !public && secret.is_none() && matches!(authenticator, Authenticator::Secret) {
             return Err(invalid(
                 format!("clients[{i}].secret"),
                 "a confidential client (publicClient: false) needs a secret",
             ));
         }
+        let frontchannel_logout = FrontChannelLogout::compile(
+            raw.frontchannel_logout.unwrap_or(false),
+            raw.base_url.as_deref(),
+            &attributes,
+            i,
+        )?;
+        let backchannel_logout = BackChannelLogout::compile(&attributes)?;
         let redirect_uris = raw
             .redirect_uris
             .iter()
@@ -537,18 +567,8 @@ impl Client {
                     .map_err(|reason| invalid(format!("clients[{i}].redirectUris[{j}]"), reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let attribute = |name: &str| -> Result<Option<String>, RealmError> {
-            match raw.attributes.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(invalid(
-                    format!("clients[{i}].attributes.{name}"),
-                    "client attributes are strings",
-                )),
-            }
-        };
-        let pkce_method = match attribute("pkce.code.challenge.method")?.as_deref() {
-            None | Some("") => None,
+        let pkce_method = match attributes.string("pkce.code.challenge.method")? {
+            None => None,
             Some(m @ ("S256" | "plain")) => Some(m.to_owned()),
             Some(_) => {
                 return Err(invalid(
@@ -557,7 +577,7 @@ impl Client {
                 ));
             }
         };
-        let post_logout_redirect_uris = match attribute("post.logout.redirect.uris")? {
+        let post_logout_redirect_uris = match attributes.raw_string("post.logout.redirect.uris")? {
             None => None,
             Some(list) => {
                 let mut patterns = Vec::new();
@@ -581,16 +601,41 @@ impl Client {
             }
         };
         Ok(Self {
+            name: raw.name.filter(|n| !n.trim().is_empty()),
             client_id: raw.client_id,
             secret,
             public,
+            authenticator,
             enabled: raw.enabled.unwrap_or(true),
             standard_flow_enabled: raw.standard_flow_enabled.unwrap_or(true),
             redirect_uris,
             service_accounts_enabled: raw.service_accounts_enabled.unwrap_or(false),
             pkce_method,
             post_logout_redirect_uris,
+            frontchannel_logout,
+            backchannel_logout,
         })
+    }
+
+    /// How the client authenticates (`clientAuthenticatorType`); `Secret` for a public
+    /// client, which needs no credential at all.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+
+    /// The name shown to people (`name`, else the `clientId`).
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.client_id)
+    }
+
+    /// Its front-channel logout, when `frontchannelLogout` is on and a URL is known.
+    pub fn frontchannel_logout(&self) -> Option<&FrontChannelLogout> {
+        self.frontchannel_logout.as_ref()
+    }
+
+    /// Its back-channel logout, when `backchannel.logout.url` is set.
+    pub fn backchannel_logout(&self) -> Option<&BackChannelLogout> {
+        self.backchannel_logout.as_ref()
     }
 
     /// Whether the `client_credentials` grant is allowed (`serviceAccountsEnabled`).
@@ -615,7 +660,8 @@ impl Client {
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
-    /// The secret of a confidential client.
+    /// The secret written in the realm file. A `client-jwt` client may keep one (Keycloak's
+    /// exports do), but it is never accepted as a credential.
     pub fn secret(&self) -> Option<&ClientSecret> {
         self.secret.as_ref()
     }

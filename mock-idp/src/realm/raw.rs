@@ -124,9 +124,31 @@ pub(crate) struct RawClient {
     /// Whether the `client_credentials` grant is allowed. Default: `false`.
     #[serde(default)]
     pub service_accounts_enabled: Option<bool>,
+    /// How a confidential client authenticates: `client-secret` (Keycloak's "Client Id and
+    /// Secret") or `client-jwt` ("Signed JWT", `private_key_jwt`). Default: `client-secret`.
+    /// Ignored for a public client, as in Keycloak.
+    #[serde(default)]
+    pub client_authenticator_type: Option<String>,
+    /// The name shown on the front-channel logout page. Default: the `clientId`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The client's base URL: the front-channel logout URL when `frontchannelLogout` is on and
+    /// the `frontchannel.logout.url` attribute is blank (Keycloak's fallback). Default: none.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Whether the logout page loads the client's front-channel logout URL. Default: `false`
+    /// (Keycloak's import default).
+    #[serde(default)]
+    pub frontchannel_logout: Option<bool>,
     /// Keycloak's client attributes (strings). Read: `pkce.code.challenge.method` (`S256` or
-    /// `plain` requires PKCE with that method) and `post.logout.redirect.uris` (`##`-separated
-    /// patterns, `+` = the redirect URIs; absent = `+`). Default: none.
+    /// `plain` requires PKCE with that method), `post.logout.redirect.uris` (`##`-separated
+    /// patterns, `+` = the redirect URIs; absent = `+`), the `client-jwt` keys
+    /// (`jwt.credential.certificate`, `jwt.credential.public.key`, `use.jwks.url` + `jwks.url`,
+    /// `use.jwks.string` + `jwks.string`, `token.endpoint.auth.signing.alg`,
+    /// `token.endpoint.auth.signing.max.exp`) and logout (`frontchannel.logout.url`,
+    /// `frontchannel.logout.session.required`, `backchannel.logout.url`,
+    /// `backchannel.logout.session.required`, `backchannel.logout.revoke.offline.tokens`).
+    /// Default: none.
     #[serde(default)]
     pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
 }
@@ -141,6 +163,10 @@ impl std::fmt::Debug for RawClient {
             .field("standard_flow_enabled", &self.standard_flow_enabled)
             .field("redirect_uris", &self.redirect_uris)
             .field("service_accounts_enabled", &self.service_accounts_enabled)
+            .field("client_authenticator_type", &self.client_authenticator_type)
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("frontchannel_logout", &self.frontchannel_logout)
             .field("attributes", &self.attributes)
             .finish()
     }

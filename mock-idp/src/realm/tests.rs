@@ -216,3 +216,275 @@ fn a_user_attribute_may_not_replace_a_standard_claim() {
     let err = Realm::from_json_str(json).unwrap_err().to_string();
     assert!(err.contains("users[0].attributes.sub"), "{err}");
 }
+
+const RSA_CERT: &str = include_str!("../../tests/fixtures/client-jwt/rsa-certificate.b64");
+const EC_CERT: &str = include_str!("../../tests/fixtures/client-jwt/ec-certificate.b64");
+const EC_PUBLIC: &str = include_str!("../../tests/fixtures/client-jwt/ec-public-key.b64");
+
+/// A realm with one client built from `client` (clientId `c` unless given).
+fn realm_with_client(client: serde_json::Value) -> Result<Realm, RealmError> {
+    let mut client = client;
+    if client.get("clientId").is_none() {
+        client["clientId"] = serde_json::json!("c");
+    }
+    Realm::from_json_str(&serde_json::json!({"realm": "r", "clients": [client]}).to_string())
+}
+
+fn jwt_client(attributes: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"clientAuthenticatorType": "client-jwt", "attributes": attributes})
+}
+
+fn credential(realm: &Realm) -> &JwtCredential {
+    match realm.client("c").unwrap().authenticator() {
+        Authenticator::Jwt(c) => c,
+        Authenticator::Secret => panic!("not client-jwt"),
+    }
+}
+
+#[test]
+fn a_client_jwt_client_reads_its_key_from_each_keycloak_attribute() {
+    let jwks = serde_json::json!({"keys": [
+        {"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"},
+        {"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256",
+         "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+         "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+        {"kty": "oct", "k": "c2VjcmV0"}
+    ]});
+    let cases = [
+        (
+            "certificate (RSA)",
+            serde_json::json!({"jwt.credential.certificate": RSA_CERT}),
+            "Certificate",
+            KeyFamily::Rsa,
+        ),
+        (
+            "certificate (EC)",
+            serde_json::json!({"jwt.credential.certificate": EC_CERT}),
+            "Certificate",
+            KeyFamily::P256,
+        ),
+        (
+            "PEM certificate",
+            serde_json::json!({"jwt.credential.certificate":
+                format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", RSA_CERT.trim())}),
+            "Certificate",
+            KeyFamily::Rsa,
+        ),
+        (
+            "public key",
+            serde_json::json!({"jwt.credential.public.key": EC_PUBLIC}),
+            "PublicKey",
+            KeyFamily::P256,
+        ),
+        (
+            "JWKS string: signature keys only",
+            serde_json::json!({"use.jwks.string": "true", "jwks.string": jwks.to_string()}),
+            "JwksString",
+            KeyFamily::P256,
+        ),
+    ];
+    for (label, attributes, source, family) in cases {
+        let realm = realm_with_client(jwt_client(attributes)).unwrap();
+        let keys = credential(&realm).keys();
+        let key = match keys {
+            KeySource::Certificate(k) | KeySource::PublicKey(k) => k,
+            KeySource::JwksString(list) => {
+                assert_eq!(list.len(), 1, "{label}: the enc and oct keys are left out");
+                assert_eq!(list[0].kid(), Some("k1"));
+                assert_eq!(list[0].alg(), Some(jsonwebtoken::Algorithm::ES256));
+                &list[0]
+            }
+            KeySource::JwksUrl(_) => panic!("{label}"),
+        };
+        assert!(format!("{keys:?}").starts_with(source), "{label}: {keys:?}");
+        assert_eq!(key.family(), family, "{label}");
+    }
+    let realm = realm_with_client(jwt_client(serde_json::json!({
+        "use.jwks.url": "true", "jwks.url": "http://127.0.0.1:9/jwks",
+        // The URL wins over a certificate, as in Keycloak.
+        "jwt.credential.certificate": RSA_CERT,
+        "token.endpoint.auth.signing.alg": "PS256",
+        "token.endpoint.auth.signing.max.exp": "30",
+    })))
+    .unwrap();
+    let cred = credential(&realm);
+    assert!(
+        matches!(cred.keys(), KeySource::JwksUrl(u) if u.as_str() == "http://127.0.0.1:9/jwks")
+    );
+    assert_eq!(cred.signing_alg(), Some(jsonwebtoken::Algorithm::PS256));
+    assert_eq!(cred.max_exp(), 30);
+    let realm = realm_with_client(jwt_client(
+        serde_json::json!({"jwt.credential.certificate": RSA_CERT}),
+    ))
+    .unwrap();
+    assert_eq!(credential(&realm).max_exp(), DEFAULT_MAX_EXP);
+    assert_eq!(credential(&realm).signing_alg(), None);
+    assert!(
+        realm.client("c").unwrap().secret().is_none(),
+        "no secret needed"
+    );
+}
+
+#[test]
+fn client_authentication_settings_that_cannot_work_are_rejected_with_their_path() {
+    let cases = [
+        (
+            "unsupported authenticator",
+            serde_json::json!({"clientAuthenticatorType": "client-x509"}),
+            "clients[0].clientAuthenticatorType",
+        ),
+        (
+            "client-jwt without keys",
+            jwt_client(serde_json::json!({})),
+            "clients[0].attributes",
+        ),
+        (
+            "certificate that is not base64",
+            jwt_client(serde_json::json!({"jwt.credential.certificate": "%%%"})),
+            "clients[0].attributes.jwt.credential.certificate",
+        ),
+        (
+            "certificate that is not a certificate",
+            jwt_client(serde_json::json!({"jwt.credential.certificate": EC_PUBLIC})),
+            "clients[0].attributes.jwt.credential.certificate",
+        ),
+        (
+            "certificate and public key",
+            jwt_client(serde_json::json!({"jwt.credential.certificate": RSA_CERT,
+                                          "jwt.credential.public.key": EC_PUBLIC})),
+            "clients[0].attributes.jwt.credential.public.key",
+        ),
+        (
+            "use.jwks.url without jwks.url",
+            jwt_client(serde_json::json!({"use.jwks.url": "true"})),
+            "clients[0].attributes.jwks.url",
+        ),
+        (
+            "relative jwks.url",
+            jwt_client(serde_json::json!({"use.jwks.url": "true", "jwks.url": "/jwks"})),
+            "clients[0].attributes.jwks.url",
+        ),
+        (
+            "jwks.string not JSON",
+            jwt_client(serde_json::json!({"use.jwks.string": "true", "jwks.string": "{"})),
+            "clients[0].attributes.jwks.string",
+        ),
+        (
+            "flag that is not a boolean",
+            jwt_client(serde_json::json!({"use.jwks.string": "yes"})),
+            "clients[0].attributes.use.jwks.string",
+        ),
+        (
+            "symmetric signing algorithm",
+            jwt_client(serde_json::json!({"jwt.credential.certificate": RSA_CERT,
+                                          "token.endpoint.auth.signing.alg": "HS256"})),
+            "clients[0].attributes.token.endpoint.auth.signing.alg",
+        ),
+        (
+            "zero max.exp",
+            jwt_client(serde_json::json!({"jwt.credential.certificate": RSA_CERT,
+                                          "token.endpoint.auth.signing.max.exp": "0"})),
+            "clients[0].attributes.token.endpoint.auth.signing.max.exp",
+        ),
+        (
+            "relative back-channel URL",
+            serde_json::json!({"publicClient": true, "attributes": {"backchannel.logout.url": "logout"}}),
+            "clients[0].attributes.backchannel.logout.url",
+        ),
+        (
+            "front-channel URL that is not http",
+            serde_json::json!({"publicClient": true, "frontchannelLogout": true,
+                               "attributes": {"frontchannel.logout.url": "javascript:alert(1)"}}),
+            "clients[0].attributes.frontchannel.logout.url",
+        ),
+    ];
+    for (label, client, path) in cases {
+        let err = realm_with_client(client).unwrap_err();
+        assert!(matches!(err, RealmError::Invalid { .. }), "{label}: {err}");
+        assert_eq!(err.json_path(), Some(path), "{label}: {err}");
+    }
+}
+
+#[test]
+fn a_public_client_ignores_its_authenticator_type_as_keycloak_does() {
+    let realm = realm_with_client(serde_json::json!({
+        "publicClient": true, "clientAuthenticatorType": "client-jwt"
+    }))
+    .unwrap();
+    assert!(matches!(
+        realm.client("c").unwrap().authenticator(),
+        Authenticator::Secret
+    ));
+}
+
+#[test]
+fn logout_settings_follow_keycloak_defaults() {
+    let realm = realm_with_client(serde_json::json!({
+        "publicClient": true, "name": "My App", "frontchannelLogout": true,
+        "attributes": {
+            "frontchannel.logout.url": "http://app/fc?x=1",
+            "backchannel.logout.url": "http://app/bc",
+        }
+    }))
+    .unwrap();
+    let c = realm.client("c").unwrap();
+    assert_eq!(c.display_name(), "My App");
+    let fc = c.frontchannel_logout().unwrap();
+    assert!(
+        fc.session_required(),
+        "frontchannel.logout.session.required defaults to true"
+    );
+    assert_eq!(
+        fc.url_for("s1", "http://idp/realms/r"),
+        "http://app/fc?x=1&sid=s1&iss=http%3A%2F%2Fidp%2Frealms%2Fr"
+    );
+    let bc = c.backchannel_logout().unwrap();
+    assert_eq!(bc.url().as_str(), "http://app/bc");
+    assert!(
+        !bc.session_required(),
+        "absent with a URL: false, as Keycloak's import reads it"
+    );
+    assert!(!bc.revoke_offline_tokens());
+
+    let realm = realm_with_client(serde_json::json!({
+        "publicClient": true, "frontchannelLogout": true, "baseUrl": "http://app/",
+        "attributes": {
+            "frontchannel.logout.session.required": "false",
+            "backchannel.logout.url": "http://app/bc",
+            "backchannel.logout.session.required": "true",
+            "backchannel.logout.revoke.offline.tokens": "true",
+        }
+    }))
+    .unwrap();
+    let c = realm.client("c").unwrap();
+    assert_eq!(c.display_name(), "c");
+    assert_eq!(
+        c.frontchannel_logout().unwrap().url_for("s", "i"),
+        "http://app/",
+        "baseUrl, no sid"
+    );
+    assert!(c.backchannel_logout().unwrap().session_required());
+    assert!(c.backchannel_logout().unwrap().revoke_offline_tokens());
+
+    let cases = [
+        (
+            "flag off",
+            serde_json::json!({"publicClient": true, "attributes": {"frontchannel.logout.url": "http://app/fc"}}),
+        ),
+        (
+            "flag on, no URL (Keycloak's console default)",
+            serde_json::json!({"publicClient": true, "frontchannelLogout": true}),
+        ),
+    ];
+    for (label, client) in cases {
+        let realm = realm_with_client(client).unwrap();
+        assert!(
+            realm.client("c").unwrap().frontchannel_logout().is_none(),
+            "{label}"
+        );
+        assert!(
+            realm.client("c").unwrap().backchannel_logout().is_none(),
+            "{label}"
+        );
+    }
+}

@@ -135,6 +135,17 @@ pub(crate) struct SsoSession {
     pub auth_time: u64,
     pub started: u64,
     pub last_used: u64,
+    /// The clients that received a code in this session (Keycloak's client sessions), in
+    /// first-use order: the ones a logout notifies.
+    pub clients: Vec<String>,
+}
+
+/// A session that a logout ended: whom to notify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndedSession {
+    pub sid: String,
+    pub user_id: String,
+    pub clients: Vec<String>,
 }
 
 impl SsoSession {
@@ -269,6 +280,7 @@ impl Store {
             auth_time: now,
             started: now,
             last_used: now,
+            clients: Vec::new(),
         };
         self.sessions.insert(sid.clone(), session.clone());
         (sid, session)
@@ -293,11 +305,27 @@ impl Store {
         Some(s.expires_at(&lifetimes))
     }
 
-    /// Ends a session: its codes and refresh tokens stop working with it.
-    pub(crate) fn end_session(&mut self, sid: &str) -> bool {
+    /// Ends a session: its codes and refresh tokens stop working with it. Returns what the
+    /// logout must notify, or `None` for an unknown (or already ended) session.
+    pub(crate) fn end_session(&mut self, sid: &str) -> Option<EndedSession> {
         self.codes.retain(|_, c| c.sid != sid);
         self.refresh.retain(|_, r| r.sid != sid);
-        self.sessions.remove(sid).is_some()
+        self.sessions.remove(sid).map(|s| EndedSession {
+            sid: sid.to_owned(),
+            user_id: s.user_id,
+            clients: s.clients,
+        })
+    }
+
+    /// The ids of a user's live sessions, oldest first.
+    pub(crate) fn sessions_of_user(&self, user_id: &str, now: u64) -> Vec<String> {
+        let mut found: Vec<(&String, &SsoSession)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user_id == user_id && now < s.expires_at(&self.lifetimes))
+            .collect();
+        found.sort_by_key(|(sid, s)| (s.started, *sid));
+        found.into_iter().map(|(sid, _)| sid.clone()).collect()
     }
 
     /// Issues a single-use authorization code, shaped like Keycloak's
@@ -311,6 +339,11 @@ impl Store {
         now: u64,
     ) -> String {
         self.maybe_purge(now);
+        if let Some(s) = self.sessions.get_mut(sid)
+            && !s.clients.contains(&request.client_id)
+        {
+            s.clients.push(request.client_id.clone());
+        }
         let code = format!("{}.{}.{}", ids::random_uuid(), sid, ids::random_uuid());
         self.codes.insert(
             code.clone(),

@@ -115,9 +115,38 @@ fn ending_a_session_kills_its_codes_and_refresh_tokens() {
             acr: "1",
         },
     );
-    assert!(s.end_session(&sid));
+    assert!(s.end_session(&sid).is_some());
     assert!(s.redeem_code(&code, 1001).is_none());
     assert!(s.peek_refresh("jti").is_none());
+    assert_eq!(s.end_session(&sid), None, "ended once");
+}
+
+#[test]
+fn an_ended_session_names_every_client_that_got_a_code_once() {
+    let mut s = store();
+    let (sid, session) = s.create_session("u", 1000);
+    let mut other = request(None);
+    other.client_id = "other".into();
+    s.issue_code(request(None), &sid, &session, "1", 1000);
+    s.issue_code(other, &sid, &session, "0", 1001);
+    s.issue_code(request(None), &sid, &session, "0", 1002);
+    let ended = s.end_session(&sid).unwrap();
+    assert_eq!(ended.sid, sid);
+    assert_eq!(ended.user_id, "u");
+    assert_eq!(ended.clients, [request(None).client_id, "other".to_owned()]);
+}
+
+#[test]
+fn sessions_of_a_user_are_the_live_ones_oldest_first() {
+    let mut s = store();
+    let (old, _) = s.create_session("u", 1000);
+    let (first, _) = s.create_session("u", 4000);
+    let (second, _) = s.create_session("u", 4100);
+    s.create_session("someone else", 4100);
+    // The default idle timeout is 1800 s: the session of t=1000 is over at t=4200.
+    assert_eq!(s.sessions_of_user("u", 4200), [first, second]);
+    assert!(!s.sessions_of_user("u", 4200).contains(&old), "idled out");
+    assert!(s.sessions_of_user("nobody", 4200).is_empty());
 }
 
 #[test]

@@ -173,3 +173,56 @@ fn signed_tokens_carry_kid_and_jwt_type() {
         assert_eq!(h.typ.as_deref(), Some("JWT"));
     }
 }
+
+#[test]
+fn a_logout_token_follows_back_channel_logout_1_0_and_keycloak() {
+    let keys = keys();
+    let token = mint_logout(
+        &keys,
+        &LogoutGrant {
+            issuer: ISS,
+            client_id: "agentgateway",
+            sub: "user-id",
+            sid: Some("session-id"),
+            revoke_offline_tokens: false,
+            now: 10_000,
+        },
+    )
+    .unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("logout+jwt"));
+    assert_eq!(header.alg, Algorithm::RS256);
+    assert_eq!(header.kid.as_deref(), Some(keys.signing.kid()));
+    let claims: LogoutClaims = decode_signed(&keys, &token).unwrap();
+    assert_eq!(claims.iss, ISS);
+    assert_eq!(claims.aud, "agentgateway");
+    assert_eq!(claims.sub, "user-id");
+    assert_eq!(claims.sid.as_deref(), Some("session-id"));
+    assert_eq!(claims.typ, "Logout");
+    assert_eq!((claims.iat, claims.exp), (10_000, 10_120));
+    assert_eq!(
+        claims.events,
+        json!({"http://schemas.openid.net/event/backchannel-logout": {}})
+    );
+    let raw: Value = decode_signed(&keys, &token).unwrap();
+    assert!(raw.get("nonce").is_none(), "a logout token has no nonce");
+    assert!(!claims.jti.is_empty());
+}
+
+#[test]
+fn a_logout_token_without_session_has_no_sid_and_may_revoke_offline_access() {
+    let keys = keys();
+    let grant = LogoutGrant {
+        issuer: ISS,
+        client_id: "c",
+        sub: "u",
+        sid: None,
+        revoke_offline_tokens: true,
+        now: 1,
+    };
+    let a: LogoutClaims = decode_signed(&keys, &mint_logout(&keys, &grant).unwrap()).unwrap();
+    let b: LogoutClaims = decode_signed(&keys, &mint_logout(&keys, &grant).unwrap()).unwrap();
+    assert_eq!(a.sid, None);
+    assert_eq!(a.events["revoke_offline_access"], json!(true));
+    assert_ne!(a.jti, b.jti, "a new jti each time");
+}

@@ -41,6 +41,11 @@ impl Clock for TestClock {
 /// The scenario realm (`scenarios/realms/master.json`) plus a public client, a client whose
 /// credentials need form-encoding, and a disabled user.
 pub fn test_realm() -> Realm {
+    test_realm_with(Vec::new())
+}
+
+/// [`test_realm`] with `extra` clients.
+pub fn test_realm_with(extra: Vec<Value>) -> Realm {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../scenarios/realms/master.json"
@@ -52,6 +57,7 @@ pub fn test_realm() -> Realm {
         json!({"clientId": ODD_CLIENT, "secret": ODD_SECRET,
                "redirectUris": ["http://127.0.0.1:18080/*"]}),
     ]);
+    realm["clients"].as_array_mut().unwrap().extend(extra);
     realm["users"].as_array_mut().unwrap().push(json!({
         "username": "disabled1", "enabled": false,
         "credentials": [{"type": "password", "value": "password"}]
@@ -74,8 +80,16 @@ pub async fn start() -> Fixture {
 
 /// Starts an IdP with the test realm and a [`TestClock`], configured further by `configure`.
 pub async fn start_with(configure: impl FnOnce(MockIdpBuilder) -> MockIdpBuilder) -> Fixture {
+    start_realm(test_realm(), configure).await
+}
+
+/// Starts an IdP serving `realm` (which must be named `master`) with a [`TestClock`].
+pub async fn start_realm(
+    realm: Realm,
+    configure: impl FnOnce(MockIdpBuilder) -> MockIdpBuilder,
+) -> Fixture {
     let clock = Arc::new(TestClock::default());
-    let idp = configure(MockIdp::builder().realm(test_realm()))
+    let idp = configure(MockIdp::builder().realm(realm))
         .clock(clock.clone())
         .start()
         .await

@@ -5,11 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod backchannel;
+mod client_jwt;
 mod common;
 mod discovery;
 mod faults;
 mod login;
 mod logout;
 mod protocol;
+mod receiver;
 mod relying_party;
 mod token;
