@@ -120,3 +120,6 @@ pub fn redirect_uri(cfg: &crate::config::OidcConfig, path: &str) -> String {
         _ => cfg.redirect_uri.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

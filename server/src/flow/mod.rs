@@ -350,3 +350,5 @@ impl Flow {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod testkit;
