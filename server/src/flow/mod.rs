@@ -351,4 +351,6 @@ impl Flow {
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 pub(crate) mod testkit;

@@ -236,23 +236,21 @@ impl Jar {
             .map(|(v, _)| v.as_str())
     }
 
-    /// The `Cookie` header the browser sends at `now` (`None` when it has no live cookie).
-    pub(crate) fn header(&self, now: i64) -> Option<String> {
-        let pairs: Vec<String> = self
+    /// `check` with this jar's `Cookie` header at `now`. Cookies past their `Max-Age` are
+    /// evicted for good, as a browser does (a clock moved back later does not revive them).
+    pub(crate) fn send(&mut self, check: CheckRequest, now: i64) -> CheckRequest {
+        self.cookies
+            .retain(|_, (_, exp)| exp.is_none_or(|e| now < e));
+        if self.cookies.is_empty() {
+            return check;
+        }
+        let header = self
             .cookies
             .iter()
-            .filter(|(_, (_, exp))| exp.is_none_or(|e| now < e))
             .map(|(n, (v, _))| format!("{n}={v}"))
-            .collect();
-        (!pairs.is_empty()).then(|| pairs.join("; "))
-    }
-
-    /// `check` with this jar's `Cookie` header at `now`.
-    pub(crate) fn send(&self, check: CheckRequest, now: i64) -> CheckRequest {
-        match self.header(now) {
-            Some(h) => check.with_header("cookie", &h),
-            None => check,
-        }
+            .collect::<Vec<_>>()
+            .join("; ");
+        check.with_header("cookie", &header)
     }
 }
 
