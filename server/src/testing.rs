@@ -224,7 +224,8 @@ pub async fn form_login(
         .get("location")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| FormLoginError::Http("a 302 without Location".into()))?;
-    url::Url::parse(location).map_err(|e| FormLoginError::Http(format!("Location {location:?}: {e}")))
+    url::Url::parse(location)
+        .map_err(|e| FormLoginError::Http(format!("Location {location:?}: {e}")))
 }
 
 /// The `action` of `form#kc-form-login`, HTML-unescaped (`&amp;` only: what Keycloak writes).

@@ -376,7 +376,9 @@ fn redis_add_admin(redis: &RedisProcess) {
     redis_admin(
         redis,
         false,
-        &["ACL", "SETUSER", "admin", "on", "nopass", "+@all", "~*", "&*"],
+        &[
+            "ACL", "SETUSER", "admin", "on", "nopass", "+@all", "~*", "&*",
+        ],
     );
 }
 
@@ -390,9 +392,9 @@ impl Sut {
             redis_add_admin(&r);
             r
         });
-        let redis_addr = redis
-            .as_ref()
-            .map_or("127.0.0.1:1".to_owned(), |r| format!("127.0.0.1:{}", r.port()));
+        let redis_addr = redis.as_ref().map_or("127.0.0.1:1".to_owned(), |r| {
+            format!("127.0.0.1:{}", r.port())
+        });
         let text = testkit::SEED
             .replace(
                 "failOnFetchFailure: true",
@@ -402,12 +404,15 @@ impl Sut {
                 "        callbackPath: /openai\n",
                 "        callbackPath: /openai\n        logoutPath: /logout\n",
             );
-        let loaded = testkit::load(&text, &testkit::seed_env(idp.base_url().as_str(), &redis_addr));
+        let loaded = testkit::load(
+            &text,
+            &testkit::seed_env(idp.base_url().as_str(), &redis_addr),
+        );
         let store = match &redis {
             Some(r) => {
                 let _guard = rt().enter();
-                let inner = RedisStore::new(&r.url(), "")
-                    .unwrap_or_else(|e| panic!("a Redis store: {e}"));
+                let inner =
+                    RedisStore::new(&r.url(), "").unwrap_or_else(|e| panic!("a Redis store: {e}"));
                 Observed::new(Arc::new(inner))
             }
             None => Observed::memory(&clock),
@@ -489,8 +494,7 @@ impl Sut {
                 .iter()
                 .any(|(n, v)| n == "jwt" && v.split('.').count() == 3),
             (Expect::ToIdp, Decision::Deny(d)) => {
-                d.status == 302
-                    && location(d).is_some_and(|l| l.starts_with(&self.auth_endpoint()))
+                d.status == 302 && location(d).is_some_and(|l| l.starts_with(&self.auth_endpoint()))
             }
             (Expect::LoggedIn, Decision::Deny(d)) => {
                 d.status == 302
@@ -651,7 +655,10 @@ impl<B: Backend> StateMachineTest for Lifecycle<B> {
                     && r.form.get("grant_type").map(String::as_str) == Some("refresh_token")
             })
             .count();
-        assert_eq!(grants, model.refresh_grants, "refresh_token grants sent to the IdP");
+        assert_eq!(
+            grants, model.refresh_grants,
+            "refresh_token grants sent to the IdP"
+        );
         assert_eq!(
             sut.ids.len(),
             model.sessions.len(),

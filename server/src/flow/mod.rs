@@ -349,8 +349,8 @@ impl Flow {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;

@@ -152,7 +152,9 @@ impl Observed {
 
     fn check(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable("the test switched the store off".into()))
+            Err(StoreError::Unavailable(
+                "the test switched the store off".into(),
+            ))
         } else {
             Ok(())
         }

@@ -622,7 +622,10 @@ fn token_error<RE: std::error::Error + 'static>(
         // `server_error` and `temporarily_unavailable` (RFC 6749 4.1.2.1; token endpoints send
         // them with a 5xx) say the IdP failed, not that it refused this code.
         RequestTokenError::ServerResponse(r) if is_idp_failure(r.error()) => {
-            OidcError::TokenEndpoint(format!("the token endpoint failed: {}", error_code(r.error())))
+            OidcError::TokenEndpoint(format!(
+                "the token endpoint failed: {}",
+                error_code(r.error())
+            ))
         }
         RequestTokenError::ServerResponse(r) => OidcError::CodeRejected {
             error: error_code(r.error()),

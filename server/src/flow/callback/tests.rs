@@ -34,11 +34,7 @@ fn fixture(slot: &'static OnceLock<Fixture>) -> &'static Fixture {
         let loaded = testkit::load(testkit::SEED, &env);
         let store = Observed::memory(&clock);
         let flow = testkit::flow_with_store(&loaded, Arc::clone(&store) as _, &clock);
-        Fixture {
-            idp,
-            flow,
-            store,
-        }
+        Fixture { idp, flow, store }
     })
 }
 
@@ -229,7 +225,9 @@ fn real_login(fx: &Fixture, target: &str) -> Result<String, TestCaseError> {
     let start = CheckRequest::new("GET", "http", testkit::APP_HOST, target)
         .with_header("accept", "text/html");
     let Decision::Deny(d) = rt().block_on(fx.flow.decide(&start)) else {
-        return Err(TestCaseError::fail("a request without a session was allowed"));
+        return Err(TestCaseError::fail(
+            "a request without a session was allowed",
+        ));
     };
     let auth = location(&d).ok_or_else(|| TestCaseError::fail("no redirect to the IdP"))?;
     let back = rt()

@@ -427,7 +427,11 @@ fn values_at_each_chunk_boundary_round_trip_and_one_more_byte_is_refused() {
                     assert!(len <= CHUNK_BYTES * MAX_CHUNKS, "{len} bytes accepted");
                     assert_eq!(lines.len(), len.div_ceil(CHUNK_BYTES), "{len}");
                     let check = header_of(&pairs_of(&lines));
-                    assert_eq!(joined(&check, NAME).as_deref(), Some(value.as_str()), "{len}");
+                    assert_eq!(
+                        joined(&check, NAME).as_deref(),
+                        Some(value.as_str()),
+                        "{len}"
+                    );
                 }
                 Err(e) => {
                     assert_eq!(len, CHUNK_BYTES * MAX_CHUNKS + 1, "{len} refused: {e}");
@@ -469,14 +473,16 @@ fn options() -> impl Strategy<Value = Options> {
             "",
         ])),
     )
-        .prop_map(|(max_age, not_secure, http_only, path, domain, same_site)| Options {
-            max_age,
-            not_secure,
-            http_only,
-            path,
-            domain,
-            same_site,
-        })
+        .prop_map(
+            |(max_age, not_secure, http_only, path, domain, same_site)| Options {
+                max_age,
+                not_secure,
+                http_only,
+                path,
+                domain,
+                same_site,
+            },
+        )
 }
 
 impl Options {

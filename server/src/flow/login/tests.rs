@@ -102,7 +102,11 @@ impl Config {
             q(&self.app.url()),
             q(&self.callback_path),
             q(&self.client_id),
-            self.scopes.iter().map(|s| q(s)).collect::<Vec<_>>().join(", "),
+            self.scopes
+                .iter()
+                .map(|s| q(s))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         if !self.params.is_empty() {
             text.push_str("        authEndpointQueryParams:\n");
@@ -272,7 +276,10 @@ fn request(app: &App, original: &Original) -> (CheckRequest, Option<String>) {
         }
         Original::Elsewhere { scheme, host, path } => {
             let other_origin = *scheme != app.scheme
-                || !app.authorities().iter().any(|a| a.eq_ignore_ascii_case(host));
+                || !app
+                    .authorities()
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(host));
             let expected = other_origin.then(|| fallback.clone());
             (*scheme, host.clone(), path.clone(), expected)
         }
@@ -298,7 +305,9 @@ fn check_redirect(cfg: &Config, original: &Original) -> Result<(), TestCaseError
     let (check, expected_state) = request(&cfg.app, original);
     let decision = rt().block_on(flow.decide(&check));
     let Decision::Deny(deny) = decision else {
-        return Err(TestCaseError::fail("a request without a session was allowed"));
+        return Err(TestCaseError::fail(
+            "a request without a session was allowed",
+        ));
     };
     prop_assert_eq!(deny.status.as_u16(), 302, "{}", deny.body);
     let location = location(&deny).unwrap_or_default().to_owned();
