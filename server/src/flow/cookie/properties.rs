@@ -221,17 +221,59 @@ proptest! {
 
     #[test]
     fn any_cookie_header_parses_without_panic_to_a_value_it_contains(
-        headers in prop::collection::vec("\\PC{0,60}", 0..3),
         name in prop_oneof![Just(NAME.to_owned()), "[!-~]{1,8}"],
+        pieces in prop::collection::vec(
+            prop::collection::vec(
+                prop_oneof![
+                    3 => Just(Piece::Name),
+                    2 => prop::sample::select(vec!["=", ";", " ", "\t", "\"", "~", ".1", "3~"])
+                        .prop_map(Piece::Text),
+                    2 => "\\PC{0,8}".prop_map(Piece::Random),
+                ],
+                0..16,
+            ),
+            0..3,
+        ),
     ) {
+        let headers: Vec<String> = pieces
+            .iter()
+            .map(|h| h.iter().map(|p| p.render(&name)).collect())
+            .collect();
         let check = headers
             .iter()
             .fold(CheckRequest::new("GET", "http", "gw", "/"), |c, h| c.with_header("cookie", h));
         if let Some(value) = check.cookie(&name) {
-            prop_assert!(headers.iter().any(|h| h.contains(value.as_str())));
+            // Right after some `name=` (and any opening quotes) in one of the headers.
+            let pair = format!("{name}=");
+            let found = headers.iter().any(|h| {
+                h.match_indices(&pair)
+                    .any(|(i, _)| h[i + pair.len()..].trim_start_matches('"').starts_with(&value))
+            });
+            prop_assert!(found, "{:?} is not the value of a {} cookie in {:?}", value, name, headers);
         }
         let _ = joined(&check, &name);
         let _ = present_chunks(&check, &name);
+    }
+}
+
+/// A fragment of an arbitrary `Cookie` header.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// The cookie name asked for.
+    Name,
+    /// Separators, quotes, chunk markers.
+    Text(&'static str),
+    /// Anything printable.
+    Random(String),
+}
+
+impl Piece {
+    fn render(&self, name: &str) -> String {
+        match self {
+            Piece::Name => name.to_owned(),
+            Piece::Text(t) => (*t).to_owned(),
+            Piece::Random(r) => r.clone(),
+        }
     }
 }
 
