@@ -1,7 +1,9 @@
-//! Real parts for tests: a `redis-server` process on a free loopback port.
+//! Real parts for tests: a `redis-server` process on a free loopback port, and a plain HTTP
+//! driver of Keycloak's login form.
 //!
-//! Public so that integration tests, benches and the harness share one implementation. The
-//! process is killed by PID on drop; nothing here is used by the server itself.
+//! Public so that unit tests, integration tests, benches and the harness share one
+//! implementation. The process is killed by PID on drop; nothing here is used by the server
+//! itself.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -150,4 +152,96 @@ impl Drop for RedisProcess {
 pub fn free_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Why [`form_login`] did not end in a redirect back to the app.
+#[derive(Debug, thiserror::Error)]
+pub enum FormLoginError {
+    /// The IdP could not be reached, or answered something unreadable.
+    #[error("login form request failed: {0}")]
+    Http(String),
+    /// The authorization URL did not answer the login page.
+    #[error("the IdP answered {status} instead of its login page: {body}")]
+    NoLoginPage {
+        /// The status.
+        status: u16,
+        /// The page.
+        body: String,
+    },
+    /// The page has no `form#kc-form-login` with an `action`.
+    #[error("the IdP's page has no form#kc-form-login with an action")]
+    NoForm,
+    /// The IdP showed a page instead of redirecting (e.g. "Invalid username or password.").
+    #[error("the IdP refused the login: {0}")]
+    Refused(String),
+}
+
+/// A browser's part of a login, as plain HTTP without cookies: open `auth_url` (the IdP's
+/// authorization URL), post `user` / `password` to Keycloak's `form#kc-form-login` (mock-idp
+/// renders the same form), and return the `Location` the IdP redirects to: the callback URL
+/// with `code` and `state`.
+pub async fn form_login(
+    auth_url: &str,
+    user: &str,
+    password: &str,
+) -> Result<url::Url, FormLoginError> {
+    use openidconnect::reqwest;
+    let http_err = |e: reqwest::Error| FormLoginError::Http(e.to_string());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(http_err)?;
+    let page = client.get(auth_url).send().await.map_err(http_err)?;
+    let status = page.status().as_u16();
+    let page_url = page.url().clone();
+    let html = page.text().await.map_err(http_err)?;
+    if status != 200 {
+        return Err(FormLoginError::NoLoginPage { status, body: html });
+    }
+    let action = form_action(&html).ok_or(FormLoginError::NoForm)?;
+    let action = page_url
+        .join(&action)
+        .map_err(|e| FormLoginError::Http(format!("form action {action:?}: {e}")))?;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("username", user)
+        .append_pair("password", password)
+        .finish();
+    let answer = client
+        .post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(http_err)?;
+    if answer.status().as_u16() != 302 {
+        return Err(FormLoginError::Refused(
+            answer.text().await.unwrap_or_default(),
+        ));
+    }
+    let location = answer
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| FormLoginError::Http("a 302 without Location".into()))?;
+    url::Url::parse(location)
+        .map_err(|e| FormLoginError::Http(format!("Location {location:?}: {e}")))
+}
+
+/// The `action` of `form#kc-form-login`, HTML-unescaped (`&amp;` only: what Keycloak writes).
+fn form_action(html: &str) -> Option<String> {
+    let form = &html[html.find("id=\"kc-form-login\"")?..];
+    let tag = &form[..form.find('>')?];
+    let start = tag.find("action=\"")? + "action=\"".len();
+    let value = &tag[start..];
+    Some(value[..value.find('"')?].replace("&amp;", "&"))
+}
+
+/// The case count of a property test: `PROPTEST_CASES` when set (to run more, or fewer),
+/// else `default`, kept small enough for `just test` on two cores.
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -605,7 +605,11 @@ async fn discovery_override_wins_over_discovery(store: Store) {
         location.starts_with("http://127.0.0.1:80/custom-auth?client_id="),
         "{location}"
     );
-    assert!(location.ends_with("&prompt=login"), "{location}");
+    // In alphabetical order among the flow's own parameters.
+    assert!(
+        location.contains("&prompt=login&redirect_uri="),
+        "{location}"
+    );
 }
 
 async fn logout_by_post_sends_an_auto_submitting_form(store: Store) {

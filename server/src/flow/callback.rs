@@ -208,3 +208,6 @@ pub fn target_domain_allows(cfg: &OidcConfig, host: &str) -> bool {
     });
     host.eq_ignore_ascii_case(target.trim_start_matches('.'))
 }
+
+#[cfg(test)]
+mod tests;

@@ -156,6 +156,9 @@ pub fn named_cookie(cfg: &CookieConfig, name: &str, value: &str, max_age_secs: i
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     fn request_with(set_cookies: &[String]) -> CheckRequest {

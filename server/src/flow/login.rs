@@ -3,7 +3,7 @@
 //!
 //! Query parameters are in alphabetical order, as the seed shows them: `client_id`,
 //! `code_challenge`, `code_challenge_method`, `nonce`, `redirect_uri`, `response_type`,
-//! `scope`, `state` (then `authEndpointQueryParams`, sorted).
+//! `scope`, `state`, with `authEndpointQueryParams` sorted in among them.
 
 use http::header::{SET_COOKIE, WWW_AUTHENTICATE};
 
@@ -84,20 +84,26 @@ pub async fn redirect(
         .issue(&original, flow.now())
         .map_err(FlowError::State)?;
     let redirect_uri = redirect_uri(cfg, &check.path);
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query
-        .append_pair("client_id", &cfg.client_id)
-        .append_pair("code_challenge", &issued.login.pkce_challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("nonce", &issued.login.nonce)
-        .append_pair("redirect_uri", &redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", &cfg.scope)
-        .append_pair("state", &issued.token);
-    for (k, v) in &cfg.auth_endpoint_query_params {
-        query.append_pair(k, v);
-    }
-    let query = query.finish();
+    let mut params: Vec<(&str, &str)> = vec![
+        ("client_id", &cfg.client_id),
+        ("code_challenge", &issued.login.pkce_challenge),
+        ("code_challenge_method", "S256"),
+        ("nonce", &issued.login.nonce),
+        ("redirect_uri", &redirect_uri),
+        ("response_type", "code"),
+        ("scope", &cfg.scope),
+        ("state", &issued.token),
+    ];
+    // Config keys never repeat ours (compile refuses them): one sort orders them all.
+    params.extend(
+        cfg.auth_endpoint_query_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    params.sort_unstable_by_key(|(k, _)| *k);
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
     let mut deny = Deny::redirect(with_query(&discovered.authorization_endpoint, &query));
     if is_navigation(check) {
         let b = flow.state().binding(&issued.lid);
@@ -120,3 +126,6 @@ pub fn redirect_uri(cfg: &crate::config::OidcConfig, path: &str) -> String {
         _ => cfg.redirect_uri.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -349,4 +349,8 @@ impl Flow {
 }
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
 mod tests;

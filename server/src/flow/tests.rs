@@ -362,6 +362,42 @@ async fn a_rejected_code_is_401_and_sets_no_cookie() {
     assert!(header(&d, "set-cookie").is_empty());
 }
 
+/// Found by the lifecycle state machine (shrunk to: the token endpoint answers 503, then a
+/// login): the IdP's failure was a 401 "Login failed", blaming the user.
+#[tokio::test]
+async fn a_failing_token_endpoint_at_the_callback_is_503_not_a_refused_login() {
+    let f = fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/realms/master/protocol/openid-connect/token"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(
+            serde_json::json!({"error": "server_error", "error_description": "Injected fault"}),
+        ))
+        .mount(&f._idp)
+        .await;
+    let state = f
+        .flow
+        .state()
+        .issue("http://172.18.0.4/openai", NOW)
+        .unwrap()
+        .token;
+    let d = deny(
+        f.flow
+            .decide(&CheckRequest::new(
+                "GET",
+                "http",
+                "172.18.0.4",
+                &format!("/openai?code=c&state={state}"),
+            ))
+            .await,
+    );
+    assert_eq!(d.status, StatusCode::SERVICE_UNAVAILABLE, "{}", d.body);
+    assert_eq!(
+        d.body,
+        "The identity provider is unavailable. Try again later.\n"
+    );
+    assert!(header(&d, "set-cookie").is_empty());
+}
+
 #[tokio::test]
 async fn the_token_request_carries_the_client_secret_and_pkce_verifier() {
     let f = fixture().await;

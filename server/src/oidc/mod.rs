@@ -619,6 +619,14 @@ fn token_error<RE: std::error::Error + 'static>(
             },
             other => OidcError::TokenEndpoint(format!("refresh refused: {}", error_code(other))),
         },
+        // `server_error` and `temporarily_unavailable` (RFC 6749 4.1.2.1; token endpoints send
+        // them with a 5xx) say the IdP failed, not that it refused this code.
+        RequestTokenError::ServerResponse(r) if is_idp_failure(r.error()) => {
+            OidcError::TokenEndpoint(format!(
+                "the token endpoint failed: {}",
+                error_code(r.error())
+            ))
+        }
         RequestTokenError::ServerResponse(r) => OidcError::CodeRejected {
             error: error_code(r.error()),
             description: r.error_description().cloned(),
@@ -629,6 +637,11 @@ fn token_error<RE: std::error::Error + 'static>(
         }
         RequestTokenError::Other(e) => OidcError::TokenEndpoint(e),
     }
+}
+
+/// Whether a token endpoint's error code reports its own failure rather than a refusal.
+fn is_idp_failure(e: &CoreErrorResponseType) -> bool {
+    matches!(e, CoreErrorResponseType::Extension(code) if code == "server_error" || code == "temporarily_unavailable")
 }
 
 /// OIDC Core 12.2: a refreshed ID token names the same `iss`, `sub` and `aud` as the one it

@@ -184,38 +184,20 @@ pub async fn log_in(http: &reqwest::Client, auth_url: &str) -> url::Url {
 }
 
 /// As [`log_in`] with any credentials; `Err` holds the page the IdP showed instead of a
-/// redirect (e.g. "Invalid username or password.").
+/// redirect (e.g. "Invalid username or password."). The form is driven by
+/// [`extauth::testing::form_login`] (plain HTTP, no cookies, as this client).
 pub async fn log_in_as(
-    http: &reqwest::Client,
+    _http: &reqwest::Client,
     auth_url: &str,
     user: &str,
     password: &str,
 ) -> Result<url::Url, String> {
-    let page = http.get(auth_url).send().await.unwrap();
-    assert_eq!(page.status(), 200, "the IdP shows its login page");
-    let page_url = page.url().clone();
-    let html = page.text().await.unwrap();
-    let action = form_action(&html).expect("form#kc-form-login with an action");
-    let action = page_url.join(&action).unwrap();
-    let answer = http
-        .post(action)
-        .form(&[("username", user), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    if answer.status() != 302 {
-        return Err(answer.text().await.unwrap_or_default());
+    use extauth::testing::{FormLoginError, form_login};
+    match form_login(auth_url, user, password).await {
+        Ok(callback) => Ok(callback),
+        Err(FormLoginError::Refused(page)) => Err(page),
+        Err(e) => panic!("the IdP shows its login page: {e}"),
     }
-    let location = answer.headers()["location"].to_str().unwrap();
-    Ok(url::Url::parse(location).unwrap())
-}
-
-fn form_action(html: &str) -> Option<String> {
-    let form = &html[html.find("id=\"kc-form-login\"")?..];
-    let tag = &form[..form.find('>')?];
-    let start = tag.find("action=\"")? + "action=\"".len();
-    let value = &tag[start..];
-    Some(value[..value.find('"')?].replace("&amp;", "&"))
 }
 
 pub fn path_and_query(url: &url::Url) -> String {
