@@ -7,7 +7,7 @@
 
 use http::header::{SET_COOKIE, WWW_AUTHENTICATE};
 
-use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, return_url};
+use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, metadata, return_url};
 
 /// Whether the request can follow a redirect to a login page: not an XHR
 /// (`X-Requested-With: XMLHttpRequest`), not a CORS fetch (`Sec-Fetch-Mode: cors`), and not
@@ -94,7 +94,14 @@ pub async fn redirect(
         .append_pair("response_type", "code")
         .append_pair("scope", &cfg.scope)
         .append_pair("state", &issued.token);
-    for (k, v) in &cfg.auth_endpoint_query_params {
+    // `autoMapFromMetadata` wins over the configured parameters of the same name.
+    let mut extra = cfg.auth_endpoint_query_params.clone();
+    extra.extend(metadata::mapped_params(
+        cfg,
+        check,
+        metadata::Request::Authorization,
+    ));
+    for (k, v) in &extra {
         query.append_pair(k, v);
     }
     let query = query.finish();
