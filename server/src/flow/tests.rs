@@ -814,5 +814,6 @@ fn target_domain_limits_where_the_session_cookie_is_set() {
 mod channel_logout;
 mod client_auth;
 mod id_token;
+mod metadata;
 mod reflected;
 mod signed;

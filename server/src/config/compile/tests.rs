@@ -743,3 +743,5 @@ fn extauth_validate_accepts_the_every_field_fixture() {
     );
     assert_eq!(code, std::process::ExitCode::SUCCESS);
 }
+
+mod sections;
