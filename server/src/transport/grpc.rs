@@ -156,7 +156,6 @@ pub fn to_response(decision: Decision) -> CheckResponse {
             // Envoy files it under the filter's name, `envoy.filters.http.ext_authz`.
             dynamic_metadata: (!allow.dynamic_metadata.is_empty())
                 .then(|| super::pb_struct::from_json(&allow.dynamic_metadata)),
-            ..CheckResponse::default()
         },
         Decision::Deny(deny) => CheckResponse {
             status: Some(Status {
