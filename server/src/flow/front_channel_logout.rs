@@ -56,10 +56,8 @@ pub async fn handle(
     }
     let cfg = &route.config;
     let mut ended = 0;
-    if let Some(sid) = &sid {
-        ended += end_sessions(route, issuer, &IndexKey::Sid(sid.clone())).await?;
-    }
-    // The browser's own session, when its cookie came along.
+    // The browser's own session first, when its cookie came along (ending the `sid` first
+    // would delete it unseen, and its cookie would stay).
     let mut clear_cookie = false;
     if route.is_cookie_mode() {
         if let Some(data) = cookie::joined(check, &cfg.session.cookie.name)
@@ -87,6 +85,9 @@ pub async fn handle(
                 tracing::warn!(config = %cfg.id, error = %e, "front-channel logout: could not read the browser's session")
             }
         }
+    }
+    if let Some(sid) = &sid {
+        ended += end_sessions(route, issuer, &IndexKey::Sid(sid.clone())).await?;
     }
     tracing::info!(config = %cfg.id, with_sid = sid.is_some(), sessions = ended, cookie_removed = clear_cookie, "front-channel logout");
     let mut deny = done(

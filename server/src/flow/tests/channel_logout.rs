@@ -179,12 +179,30 @@ async fn no_stored_value_is_a_cookie(redis: &RedisProcess, cookies: &[&str]) {
 
 async fn front_channel_logout_ends_the_browsers_own_session_and_removes_its_cookie(store: Store) {
     let s = stack(store).await;
-    let a = log_in(&s.flow, &s.idp, |_| {}).await;
-    let d = deny(decide(&s.flow, front("").with_header("cookie", &a)).await);
-    assert_eq!(d.status, StatusCode::OK, "{}", d.body);
-    let removal = header(&d, "set-cookie").expect("the cookie is removed");
-    assert!(removal.starts_with("keycloak-session=;"), "{removal}");
-    assert!(!logged_in(&s, &a).await);
+    let issuer = form_urlencoded::byte_serialize(s.idp.issuer.as_bytes()).collect::<String>();
+    for query in [String::new(), format!("iss={issuer}&sid=idp-session-1")] {
+        let a = log_in(&s.flow, &s.idp, |_| {}).await;
+        let d = deny(decide(&s.flow, front(&query).with_header("cookie", &a)).await);
+        assert_eq!(d.status, StatusCode::OK, "{query}: {}", d.body);
+        let removal = header(&d, "set-cookie")
+            .unwrap_or_else(|| panic!("{query}: the cookie is removed: {:?}", d.headers));
+        assert!(
+            removal.starts_with("keycloak-session=;"),
+            "{query}: {removal}"
+        );
+        assert!(!logged_in(&s, &a).await, "{query}");
+    }
+    // The cookie of another IdP session stays when a `sid` is named.
+    let other = log_in(&s.flow, &s.idp, |c| c["sid"] = "idp-session-2".into()).await;
+    let d = deny(
+        decide(
+            &s.flow,
+            front(&format!("iss={issuer}&sid=idp-session-1")).with_header("cookie", &other),
+        )
+        .await,
+    );
+    assert_eq!(header(&d, "set-cookie"), None);
+    assert!(logged_in(&s, &other).await);
 }
 
 async fn back_channel_logout_ends_the_sessions_of_the_sid_once(store: Store) {
