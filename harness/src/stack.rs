@@ -942,6 +942,15 @@ impl RunningStack {
         self.var("UPSTREAM_URL")
     }
 
+    /// The `dynamic_metadata` the gateway simulator received so far (no other gateway shows
+    /// it).
+    pub fn gateway_dynamic_metadata(&self) -> Vec<serde_json::Value> {
+        match &self.gateway {
+            Some(GatewayHandle::Simulator(sim)) => sim.dynamic_metadata(),
+            _ => Vec::new(),
+        }
+    }
+
     /// What the upstream received so far (nothing for an external target).
     pub async fn upstream_requests(&self) -> Vec<ReceivedRequest> {
         match &self.upstream {

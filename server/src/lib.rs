@@ -9,6 +9,7 @@
 //!   [`flow::binding`] (the CSRF login cookie), [`flow::return_url`] (where a login may
 //!   return), [`flow::error`] (errors → responses);
 //! - [`crypto`]: AES-256-GCM for session data at rest and cookie sessions;
+//! - [`assertion`]: RFC 7523 client assertions (`private_key_jwt`);
 //! - [`oidc`]: discovery (overrides, poll interval, JWKS refetch), code exchange, refresh,
 //!   revocation and ID-token checks;
 //! - [`state`]: the signed `state` parameter, PKCE verifier and nonce;
@@ -17,6 +18,7 @@
 //! - [`metrics`]: Prometheus counters and histograms (served on the admin listener);
 //! - [`server`]: wiring and listeners; [`cli`]: `extauth serve|validate`.
 
+pub mod assertion;
 pub mod cli;
 pub mod clock;
 pub mod config;

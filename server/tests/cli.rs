@@ -110,3 +110,43 @@ fn secret_and_auth_config_may_come_from_separate_files() {
     let (ok, out) = validate(&[b.to_str().unwrap(), a.to_str().unwrap()], &GUIDE_VARS);
     assert!(ok, "{out}");
 }
+
+const EVERY_FIELD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/every-field.yaml"
+);
+const SOLO_CURRENT_FORM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/solo-current-form.yaml"
+);
+
+#[test]
+fn the_every_field_fixture_is_accepted_whole() {
+    let (ok, out) = validate(
+        &[EVERY_FIELD],
+        &[("SIGNING_KEY", "an-every-field-signing-key-of-32-bytes")],
+    );
+    assert!(ok, "{out}");
+    let accepted: Vec<&str> = out.lines().filter(|l| l.ends_with(": ACCEPTED")).collect();
+    assert_eq!(
+        accepted,
+        [
+            "AuthConfig agentgateway-system/every-field: ACCEPTED",
+            "AuthConfig agentgateway-system/every-field-client-secret: ACCEPTED",
+            "AuthConfig agentgateway-system/every-field-public-client: ACCEPTED",
+            "AuthConfig agentgateway-system/every-field-deprecated: ACCEPTED",
+            "AuthConfig agentgateway-system/every-field-deprecated-public: ACCEPTED",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
+fn solos_current_form_of_the_guides_manifests_is_accepted() {
+    let (ok, out) = validate(&[SOLO_CURRENT_FORM], &GUIDE_VARS);
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "AuthConfig agentgateway-system/oauth-authorization-code: ACCEPTED"
+    );
+}

@@ -7,11 +7,9 @@
 
 use std::collections::HashMap;
 
-use envoy_types::pb::envoy::config::core::v3::{HeaderValueOption, header_value_option};
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::config::core::v3::header_value_option;
+use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use extauth::server::OpsOptions;
 use support::{APP_HOST, Answer, Stack, Store, cookie_pair, jwt_claims, log_in_as, path_and_query};
 
@@ -37,53 +35,7 @@ async fn grpc_check(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (Answer, CheckResponse) {
-    let mut client = AuthorizationClient::connect(format!("http://{}", stack.server.grpc_addr()))
-        .await
-        .expect("grpc connect");
-    let mut map: HashMap<String, String> = headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
-        .collect();
-    map.insert(":authority".into(), APP_HOST.into());
-    map.insert(":path".into(), path.into());
-    map.insert(":method".into(), method.into());
-    let request = CheckRequest {
-        attributes: Some(AttributeContext {
-            request: Some(Request {
-                time: None,
-                http: Some(HttpRequest {
-                    method: method.into(),
-                    path: path.into(),
-                    host: APP_HOST.into(),
-                    scheme: "http".into(),
-                    headers: map,
-                    ..HttpRequest::default()
-                }),
-            }),
-            ..AttributeContext::default()
-        }),
-    };
-    let response = client.check(request).await.expect("check").into_inner();
-    let pairs = |opts: &[HeaderValueOption]| -> Vec<(String, String)> {
-        opts.iter()
-            .filter_map(|o| o.header.as_ref())
-            .map(|h| (h.key.clone(), h.value.clone()))
-            .collect()
-    };
-    let answer = match &response.http_response {
-        Some(HttpResponse::DeniedResponse(d)) => Answer {
-            status: d.status.as_ref().map_or(403, |s| s.code as u16),
-            headers: pairs(&d.headers),
-            body: d.body.clone(),
-        },
-        Some(HttpResponse::OkResponse(ok)) => Answer {
-            status: 200,
-            headers: pairs(&ok.headers),
-            body: String::new(),
-        },
-        other => panic!("unexpected check response {other:?}"),
-    };
-    (answer, response)
+    support::grpc_check(stack.server.grpc_addr(), method, path, headers, |_| {}).await
 }
 
 /// One check through the HTTP mode, as `curl` against `--http` does it.

@@ -14,6 +14,10 @@
 //! round robin, one retry on another endpoint when the connection fails before an answer,
 //! and a failed endpoint skipped for a bounded backoff.
 //!
+//! The `dynamic_metadata` of every allowed check is kept, as JSON, for the scenario
+//! transcript ([`RunningGateway::dynamic_metadata`]): Envoy would hand it to later filters
+//! under `envoy.filters.http.ext_authz`; the simulator has none, so it shows it instead.
+//!
 //! Header options follow the `append` flag when it is set. When it is unset, the default is
 //! agentgateway's (overwrite), which is stricter than Envoy's (`append_action`): a server
 //! that forgets `append: true` on its second `Set-Cookie` loses the first here, as it would
@@ -160,12 +164,14 @@ impl GatewaySim {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(GatewayError::Client)?;
+        let metadata = MetadataLog::default();
         let state = Sim {
             authz: std::sync::Arc::new(pool),
             upstream_base,
             client,
             local: addr,
             semantics,
+            metadata: metadata.clone(),
         };
         let app = axum::Router::new()
             .fallback(handle)
@@ -187,6 +193,7 @@ impl GatewaySim {
             addr,
             stop: Some(tx),
             task: Some(task),
+            metadata,
         })
     }
 }
@@ -197,9 +204,21 @@ pub struct RunningGateway {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    metadata: MetadataLog,
 }
 
+/// The `dynamic_metadata` of allowed checks, in order, as JSON.
+type MetadataLog = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+
 impl RunningGateway {
+    /// The `dynamic_metadata` of every allowed check that carried some, in order.
+    pub fn dynamic_metadata(&self) -> Vec<serde_json::Value> {
+        self.metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -250,6 +269,7 @@ struct Sim {
     client: reqwest::Client,
     local: SocketAddr,
     semantics: AppendSemantics,
+    metadata: MetadataLog,
 }
 
 async fn handle(
@@ -270,6 +290,12 @@ async fn handle(
         Ok(response) => response,
         Err(status) => return rpc_failure(&status),
     };
+    if let Some(metadata) = &response.dynamic_metadata {
+        sim.metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(extauth::transport::pb_struct::to_json(metadata));
+    }
     match verdict(response) {
         Verdict::Deny(denied) => denied_response(denied, sim.semantics),
         Verdict::Allow(ok) => forward(&sim, parts, body, ok).await,

@@ -158,16 +158,8 @@ impl Scenario {
                     Action::Request(request, Box::new(expect))
                 }
                 (None, Some(login), None) => {
-                    let expect = match step.expect.clone() {
-                        // `expect: invalid_credentials` / `expect: success`.
-                        Some(yaml_serde::Value::String(outcome)) => {
-                            let mut map = yaml_serde::Mapping::new();
-                            map.insert("outcome".into(), yaml_serde::Value::String(outcome));
-                            typed_expect::<LoginExpect>(Some(yaml_serde::Value::Mapping(map)))
-                        }
-                        other => typed_expect(other),
-                    }
-                    .map_err(|e| fail(format!("expect: {e}")))?;
+                    let expect = login_expect(step.expect.clone())
+                        .map_err(|e| fail(format!("expect: {e}")))?;
                     Action::Login(login, expect)
                 }
                 (None, None, Some(redis)) => {
@@ -236,6 +228,36 @@ fn check_replica(action: model::ExtauthAction, replicas: Option<u16>) -> Result<
         )),
         Some(_) => Ok(()),
     }
+}
+
+/// A login step's `expect`: `expect: invalid_credentials` is short for
+/// `{outcome: invalid_credentials}`, and `{callback_rejected: {status: N}}` implies
+/// `outcome: callback_rejected`.
+fn login_expect(value: Option<yaml_serde::Value>) -> Result<LoginExpect, String> {
+    let value = match value {
+        Some(yaml_serde::Value::String(outcome)) => {
+            let mut map = yaml_serde::Mapping::new();
+            map.insert("outcome".into(), yaml_serde::Value::String(outcome));
+            Some(yaml_serde::Value::Mapping(map))
+        }
+        Some(yaml_serde::Value::Mapping(mut map)) if map.contains_key("callback_rejected") => {
+            match map.get("outcome").and_then(yaml_serde::Value::as_str) {
+                None if !map.contains_key("outcome") => {
+                    map.insert("outcome".into(), "callback_rejected".into());
+                }
+                Some("callback_rejected") => {}
+                _ => {
+                    return Err(
+                        "`callback_rejected` goes with `outcome: callback_rejected` (or no outcome)"
+                            .into(),
+                    );
+                }
+            }
+            Some(yaml_serde::Value::Mapping(map))
+        }
+        other => other,
+    };
+    typed_expect(value)
 }
 
 fn typed_expect<T: serde::de::DeserializeOwned + Default>(

@@ -484,6 +484,21 @@ pub struct LoginExpect {
     pub final_status: Option<u16>,
     /// The last page's text contains this.
     pub page_contains: Option<String>,
+    /// `callback_rejected: {status: N, body_contains: ...}`: the outcome is
+    /// `callback_rejected` with exactly this status (`expect: callback_rejected` alone accepts
+    /// any rejection). Implies `outcome: callback_rejected`.
+    pub callback_rejected: Option<RejectionExpect>,
+}
+
+/// How a rejected callback must have been answered.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectionExpect {
+    /// The exact status of the gateway's answer to the callback.
+    pub status: u16,
+    /// Text the answer's body contains (compared with the first 200 characters, whitespace
+    /// collapsed, as the login drivers keep them).
+    pub body_contains: Option<String>,
 }
 
 /// A cookie check.

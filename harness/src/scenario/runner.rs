@@ -12,7 +12,8 @@ use url::Url;
 use super::checks::{IdTokenContext, Problems};
 use super::model::{
     Action, Combo, ExtauthAction, GatewayBackend, IdpAdminExpect, IdpAdminSpec, IdpBackend,
-    LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RequestExpect,
+    LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RejectionExpect,
+    RequestExpect,
     RequestSpec, Scenario, Step,
 };
 use super::snapshot;
@@ -711,6 +712,7 @@ impl<'s> Run<'s> {
         }
 
         let seen_before = self.stack.upstream_requests().await.len();
+        let metadata_before = self.stack.gateway_dynamic_metadata().len();
         let mut builder = self.client.request(method.clone(), &url);
         for (k, v) in &headers {
             builder = builder.header(k, v);
@@ -871,6 +873,13 @@ impl<'s> Run<'s> {
             ),
             body: body_node(r, &text),
         };
+        let gateway_dynamic_metadata = self
+            .stack
+            .gateway_dynamic_metadata()
+            .iter()
+            .skip(metadata_before)
+            .map(|m| r.json(m))
+            .collect();
         let upstream_received = upstream
             .iter()
             .map(|seen| UpstreamRecord {
@@ -889,6 +898,7 @@ impl<'s> Run<'s> {
                 request,
                 response,
                 upstream_received,
+                gateway_dynamic_metadata,
             },
         );
         problems
@@ -923,7 +933,11 @@ impl<'s> Run<'s> {
         self.redactor.add_secret(credentials.password());
         let result = login::login(driver, &start, &credentials, timeout).await;
 
-        let (outcome_text, problems) = login_outcome(&result, expect.outcome);
+        let (outcome_text, mut problems) = login_outcome(&result, expect.outcome);
+        problems.extend(rejection_problems(
+            &result,
+            expect.callback_rejected.as_ref(),
+        ));
         let rejected_status = match &result {
             Err(LoginError::CallbackRejected { status, .. }) => Some(*status),
             _ => None,
@@ -1109,6 +1123,7 @@ impl<'s> Run<'s> {
                 request,
                 response,
                 upstream_received: Vec::new(),
+                gateway_dynamic_metadata: Vec::new(),
             },
         );
         problems
@@ -1209,6 +1224,41 @@ pub(crate) fn shape(value: &str) -> String {
         "text"
     };
     format!("[redacted: {} chars, {alphabet}]", value.len())
+}
+
+/// The problems with a rejected callback's answer against `want`
+/// (`expect: {callback_rejected: {status, body_contains}}`): its exact status, its body.
+/// Nothing when the login was not a rejection (`login_outcome` reports that).
+pub(crate) fn rejection_problems(
+    result: &Result<LoginOutcome, LoginError>,
+    want: Option<&RejectionExpect>,
+) -> Vec<String> {
+    let (
+        Some(want),
+        Err(LoginError::CallbackRejected {
+            status,
+            body_excerpt,
+            ..
+        }),
+    ) = (want, result)
+    else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    if *status != want.status {
+        problems.push(format!(
+            "callback_rejected: expected status {}, actual {status} (body {body_excerpt:?})",
+            want.status
+        ));
+    }
+    if let Some(text) = &want.body_contains
+        && !body_excerpt.contains(text.as_str())
+    {
+        problems.push(format!(
+            "callback_rejected: expected a body containing {text:?}, actual {body_excerpt:?}"
+        ));
+    }
+    problems
 }
 
 /// The outcome text recorded for a login, and the problems with it against `want`: the

@@ -484,3 +484,132 @@ fn extauth_steps_and_replicas_that_cannot_run_are_refused_at_load() {
         assert!(err.contains(want), "{label}: {err}");
     }
 }
+
+#[test]
+fn callback_rejected_with_a_status_implies_the_outcome() {
+    let scenario = parse(
+        r#"
+name: t
+steps:
+  - name: exact
+    login: {user: user1, password: password}
+    expect: {callback_rejected: {status: 403, body_contains: "did not pass validation"}}
+  - name: short
+    login: {user: user1, password: password}
+    expect: callback_rejected
+"#,
+    )
+    .unwrap();
+    let Action::Login(_, exact) = &scenario.steps[0].action else {
+        panic!("not a login step");
+    };
+    assert_eq!(exact.outcome, LoginResult::CallbackRejected);
+    assert_eq!(
+        exact.callback_rejected,
+        Some(model::RejectionExpect {
+            status: 403,
+            body_contains: Some("did not pass validation".into()),
+        })
+    );
+    let Action::Login(_, short) = &scenario.steps[1].action else {
+        panic!("not a login step");
+    };
+    assert_eq!(short.outcome, LoginResult::CallbackRejected);
+    assert_eq!(short.callback_rejected, None);
+
+    let contradiction = parse(
+        "name: t\nsteps:\n  - name: x\n    login: {user: u, password: p}\n    expect: {outcome: success, callback_rejected: {status: 403}}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        contradiction.contains("`callback_rejected` goes with `outcome: callback_rejected`"),
+        "{contradiction}"
+    );
+    let no_status = parse(
+        "name: t\nsteps:\n  - name: x\n    login: {user: u, password: p}\n    expect: {callback_rejected: {}}\n",
+    );
+    assert!(no_status.is_err(), "a status is required");
+}
+
+#[test]
+fn a_rejection_must_have_the_stated_status_and_body() {
+    use super::runner::rejection_problems;
+    use crate::login::LoginError;
+    let rejected = |status: u16| -> Result<crate::login::LoginOutcome, LoginError> {
+        Err(LoginError::CallbackRejected {
+            status,
+            body_excerpt: "Login refused: the ID token did not pass validation.".into(),
+            set_cookie: false,
+            cookie_names: Vec::new(),
+        })
+    };
+    let want = |status: u16, body: Option<&str>| model::RejectionExpect {
+        status,
+        body_contains: body.map(str::to_owned),
+    };
+    let cases: [(&str, u16, model::RejectionExpect, &[&str]); 4] = [
+        ("as stated", 403, want(403, Some("did not pass")), &[]),
+        (
+            "another status",
+            503,
+            want(403, None),
+            &["callback_rejected: expected status 403, actual 503 (body \"Login refused"],
+        ),
+        (
+            "another body",
+            403,
+            want(403, Some("unavailable")),
+            &[
+                "callback_rejected: expected a body containing \"unavailable\", actual \"Login refused",
+            ],
+        ),
+        (
+            "both wrong",
+            401,
+            want(403, Some("unavailable")),
+            &[
+                "expected status 403, actual 401",
+                "expected a body containing",
+            ],
+        ),
+    ];
+    for (label, status, expect, wanted) in cases {
+        let problems = rejection_problems(&rejected(status), Some(&expect));
+        assert_eq!(problems.len(), wanted.len(), "{label}: {problems:?}");
+        for (p, w) in problems.iter().zip(wanted) {
+            assert!(p.contains(w), "{label}: {p}");
+        }
+    }
+    assert!(
+        rejection_problems(&rejected(503), None).is_empty(),
+        "no status stated"
+    );
+}
+
+/// The conformance suite states the status of every rejection it expects, so that a change
+/// of answer (a 503 for an invalid ID token) cannot pass unnoticed.
+#[test]
+fn every_conformance_rejection_states_its_status() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/conformance");
+    let files = expand_paths(&[dir]).unwrap();
+    assert!(files.len() > 20, "{files:?}");
+    let mut rejections = 0;
+    for file in files {
+        let scenario = Scenario::from_file(&file).unwrap();
+        for step in &scenario.steps {
+            if let Action::Login(_, expect) = &step.action
+                && expect.outcome == LoginResult::CallbackRejected
+            {
+                rejections += 1;
+                assert!(
+                    expect.callback_rejected.is_some(),
+                    "{}: step {:?} expects a rejection without its status: write `expect: {{callback_rejected: {{status: N}}}}`",
+                    file.display(),
+                    step.name
+                );
+            }
+        }
+    }
+    assert!(rejections > 10, "{rejections}");
+}

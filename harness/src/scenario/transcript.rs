@@ -254,6 +254,10 @@ pub enum StepKind {
         response: ResponseRecord,
         /// What the upstream received during the step.
         upstream_received: Vec<UpstreamRecord>,
+        /// The `dynamic_metadata` the gateway simulator received from ext_authz during the
+        /// step (`dynamicMetadataFromClaims`); only the simulator shows it.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        gateway_dynamic_metadata: Vec<Node>,
     },
     /// A login.
     Login {

@@ -54,6 +54,26 @@ const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 const OIDC_PREFIX: &str = "spec.configs[0].oauth2.oidcAuthorizationCode";
 
+/// Request parameters the flow sets itself, which neither `authEndpointQueryParams`,
+/// `tokenEndpointQueryParams` nor `autoMapFromMetadata` may set.
+pub const RESERVED_PARAMS: [&str; 15] = [
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "code",
+    "code_verifier",
+    "grant_type",
+    "refresh_token",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
 /// Compiles every document: Secrets first (they are referenced), then each AuthConfig.
 pub fn compile_all(docs: &[Document], env: &dyn EnvSource) -> Report {
     let mut secrets: SecretIndex = BTreeMap::new();
@@ -219,10 +239,7 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         return Err(field(doc, p("clientId"), "expected a non-empty client id"));
     }
 
-    let client_secret = match &oidc.client_secret_ref {
-        None => None,
-        Some(r) => Some(resolve_client_secret(doc, r, namespace, secrets)?),
-    };
+    let client_auth = client_auth::compile(doc, oidc, namespace, secrets, &p)?;
 
     let issuer = parse_http_url(&oidc.issuer_url).map_err(|m| field(doc, p("issuerUrl"), m))?;
     if issuer.query().is_some() || issuer.fragment().is_some() {
@@ -399,21 +416,7 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         ),
     ] {
         for key in params.keys() {
-            const RESERVED: [&str; 12] = [
-                "client_id",
-                "redirect_uri",
-                "response_type",
-                "scope",
-                "state",
-                "nonce",
-                "code_challenge",
-                "code_challenge_method",
-                "code",
-                "code_verifier",
-                "grant_type",
-                "refresh_token",
-            ];
-            if key.is_empty() || RESERVED.contains(&key.as_str()) {
+            if key.is_empty() || RESERVED_PARAMS.contains(&key.as_str()) {
                 return Err(field(
                     doc,
                     p(&format!("{f}.{key}")),
@@ -435,6 +438,20 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
     } else {
         None
     };
+    let channels = logout_channels::compile(
+        doc,
+        oidc,
+        &logout_channels::Taken {
+            callback_path: &callback_path,
+            callback_regex: callback_regex.as_ref(),
+            logout_path: logout_path.as_deref(),
+            cookie_sessions: matches!(session.store, StoreConfig::Cookie { .. }),
+        },
+        &p,
+    )?;
+    let dynamic_metadata_from_claims = metadata::dynamic_metadata_from_claims(doc, oidc, &p)?;
+    let auto_map_namespace = metadata::auto_map_namespace(doc, oidc, &p)?;
+    provider::check(doc, oidc, &p)?;
     let max_pending_logins = match oidc.max_pending_logins {
         None => DEFAULT_MAX_PENDING_LOGINS,
         Some(n @ 1..=50) => n as usize,
@@ -455,7 +472,7 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         callback_regex,
         redirect_uri,
         client_id: oidc.client_id.clone(),
-        client_secret,
+        client_auth,
         issuer_url: oidc.issuer_url.clone(),
         scope: scopes.join(" "),
         session,
@@ -477,6 +494,10 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         unauthorized_for_non_browser: oidc.unauthorized_for_non_browser.unwrap_or(true),
         strict_login_binding: oidc.strict_login_binding.unwrap_or(false),
         max_pending_logins,
+        front_channel_logout_path: channels.front,
+        back_channel_logout_path: channels.back,
+        dynamic_metadata_from_claims,
+        auto_map_namespace,
     })
 }
 
@@ -593,13 +614,14 @@ fn referenced_secret<'a>(
     Ok((label, secret))
 }
 
+/// The `client-secret` of the Secret `r` names, referenced at `path`.
 fn resolve_client_secret(
     doc: &Document,
     r: &raw::ResourceRef,
     default_namespace: &str,
     secrets: &SecretIndex,
+    path: String,
 ) -> Result<Secret, ConfigError> {
-    let path = format!("{OIDC_PREFIX}.clientSecretRef");
     let (label, secret) = referenced_secret(doc, r, default_namespace, secrets, &path)?;
     if let Some(t) = secret.type_.as_deref().filter(|t| *t != OAUTH_SECRET_TYPE) {
         return Err(ConfigError::BadSecret {
@@ -1026,6 +1048,11 @@ fn signing_key(env: &dyn EnvSource, secrets: &SecretIndex) -> Result<Option<Secr
         }),
     }
 }
+
+mod client_auth;
+mod logout_channels;
+mod metadata;
+mod provider;
 
 #[cfg(test)]
 mod tests;

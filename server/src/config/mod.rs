@@ -45,8 +45,9 @@ pub struct OidcConfig {
     pub redirect_uri: String,
     /// `clientId`.
     pub client_id: String,
-    /// The client secret from the referenced Secret; `None` for a public client.
-    pub client_secret: Option<Secret>,
+    /// How extauth authenticates at the token and revocation endpoints
+    /// (`clientAuthentication`, or the deprecated `clientSecretRef` / `disableClientSecret`).
+    pub client_auth: ClientAuth,
     /// `issuerUrl` as written (may end with `/`).
     pub issuer_url: String,
     /// The `scope` parameter: configured scopes, then `openid`.
@@ -89,6 +90,45 @@ pub struct OidcConfig {
     pub strict_login_binding: bool,
     /// extauth extension `maxPendingLogins` (default 5).
     pub max_pending_logins: usize,
+    /// `frontChannelLogout.path` (default: none).
+    pub front_channel_logout_path: Option<String>,
+    /// extauth extension `backChannelLogout.path` (default: none).
+    pub back_channel_logout_path: Option<String>,
+    /// `dynamicMetadataFromClaims`: (metadata key, ID-token claim), sorted by key.
+    pub dynamic_metadata_from_claims: Vec<(String, String)>,
+    /// `autoMapFromMetadata.namespace` when `autoMapFromMetadata` is set.
+    pub auto_map_namespace: Option<String>,
+}
+
+impl OidcConfig {
+    /// The client secret, in `client_secret_basic` mode.
+    pub fn client_secret(&self) -> Option<&Secret> {
+        match &self.client_auth {
+            ClientAuth::Secret(secret) => Some(secret),
+            ClientAuth::Public | ClientAuth::PrivateKeyJwt(_) => None,
+        }
+    }
+}
+
+/// How the client authenticates to the IdP's token and revocation endpoints.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 2.3.1) with this secret.
+    Secret(Secret),
+    /// A public client (`disableClientSecret: true`): `client_id` in the form, no secret;
+    /// PKCE protects the code.
+    Public,
+    /// `private_key_jwt` (RFC 7523): a signed `client_assertion` per request.
+    PrivateKeyJwt(PrivateKeyJwtConfig),
+}
+
+/// `clientAuthentication.privateKeyJwt`, resolved.
+#[derive(Debug, Clone)]
+pub struct PrivateKeyJwtConfig {
+    /// The signing key from `signingKeyRef` (parsed and checked at load).
+    pub key: Arc<crate::assertion::AssertionKey>,
+    /// `validFor` (default 5 s): each assertion's `exp` - `iat`.
+    pub valid_for: Duration,
 }
 
 /// One `claimsToHeaders` entry.

@@ -107,10 +107,41 @@ pub struct OidcAuthorizationCode {
     pub callback_path: Option<String>,
     /// OAuth client id at the IdP. Required.
     pub client_id: String,
-    /// Kubernetes Secret holding `client-secret`. Without it the client is public (no client
-    /// authentication at the token endpoint; PKCE still applies).
+    /// Kubernetes Secret holding `client-secret` (deprecated in Solo's API in favour of
+    /// `clientAuthentication.clientSecret.clientSecretRef`; still read). Required unless
+    /// `clientAuthentication` or `disableClientSecret: true` says otherwise.
     #[serde(default)]
     pub client_secret_ref: Option<ResourceRef>,
+    /// How extauth authenticates to the token endpoint: a client secret or a signed JWT
+    /// (`private_key_jwt`). Exclusive with the deprecated `clientSecretRef`.
+    #[serde(default)]
+    pub client_authentication: Option<ClientAuthentication>,
+    /// Deprecated in Solo's API (see `clientAuthentication.clientSecret`): `true` for a public
+    /// client (PKCE only, no secret sent). Default false.
+    #[serde(default)]
+    pub disable_client_secret: Option<bool>,
+    /// A path the IdP loads in an iframe (`?iss=...&sid=...`) to end the sessions of an IdP
+    /// session (OIDC Front-Channel Logout 1.0). Default: none.
+    #[serde(default)]
+    pub front_channel_logout: Option<ChannelLogout>,
+    /// extauth extension: a path the IdP POSTs a `logout_token` to (OIDC Back-Channel Logout
+    /// 1.0). Default: none.
+    #[serde(default)]
+    pub back_channel_logout: Option<ChannelLogout>,
+    /// Metadata key → ID-token claim, sent as gRPC `dynamic_metadata` on every allowed
+    /// request. Default: none.
+    #[serde(default)]
+    pub dynamic_metadata_from_claims: BTreeMap<String, String>,
+    /// Authorization and token request parameters taken from the request's
+    /// `metadata_context` (gRPC). Default: off.
+    #[serde(default)]
+    pub auto_map_from_metadata: Option<AutoMapFromMetadata>,
+    /// The provider oneof: `default: {}` (any OIDC provider). Default: `default`.
+    #[serde(default)]
+    pub default: Option<yaml_serde::Value>,
+    /// The provider oneof: Solo's Azure provider. Read only to be REJECTED with a reason.
+    #[serde(default)]
+    pub azure: Option<yaml_serde::Value>,
     /// OIDC issuer; discovery is at `issuerUrl` + `.well-known/openid-configuration`.
     /// Required. A trailing `/` is allowed (the discovery `issuer` may omit it).
     pub issuer_url: String,
@@ -392,4 +423,57 @@ pub struct JwksCacheRefreshPolicy {
     /// At most this many refetches per `discoveryPollInterval`.
     #[serde(default)]
     pub max_idp_req_per_polling_interval: Option<u32>,
+}
+
+/// `clientAuthentication`: exactly one of `clientSecret` and `privateKeyJwt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientAuthentication {
+    /// Authenticate with a client secret (`client_secret_basic`).
+    #[serde(default)]
+    pub client_secret: Option<ClientSecretAuth>,
+    /// Authenticate with a signed JWT (RFC 7523 `private_key_jwt`).
+    #[serde(default)]
+    pub private_key_jwt: Option<PrivateKeyJwt>,
+}
+
+/// `clientAuthentication.clientSecret`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientSecretAuth {
+    /// Secret holding `client-secret`. Required unless `disableClientSecret: true`.
+    #[serde(default)]
+    pub client_secret_ref: Option<ResourceRef>,
+    /// `true`: a public client (PKCE only, no secret sent). Default false.
+    #[serde(default)]
+    pub disable_client_secret: Option<bool>,
+}
+
+/// `clientAuthentication.privateKeyJwt`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrivateKeyJwt {
+    /// Secret holding the PEM private key under `private-key` (or `tls.key`). Required.
+    #[serde(default)]
+    pub signing_key_ref: Option<ResourceRef>,
+    /// Lifetime of each `client_assertion` (protobuf duration). Default `5s`.
+    #[serde(default)]
+    pub valid_for: Option<String>,
+}
+
+/// `frontChannelLogout` / `backChannelLogout`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChannelLogout {
+    /// The path (relative to `appUrl`). Required.
+    pub path: String,
+}
+
+/// `autoMapFromMetadata`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoMapFromMetadata {
+    /// The `metadata_context` filter-metadata namespace. Default `solo_authconfig_oidc`.
+    #[serde(default)]
+    pub namespace: Option<String>,
 }

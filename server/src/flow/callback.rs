@@ -5,7 +5,8 @@
 use http::header::SET_COOKIE;
 
 use super::{
-    CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, cookie, login, return_url,
+    CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, channel_logout, cookie, error,
+    login, metadata, return_url,
 };
 use crate::config::OidcConfig;
 use crate::session::{SessionData, SessionId};
@@ -99,8 +100,13 @@ pub async fn handle(
     params: CallbackParams,
 ) -> Result<Decision, FlowError> {
     let (code, state, iss) = match params {
+        // The query is anyone's to write: only a registered error code is kept, and the
+        // description only for the log.
         CallbackParams::Error { error, description } => {
-            return Err(FlowError::IdpRefused { error, description });
+            return Err(FlowError::IdpRefused {
+                error: error::registered_error(&error),
+                description: description.map(|d| error::log_safe(&d, 200)),
+            });
         }
         CallbackParams::Code { code, state, iss } => (code, state, iss),
     };
@@ -148,6 +154,7 @@ pub async fn handle(
             &verified.login.pkce_verifier,
             &verified.login.nonce,
             (redirect_uri != cfg.redirect_uri).then_some(redirect_uri.as_str()),
+            &metadata::mapped_params(cfg, check, metadata::Request::Token),
         )
         .await
         .map_err(FlowError::Idp)?;
@@ -177,6 +184,7 @@ pub async fn handle(
                 .save(&id, &data, cfg.session.cookie.ttl())
                 .await
                 .map_err(FlowError::SessionStore)?;
+            channel_logout::index_session(route, &discovered.issuer, &id, &data).await;
             vec![cookie::session_cookie(&cfg.session.cookie, &id)]
         }
     };

@@ -20,7 +20,16 @@ pub struct CheckRequest {
     pub headers: Vec<(String, String)>,
     /// Gateway-supplied context (gRPC `context_extensions`).
     pub context: BTreeMap<String, String>,
+    /// Gateway-supplied filter metadata (gRPC `metadata_context.filter_metadata`), by
+    /// namespace, each a JSON object.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// The request body, when the gateway sends it (Envoy `with_request_body`; the HTTP
+    /// listener's own body). At most [`MAX_CHECK_BODY`] bytes are kept.
+    pub body: Option<Vec<u8>>,
 }
+
+/// The most body bytes a check keeps (a back-channel `logout_token` is far smaller).
+pub const MAX_CHECK_BODY: usize = 64 * 1024;
 
 impl CheckRequest {
     /// A request from its parts; `target` is the path with an optional `?query`.

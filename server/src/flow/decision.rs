@@ -21,6 +21,9 @@ pub struct Allow {
     pub remove_headers: Vec<String>,
     /// Added to the response to the client.
     pub response_headers: Vec<(HeaderName, String)>,
+    /// `dynamicMetadataFromClaims`: metadata key → claim value, for the gRPC
+    /// `CheckResponse.dynamic_metadata` (Envoy files it under `envoy.filters.http.ext_authz`).
+    pub dynamic_metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Answer the client with this response.
@@ -34,17 +37,24 @@ pub struct Deny {
     pub body: String,
 }
 
+/// `X-Content-Type-Options: nosniff`, on every answer extauth writes: a browser must never
+/// read one of our bodies as anything but its declared type.
+pub const NOSNIFF: (HeaderName, &str) = (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+
 impl Deny {
     /// A plain-text response.
     pub fn text(status: StatusCode, body: impl Into<String>) -> Self {
+        Self::typed(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// A response with a body of `content_type`.
+    pub fn typed(status: StatusCode, content_type: &str, body: impl Into<String>) -> Self {
         Self {
             status,
             headers: vec![
-                (
-                    http::header::CONTENT_TYPE,
-                    "text/plain; charset=utf-8".into(),
-                ),
+                (http::header::CONTENT_TYPE, content_type.into()),
                 (http::header::CACHE_CONTROL, "no-store".into()),
+                (NOSNIFF.0, NOSNIFF.1.into()),
             ],
             body: body.into(),
         }
@@ -57,6 +67,7 @@ impl Deny {
             headers: vec![
                 (http::header::LOCATION, location),
                 (http::header::CACHE_CONTROL, "no-store".into()),
+                (NOSNIFF.0, NOSNIFF.1.into()),
             ],
             body: String::new(),
         }

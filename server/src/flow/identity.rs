@@ -72,6 +72,7 @@ pub fn allow(route: &Route, check: &CheckRequest, active: &Active) -> Allow {
     }
     claims_to_headers(&mut allow, &config.id_token_claims, &data.id_token);
     claims_to_headers(&mut allow, &config.access_token_claims, &data.access_token);
+    allow.dynamic_metadata = super::metadata::claims_metadata(config, &data.id_token);
     for c in &active.set_cookie {
         allow.response_headers.push((SET_COOKIE, c.clone()));
     }
@@ -103,6 +104,7 @@ pub async fn bearer(route: &Route, check: &CheckRequest) -> Option<Allow> {
                     .push((name.clone(), token_value(cfg, name, token)));
             }
             claims_to_headers(&mut allow, &cfg.id_token_claims, token);
+            allow.dynamic_metadata = super::metadata::claims_metadata(cfg, token);
             Some(allow)
         }
         Err(e) => {

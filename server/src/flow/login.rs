@@ -7,7 +7,7 @@
 
 use http::header::{SET_COOKIE, WWW_AUTHENTICATE};
 
-use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, return_url};
+use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, metadata, return_url};
 
 /// Whether the request can follow a redirect to a login page: not an XHR
 /// (`X-Requested-With: XMLHttpRequest`), not a CORS fetch (`Sec-Fetch-Mode: cors`), and not
@@ -84,6 +84,13 @@ pub async fn redirect(
         .issue(&original, flow.now())
         .map_err(FlowError::State)?;
     let redirect_uri = redirect_uri(cfg, &check.path);
+    // `autoMapFromMetadata` wins over the configured parameters of the same name.
+    let mut extra = cfg.auth_endpoint_query_params.clone();
+    extra.extend(metadata::mapped_params(
+        cfg,
+        check,
+        metadata::Request::Authorization,
+    ));
     let mut params: Vec<(&str, &str)> = vec![
         ("client_id", &cfg.client_id),
         ("code_challenge", &issued.login.pkce_challenge),
@@ -94,12 +101,9 @@ pub async fn redirect(
         ("scope", &cfg.scope),
         ("state", &issued.token),
     ];
-    // Config keys never repeat ours (compile refuses them): one sort orders them all.
-    params.extend(
-        cfg.auth_endpoint_query_params
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    // Extra keys never repeat ours (compile refuses them in the config, and the metadata
+    // mapping never overrides the flow's own): one sort orders them all.
+    params.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     params.sort_unstable_by_key(|(k, _)| *k);
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)

@@ -12,7 +12,7 @@
 //! its tokens: logging out twice is not an error.
 
 use http::StatusCode;
-use http::header::{CONTENT_TYPE, SET_COOKIE};
+use http::header::SET_COOKIE;
 
 use super::{CheckRequest, Decision, Deny, Flow, FlowError, Route, binding, cookie};
 use crate::config::EndSessionMethod;
@@ -31,9 +31,10 @@ pub async fn handle(
         check.cookie(&cfg.session.cookie.name)
     };
     let mut data = None;
+    let mut deleted = None;
     if let Some(value) = raw {
         if route.is_cookie_mode() {
-            data = route_open(route, &value);
+            data = route.open_cookie_value(&value);
         } else if let Some(id) = SessionId::parse(&value) {
             match route.store.load(&id).await {
                 Ok(d) => data = d,
@@ -45,6 +46,7 @@ pub async fn handle(
                 // The cookie is removed anyway; the stored session expires with its TTL.
                 tracing::warn!(config = %cfg.id, error = %e, "logout: could not delete the session");
             }
+            deleted = Some(id);
         }
     }
     if let Some(d) = &data {
@@ -63,7 +65,12 @@ pub async fn handle(
         }
     }
     let end_session = match route.provider.discovered().await {
-        Ok(d) => d.end_session_endpoint.clone(),
+        Ok(d) => {
+            if let (Some(id), Some(data)) = (&deleted, &data) {
+                super::channel_logout::unindex_session(route, &d.issuer, id, data).await;
+            }
+            d.end_session_endpoint.clone()
+        }
         Err(e) => {
             tracing::warn!(config = %cfg.id, error = %e, "logout: discovery unavailable; skipping the IdP logout");
             None
@@ -102,14 +109,7 @@ pub async fn handle(
     Ok(Decision::Deny(deny))
 }
 
-fn route_open(route: &Route, value: &str) -> Option<crate::session::SessionData> {
-    route
-        .cookie_cipher
-        .as_ref()
-        .and_then(|key| route.open_cookie(key, value))
-}
-
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;")
@@ -133,11 +133,5 @@ fn post_form(endpoint: &str, params: &[(&str, String)]) -> Deny {
         "<!DOCTYPE html><html><head><title>Logging out</title></head><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"{}\">{inputs}<noscript><button type=\"submit\">Continue</button></noscript></form></body></html>\n",
         html_escape(endpoint)
     );
-    let mut deny = Deny::text(StatusCode::OK, body);
-    for (name, value) in &mut deny.headers {
-        if *name == CONTENT_TYPE {
-            *value = "text/html; charset=utf-8".into();
-        }
-    }
-    deny
+    Deny::typed(StatusCode::OK, "text/html; charset=utf-8", body)
 }

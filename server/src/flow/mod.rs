@@ -2,6 +2,8 @@
 //! [`Flow::decide`]`(check) -> `[`Decision`].
 //!
 //! - `logoutPath`: [`logout`] deletes the session, revokes tokens, ends the IdP session;
+//! - `frontChannelLogout.path` / `backChannelLogout.path`: the IdP ends sessions
+//!   ([`front_channel_logout`], [`back_channel_logout`], sharing [`channel_logout`]);
 //! - a callback (`callbackPath` with `code`+`state`, or `error`): [`callback`] exchanges the
 //!   code, creates the session and 302s back with the cookie;
 //! - a session: [`identity`] lets the request through with the identity headers, after
@@ -11,15 +13,19 @@
 //!
 //! Errors are mapped to responses in one place, [`error`].
 
+pub mod back_channel_logout;
 pub mod binding;
 pub mod callback;
+pub mod channel_logout;
 pub mod check;
 pub mod cookie;
 pub mod decision;
 pub mod error;
+pub mod front_channel_logout;
 pub mod identity;
 pub mod login;
 pub mod logout;
+pub mod metadata;
 pub mod refresh;
 pub mod return_url;
 
@@ -115,6 +121,14 @@ impl Route {
         let sealed = crypto::seal(key, &plain)
             .map_err(|e| FlowError::Internal(format!("sealing a cookie session: {e}")))?;
         Ok(Some(URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    /// Cookie mode: the session sealed in cookie `value` (`None` in Redis mode, or when it
+    /// does not open).
+    pub(crate) fn open_cookie_value(&self, value: &str) -> Option<SessionData> {
+        self.cookie_cipher
+            .as_ref()
+            .and_then(|key| self.open_cookie(key, value))
     }
 
     fn open_cookie(&self, key: &Key, value: &str) -> Option<SessionData> {
@@ -246,6 +260,12 @@ impl Flow {
         let cfg = &route.config;
         if cfg.logout_path.as_deref() == Some(check.path.as_str()) {
             return logout::handle(self, route, check).await;
+        }
+        if cfg.front_channel_logout_path.as_deref() == Some(check.path.as_str()) {
+            return front_channel_logout::handle(self, route, check).await;
+        }
+        if cfg.back_channel_logout_path.as_deref() == Some(check.path.as_str()) {
+            return back_channel_logout::handle(self, route, check).await;
         }
         if let Some(params) = callback::callback_params(cfg, check)? {
             return callback::handle(self, route, check, params).await;

@@ -27,6 +27,9 @@ pub(super) struct Extra {
     pub end_session_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
     pub iss_parameter_supported: bool,
+    /// The JWKS keys as `jsonwebtoken` reads them (for logout tokens); a key it cannot read
+    /// (an encryption key, an unknown curve) is skipped, not an error.
+    pub jwks: Vec<jsonwebtoken::jwk::Jwk>,
 }
 
 /// Fetches discovery, applies `overrides` (discovery keys → values that win), then the JWKS.
@@ -50,7 +53,7 @@ pub(super) async fn fetch(
             map.insert(k.clone(), v.clone());
         }
     }
-    let extra = Extra {
+    let mut extra = Extra {
         end_session_endpoint: document
             .get("end_session_endpoint")
             .and_then(|v| v.as_str())
@@ -63,6 +66,7 @@ pub(super) async fn fetch(
             .get("authorization_response_iss_parameter_supported")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false),
+        jwks: Vec::new(),
     };
     let mut metadata: CoreProviderMetadata = serde_json::from_value(document)
         .map_err(|e| err(format!("not a discovery document: {e}")))?;
@@ -89,6 +93,13 @@ pub(super) async fn fetch(
             reason: format!("not a JWKS: {e}"),
         })?;
     metadata = metadata.set_jwks(jwks);
+    extra.jwks = serde_json::from_slice::<serde_json::Value>(&jwks_body)
+        .ok()
+        .and_then(|v| v.get("keys").and_then(|k| k.as_array()).cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| serde_json::from_value(k).ok())
+        .collect();
     Ok((metadata, extra))
 }
 

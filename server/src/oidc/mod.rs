@@ -5,21 +5,17 @@
 //! requests, cookies or sessions.
 
 mod discovery;
+mod logout_token;
+mod token;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::borrow::Cow;
-
-use openidconnect::core::{
-    CoreClient, CoreErrorResponseType, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKey,
-    CoreTokenResponse,
-};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKey};
 use openidconnect::{
-    AccessToken, AccessTokenHash, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse as _,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, SignatureVerificationError,
-    TokenResponse as _,
+    AccessToken, AccessTokenHash, AuthType, ClaimsVerificationError, ClientId, ClientSecret,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, RedirectUrl, SignatureVerificationError,
 };
 use tokio::sync::Mutex;
 
@@ -28,6 +24,7 @@ use crate::config::{JwksRefreshPolicy, OidcConfig};
 use crate::secret::Secret;
 
 pub use discovery::discovery_url;
+pub use logout_token::{BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_MAX_AGE_SECS, LogoutClaims};
 
 /// How long discovery and JWKS are cached by default (Solo's `discoveryPollInterval`);
 /// each AuthConfig may set its own.
@@ -89,9 +86,13 @@ pub enum OidcError {
     /// The token response had no `id_token`.
     #[error("the token response has no id_token (is `openid` in the scopes?)")]
     NoIdToken,
-    /// The ID token failed verification.
+    /// The ID token failed verification (signature, `alg`, `kid`, a claim, or its form):
+    /// every such failure is this one variant, answered alike.
     #[error("the ID token failed validation: {0}")]
     IdTokenInvalid(String),
+    /// A back-channel `logout_token` failed verification.
+    #[error("the logout token failed validation: {0}")]
+    LogoutTokenInvalid(String),
     /// The refresh token was refused (`invalid_grant`): the IdP session is over.
     #[error("the identity provider rejected the refresh token: {error}")]
     RefreshRejected {
@@ -126,6 +127,10 @@ pub struct Discovered {
     /// `authorization_response_iss_parameter_supported` (RFC 9207): callbacks must then
     /// carry `iss`.
     pub iss_parameter_supported: bool,
+    /// `token_endpoint`, if any.
+    pub token_endpoint: Option<String>,
+    /// The JWKS keys that `jsonwebtoken` reads (for logout tokens); unusable keys skipped.
+    jwks: Vec<jsonwebtoken::jwk::Jwk>,
     client: Client,
     fetched_at: i64,
 }
@@ -296,12 +301,14 @@ impl Provider {
         .await?;
         let authorization_endpoint = metadata.authorization_endpoint().to_string();
         let issuer = metadata.issuer().to_string();
+        let token_endpoint = metadata.token_endpoint().map(ToString::to_string);
+        // The client serves ID-token verification only (token requests are ours, see
+        // `token`); with a secret it can also check HS256 tokens, as the IdP may sign them.
         let mut client = CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(self.config.client_id.clone()),
             self.config
-                .client_secret
-                .as_ref()
+                .client_secret()
                 .map(|s| ClientSecret::new(s.expose().to_owned())),
         )
         .set_auth_type(AuthType::BasicAuth);
@@ -318,44 +325,46 @@ impl Provider {
             end_session_endpoint: extra.end_session_endpoint,
             revocation_endpoint: extra.revocation_endpoint,
             iss_parameter_supported: extra.iss_parameter_supported,
+            token_endpoint,
+            jwks: extra.jwks,
             client,
             fetched_at: self.clock.now(),
         })
     }
 
     /// Exchanges `code` (with the PKCE verifier) and verifies the ID token against `nonce`.
-    /// `redirect_uri` overrides the configured one (regex callback paths).
+    /// `redirect_uri` overrides the configured one (regex callback paths); `extra` adds
+    /// token request parameters (`autoMapFromMetadata`) after `tokenEndpointQueryParams`.
     pub async fn exchange_code(
         &self,
         code: &str,
         pkce_verifier: &Secret,
         nonce: &str,
         redirect_uri: Option<&str>,
+        extra: &BTreeMap<String, String>,
     ) -> Result<Tokens, OidcError> {
         let discovered = self.discovered().await?;
-        let redirect = redirect_uri
-            .map(|u| {
-                RedirectUrl::new(u.to_owned())
-                    .map_err(|e| OidcError::TokenEndpoint(format!("redirect_uri: {e}")))
-            })
-            .transpose()?;
-        let mut request = discovered
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|e| OidcError::TokenEndpoint(format!("discovery has no token_endpoint: {e}")))?
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
-        if let Some(r) = &redirect {
-            request = request.set_redirect_uri(Cow::Borrowed(r));
-        }
-        for (k, v) in &self.config.token_endpoint_query_params {
-            request = request.add_extra_param(k.clone(), v.clone());
-        }
-        let timer = crate::metrics::idp_timer("token");
-        let response: CoreTokenResponse = request
-            .request_async(&self.http)
+        let form = vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            (
+                "redirect_uri".to_owned(),
+                redirect_uri.unwrap_or(&self.config.redirect_uri).to_owned(),
+            ),
+            (
+                "code_verifier".to_owned(),
+                pkce_verifier.expose().to_owned(),
+            ),
+        ];
+        let response = self
+            .token_call(&discovered, form, extra, "token")
             .await
-            .map_err(|e| token_error(e, false))?;
-        drop(timer);
+            .map_err(|e| match e {
+                token::TokenCallError::Refused { error, description } => {
+                    OidcError::CodeRejected { error, description }
+                }
+                token::TokenCallError::Unavailable(e) => OidcError::TokenEndpoint(e),
+            })?;
         self.tokens(&discovered, &response, Some(nonce), None).await
     }
 
@@ -367,22 +376,22 @@ impl Provider {
         previous_id_token: &str,
     ) -> Result<Tokens, OidcError> {
         let discovered = self.discovered().await?;
-        let token = RefreshToken::new(refresh_token.to_owned());
-        let mut request = discovered
-            .client
-            .exchange_refresh_token(&token)
-            .map_err(|e| {
-                OidcError::TokenEndpoint(format!("discovery has no token_endpoint: {e}"))
-            })?;
-        for (k, v) in &self.config.token_endpoint_query_params {
-            request = request.add_extra_param(k.clone(), v.clone());
-        }
-        let timer = crate::metrics::idp_timer("refresh");
-        let response: CoreTokenResponse = request
-            .request_async(&self.http)
+        let form = vec![
+            ("grant_type".to_owned(), "refresh_token".to_owned()),
+            ("refresh_token".to_owned(), refresh_token.to_owned()),
+        ];
+        let response = self
+            .token_call(&discovered, form, &BTreeMap::new(), "refresh")
             .await
-            .map_err(|e| token_error(e, true))?;
-        drop(timer);
+            .map_err(|e| match e {
+                token::TokenCallError::Refused { error, .. } if error == "invalid_grant" => {
+                    OidcError::RefreshRejected { error }
+                }
+                token::TokenCallError::Refused { error, .. } => {
+                    OidcError::TokenEndpoint(format!("refresh refused: {error}"))
+                }
+                token::TokenCallError::Unavailable(e) => OidcError::TokenEndpoint(e),
+            })?;
         self.tokens(&discovered, &response, None, Some(previous_id_token))
             .await
     }
@@ -393,48 +402,18 @@ impl Provider {
         let Some(endpoint) = discovered.revocation_endpoint.clone() else {
             return Ok(false);
         };
-        let mut form = vec![
-            ("token", token.to_owned()),
-            ("token_type_hint", hint.to_owned()),
+        let form = vec![
+            ("token".to_owned(), token.to_owned()),
+            ("token_type_hint".to_owned(), hint.to_owned()),
         ];
-        let mut request = self.http.post(&endpoint);
-        match &self.config.client_secret {
-            Some(secret) => {
-                request = request.basic_auth(
-                    form_urlencoded::byte_serialize(self.config.client_id.as_bytes())
-                        .collect::<String>(),
-                    Some(
-                        form_urlencoded::byte_serialize(secret.expose().as_bytes())
-                            .collect::<String>(),
-                    ),
-                );
-            }
-            None => form.push(("client_id", self.config.client_id.clone())),
-        }
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
-            .finish();
-        let response = request
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| OidcError::TokenEndpoint(format!("revocation: {e}")))?;
-        if !response.status().is_success() {
-            return Err(OidcError::TokenEndpoint(format!(
-                "revocation endpoint answered {}",
-                response.status()
-            )));
-        }
+        self.revocation_call(&discovered, &endpoint, form).await?;
         Ok(true)
     }
 
     /// Verifies an ID token presented as `Authorization: Bearer` (signature, `iss`, `aud`,
     /// `exp`, `iat`; no nonce: it was checked at login).
     pub async fn verify_bearer_id_token(&self, raw: &str) -> Result<BearerIdentity, OidcError> {
-        let id_token: CoreIdToken = raw
-            .parse()
-            .map_err(|e: serde_json::Error| OidcError::IdTokenInvalid(e.to_string()))?;
+        let id_token = parse_id_token(raw)?;
         let discovered = self.discovered().await?;
         let (exp, sub) = self
             .verify_with_refetch(discovered, &id_token, None, None)
@@ -448,28 +427,30 @@ impl Provider {
     async fn tokens(
         &self,
         discovered: &Arc<Discovered>,
-        response: &CoreTokenResponse,
+        response: &token::TokenResponse,
         nonce: Option<&str>,
         previous_id_token: Option<&str>,
     ) -> Result<Tokens, OidcError> {
         let now = self.clock.now();
         let access_expires_at = response
             .expires_in()
-            .map(|d| now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
-        let (id_token, exp, sub) = match (response.id_token(), previous_id_token) {
-            (Some(id_token), _) => {
+            .map(|secs| now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));
+        let access_token = AccessToken::new(response.access_token.clone());
+        let (id_token, exp, sub) = match (response.id_token.as_deref(), previous_id_token) {
+            (Some(raw), _) => {
+                let id_token = parse_id_token(raw)?;
                 let (exp, sub) = self
                     .verify_with_refetch(
                         Arc::clone(discovered),
-                        id_token,
+                        &id_token,
                         nonce,
-                        Some(response.access_token()),
+                        Some(&access_token),
                     )
                     .await?;
                 if let Some(previous) = previous_id_token {
-                    check_same_identity(previous, &id_token.to_string())?;
+                    check_same_identity(previous, raw)?;
                 }
-                (id_token.to_string(), exp, sub)
+                (raw.to_owned(), exp, sub)
             }
             (None, None) => return Err(OidcError::NoIdToken),
             // A refresh response without an ID token keeps the previous one; the session then
@@ -482,8 +463,8 @@ impl Provider {
         };
         Ok(Tokens {
             id_token,
-            access_token: response.access_token().secret().clone(),
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            access_token: response.access_token.clone(),
+            refresh_token: response.refresh_token.clone(),
             id_token_expires_at: exp,
             subject: sub,
             access_expires_at,
@@ -546,6 +527,32 @@ impl Provider {
             ) => VerifyError::UnknownKey,
             other => VerifyError::Invalid(other.to_string()),
         })?;
+        // OIDC Core 3.1.3.7 step 5, which `openidconnect` leaves to its users: an `azp` must
+        // name this client (Keycloak always sends it, as the client id).
+        if let Some(azp) = claims.authorized_party()
+            && azp.as_str() != self.config.client_id
+        {
+            return Err(VerifyError::Invalid(format!(
+                "azp {:?} is not this client",
+                azp.as_str()
+            )));
+        }
+        // `nbf` is optional in an ID token and `openidconnect` does not read it; when present
+        // it must have passed (JWT 4.1.5), with the same skew as `iat`.
+        let nbf = unverified_claims(&id_token.to_string()).and_then(|c| c.get("nbf").cloned());
+        match nbf {
+            None => {}
+            Some(serde_json::Value::Number(n))
+                if n.as_i64().is_some_and(|nbf| nbf <= now + IAT_SKEW_SECS) => {}
+            Some(serde_json::Value::Number(n)) if n.as_i64().is_some() => {
+                return Err(VerifyError::Invalid(format!("nbf {n} is in the future")));
+            }
+            Some(other) => {
+                return Err(VerifyError::Invalid(format!(
+                    "nbf must be a number of seconds, got {other}"
+                )));
+            }
+        }
         // `at_hash` is optional in the code flow; when present it must match (OIDC Core 3.1.3.8).
         if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), access_token) {
             let invalid = |e: String| VerifyError::Invalid(e);
@@ -608,41 +615,14 @@ impl VerifyError {
     }
 }
 
-fn token_error<RE: std::error::Error + 'static>(
-    e: RequestTokenError<RE, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
-    refresh: bool,
-) -> OidcError {
-    match e {
-        RequestTokenError::ServerResponse(r) if refresh => match r.error() {
-            CoreErrorResponseType::InvalidGrant => OidcError::RefreshRejected {
-                error: "invalid_grant".into(),
-            },
-            other => OidcError::TokenEndpoint(format!("refresh refused: {}", error_code(other))),
-        },
-        // `server_error` and `temporarily_unavailable` (RFC 6749 4.1.2.1; token endpoints send
-        // them with a 5xx) say the IdP failed, not that it refused this code.
-        RequestTokenError::ServerResponse(r) if is_idp_failure(r.error()) => {
-            OidcError::TokenEndpoint(format!(
-                "the token endpoint failed: {}",
-                error_code(r.error())
-            ))
-        }
-        RequestTokenError::ServerResponse(r) => OidcError::CodeRejected {
-            error: error_code(r.error()),
-            description: r.error_description().cloned(),
-        },
-        RequestTokenError::Request(e) => OidcError::TokenEndpoint(e.to_string()),
-        RequestTokenError::Parse(e, _) => {
-            OidcError::TokenEndpoint(format!("unparseable response: {e}"))
-        }
-        RequestTokenError::Other(e) => OidcError::TokenEndpoint(e),
-    }
+/// An ID token from its compact form; a malformed one (not a JWT, or without a required
+/// claim such as `sub`, `iat`, `aud`) is [`OidcError::IdTokenInvalid`] like any other.
+fn parse_id_token(raw: &str) -> Result<CoreIdToken, OidcError> {
+    raw.parse().map_err(|e: serde_json::Error| {
+        OidcError::IdTokenInvalid(format!("not a well-formed ID token: {e}"))
+    })
 }
 
-/// Whether a token endpoint's error code reports its own failure rather than a refusal.
-fn is_idp_failure(e: &CoreErrorResponseType) -> bool {
-    matches!(e, CoreErrorResponseType::Extension(code) if code == "server_error" || code == "temporarily_unavailable")
-}
 
 /// OIDC Core 12.2: a refreshed ID token names the same `iss`, `sub` and `aud` as the one it
 /// replaces (and it was verified before this is called).
@@ -678,18 +658,6 @@ pub fn unverified_claims(jwt: &str) -> Option<serde_json::Map<String, serde_json
         .decode(payload.trim_end_matches('='))
         .ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-fn error_code(e: &CoreErrorResponseType) -> String {
-    match e {
-        CoreErrorResponseType::InvalidClient => "invalid_client".into(),
-        CoreErrorResponseType::InvalidGrant => "invalid_grant".into(),
-        CoreErrorResponseType::InvalidRequest => "invalid_request".into(),
-        CoreErrorResponseType::InvalidScope => "invalid_scope".into(),
-        CoreErrorResponseType::UnauthorizedClient => "unauthorized_client".into(),
-        CoreErrorResponseType::UnsupportedGrantType => "unsupported_grant_type".into(),
-        CoreErrorResponseType::Extension(s) => s.clone(),
-    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,13 @@ pub struct MemoryStore {
 struct Inner {
     entries: HashMap<String, (Vec<u8>, i64)>,
     writes: usize,
+    /// [`index`]: session lookup keys by index key, with the set's expiry.
+    sets: HashMap<String, (std::collections::HashSet<String>, i64)>,
+    /// [`index`]: used keys (logout-token `jti`s) with their expiry.
+    used: HashMap<String, i64>,
 }
+
+mod index;
 
 impl MemoryStore {
     /// An empty store.
@@ -97,5 +103,9 @@ impl SessionStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn index(&self) -> Option<&dyn crate::session::index::SessionIndex> {
+        Some(self)
     }
 }

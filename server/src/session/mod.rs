@@ -5,6 +5,7 @@
 //! (`failOnFetchFailure`), and no store method deletes anything on a read error.
 
 pub mod id;
+pub mod index;
 pub mod memory;
 pub mod redis;
 
@@ -87,6 +88,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Releases the refresh lock.
     async fn unlock(&self, _id: &SessionId) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// The index of sessions by IdP session and user (front- and back-channel logout), when
+    /// this store keeps one.
+    fn index(&self) -> Option<&dyn index::SessionIndex> {
+        None
     }
 }
 

@@ -19,6 +19,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{SessionData, SessionId, SessionStore, StoreError, decode, encode};
 
+mod index;
+
 /// Connect and response timeout.
 const TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -226,5 +228,9 @@ impl SessionStore for RedisStore {
         conn.del::<_, ()>(id.lock_key(&self.prefix))
             .await
             .map_err(unavailable)
+    }
+
+    fn index(&self) -> Option<&dyn crate::session::index::SessionIndex> {
+        Some(self)
     }
 }

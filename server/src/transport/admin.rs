@@ -31,6 +31,7 @@ pub fn router(flow: Arc<Flow>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .with_state(flow)
+        .layer(axum::middleware::map_response(super::nosniff))
 }
 
 async fn metrics_text() -> Response {

@@ -91,6 +91,25 @@ pub fn to_check(pb: PbCheckRequest) -> CheckRequest {
         .filter(|(k, _)| !k.starts_with(':'))
         .collect();
     check.context = attributes.context_extensions.into_iter().collect();
+    check.metadata = attributes
+        .metadata_context
+        .map(|m| {
+            m.filter_metadata
+                .iter()
+                .map(|(ns, s)| (ns.clone(), super::pb_struct::to_json(s)))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Envoy sends the body (`with_request_body`) as `body`, or as `raw_body` with
+    // `pack_as_bytes`.
+    let body = if http.raw_body.is_empty() {
+        http.body.into_bytes()
+    } else {
+        http.raw_body
+    };
+    if !body.is_empty() && body.len() <= crate::flow::check::MAX_CHECK_BODY {
+        check.body = Some(body);
+    }
     check
 }
 
@@ -134,7 +153,9 @@ pub fn to_response(decision: Decision) -> CheckResponse {
                     .collect(),
                 ..OkHttpResponse::default()
             })),
-            ..CheckResponse::default()
+            // Envoy files it under the filter's name, `envoy.filters.http.ext_authz`.
+            dynamic_metadata: (!allow.dynamic_metadata.is_empty())
+                .then(|| super::pb_struct::from_json(&allow.dynamic_metadata)),
         },
         Decision::Deny(deny) => CheckResponse {
             status: Some(Status {

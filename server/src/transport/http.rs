@@ -45,10 +45,13 @@ struct HttpState {
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the peer address decides whether
 /// `X-Forwarded-*` is believed.
 pub fn router(flow: Arc<Flow>, trusted: TrustedProxies) -> Router {
-    Router::new().fallback(check).with_state(HttpState {
-        flow,
-        trusted: Arc::new(trusted),
-    })
+    Router::new()
+        .fallback(check)
+        .with_state(HttpState {
+            flow,
+            trusted: Arc::new(trusted),
+        })
+        .layer(axum::middleware::map_response(super::nosniff))
 }
 
 async fn check(
@@ -57,10 +60,18 @@ async fn check(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response<Body> {
     let started = Instant::now();
     let forwarded = state.trusted.contains(peer.ip());
-    let check = to_check(&method, &uri, &headers, forwarded);
+    let mut check = to_check(&method, &uri, &headers, forwarded);
+    // A body larger than a check keeps (a back-channel logout token is far smaller) is not
+    // read at all.
+    if let Ok(bytes) = axum::body::to_bytes(body, crate::flow::check::MAX_CHECK_BODY).await
+        && !bytes.is_empty()
+    {
+        check.body = Some(bytes.to_vec());
+    }
     let (decision, config) = state.flow.decide_labelled(&check).await;
     observe::decided(Transport::Http, config, &check, &decision, started);
     to_response(decision)

@@ -54,7 +54,15 @@ pub fn loaded(idp_base: &str, redis_port: u16) -> Loaded {
 
 /// The seed's manifests with `appUrl` = `http://<app_host>` (e.g. a gateway on a free port).
 pub fn loaded_for_app(idp_base: &str, redis_port: u16, app_host: &str) -> Loaded {
-    let manifest = MANIFEST.replace("${INGRESS_GW_ADDRESS}:80", app_host);
+    loaded_edited(idp_base, redis_port, |m| {
+        m.replace("${INGRESS_GW_ADDRESS}:80", app_host)
+    })
+}
+
+/// The seed's manifests edited by `edit` (a text replacement), loaded for the IdP at
+/// `idp_base` and Redis on `redis_port`.
+pub fn loaded_edited(idp_base: &str, redis_port: u16, edit: impl Fn(String) -> String) -> Loaded {
+    let manifest = edit(MANIFEST.to_owned());
     let env = MapEnv::default()
         .with("KEYCLOAK_SECRET", "agentgateway-client-secret")
         .with("KEYCLOAK_CLIENT", "agentgateway")
@@ -74,14 +82,20 @@ pub async fn start(
     redis: Option<&RedisProcess>,
     ops: OpsOptions,
 ) -> RunningServer {
+    let loaded = loaded(idp.base_url().as_str(), redis.map_or(1, RedisProcess::port));
+    start_loaded(loaded, redis.is_some(), ops).await
+}
+
+/// extauth on port 0 serving `loaded`, with Redis sessions (`redis`) or the memory store.
+pub async fn start_loaded(loaded: Loaded, redis: bool, ops: OpsOptions) -> RunningServer {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     server::start_with_options(
-        loaded(idp.base_url().as_str(), redis.map_or(1, RedisProcess::port)),
+        loaded,
         ServeOptions {
             grpc: any,
             http: any,
             admin: any,
-            session_store: if redis.is_some() {
+            session_store: if redis {
                 StoreChoice::FromConfig
             } else {
                 StoreChoice::Memory
@@ -252,4 +266,74 @@ pub async fn forward_auth(
     ];
     headers.extend_from_slice(extra);
     http_request(stack, "GET", "/", &headers).await
+}
+
+/// One check through the gRPC API at `grpc`, as agentgateway/Envoy sends it (the method,
+/// path, `Host` = [`APP_HOST`], lowercase headers with Envoy's pseudo-headers); `edit` may
+/// add what a gateway adds (`metadata_context`, a body). Returns the answer as a client would
+/// get it, and the raw response.
+pub async fn grpc_check(
+    grpc: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    edit: impl FnOnce(&mut envoy_types::pb::envoy::service::auth::v3::CheckRequest),
+) -> (
+    Answer,
+    envoy_types::pb::envoy::service::auth::v3::CheckResponse,
+) {
+    use envoy_types::pb::envoy::config::core::v3::HeaderValueOption;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+    use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+
+    let mut client = AuthorizationClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("grpc connect");
+    let mut map: std::collections::HashMap<String, String> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+        .collect();
+    map.insert(":authority".into(), APP_HOST.into());
+    map.insert(":path".into(), path.into());
+    map.insert(":method".into(), method.into());
+    let mut request = CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                time: None,
+                http: Some(HttpRequest {
+                    method: method.into(),
+                    path: path.into(),
+                    host: APP_HOST.into(),
+                    scheme: "http".into(),
+                    headers: map,
+                    ..HttpRequest::default()
+                }),
+            }),
+            ..AttributeContext::default()
+        }),
+    };
+    edit(&mut request);
+    let response = client.check(request).await.expect("check").into_inner();
+    let pairs = |opts: &[HeaderValueOption]| -> Vec<(String, String)> {
+        opts.iter()
+            .filter_map(|o| o.header.as_ref())
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect()
+    };
+    let answer = match &response.http_response {
+        Some(HttpResponse::DeniedResponse(d)) => Answer {
+            status: d.status.as_ref().map_or(403, |s| s.code as u16),
+            headers: pairs(&d.headers),
+            body: d.body.clone(),
+        },
+        Some(HttpResponse::OkResponse(ok)) => Answer {
+            status: 200,
+            headers: pairs(&ok.headers),
+            body: String::new(),
+        },
+        other => panic!("unexpected check response {other:?}"),
+    };
+    (answer, response)
 }

@@ -28,7 +28,7 @@ fn seed_manifests_are_accepted_with_the_guides_values() {
     assert_eq!(c.redirect_uri, "http://172.18.0.4:80/openai");
     assert_eq!(c.callback_path, "/openai");
     assert_eq!(c.client_id, "a3417aca-4214-4296-8664-482f159b2fac");
-    assert_eq!(c.client_secret.as_ref().unwrap().expose(), "s3cr3t");
+    assert_eq!(c.client_secret().unwrap().expose(), "s3cr3t");
     assert_eq!(c.issuer_url, "http://172.18.0.16:8080/realms/master/");
     assert_eq!(c.scope, "email openid");
     assert!(c.session.fail_on_fetch_failure);
@@ -209,7 +209,7 @@ fn secret_data_is_base64_decoded() {
         "data:\n  client-secret: czNjcjN0",
     );
     let c = load(&text, &seed_env()).unwrap();
-    assert_eq!(c.client_secret.as_ref().unwrap().expose(), "s3cr3t");
+    assert_eq!(c.client_secret().unwrap().expose(), "s3cr3t");
 }
 
 #[test]
@@ -743,3 +743,5 @@ fn extauth_validate_accepts_the_every_field_fixture() {
     );
     assert_eq!(code, std::process::ExitCode::SUCCESS);
 }
+
+mod sections;
