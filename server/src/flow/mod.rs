@@ -9,6 +9,9 @@
 //! - an ID token as `Authorization: Bearer`: [`identity`] too, without a session;
 //! - nothing: [`login`] answers a 302 to the IdP (or a 401 to clients that cannot follow it).
 //!
+//! Behind a gateway whose check cannot answer a redirect (nginx `auth_request`), the
+//! browser's answer comes from [`sign_in`], which decides the same way.
+//!
 //! Errors are mapped to responses in one place, [`error`].
 
 pub mod binding;
@@ -22,6 +25,7 @@ pub mod login;
 pub mod logout;
 pub mod refresh;
 pub mod return_url;
+pub mod sign_in;
 
 use std::collections::HashMap;
 use std::sync::Arc;
