@@ -83,6 +83,11 @@ pub enum Command {
         /// number of CPUs, at most 4. With more than 1, each row prints as one block.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: Option<u16>,
+        /// The agentgateway binary for `gateway: agentgateway` rows; default: `agentgateway`
+        /// on PATH, then ../shared/bin/agentgateway beside the workspace. Rows skip (one line
+        /// saying where it looked) when there is none.
+        #[arg(long, value_name = "PATH")]
+        agentgateway: Option<PathBuf>,
     },
     /// Virtual users doing full logins (plain HTTP: 302, IdP form, callback, cookie) and
     /// then authenticated calls, against a stack it starts (the same backend flags as `up`)
@@ -168,8 +173,12 @@ pub enum IdpArg {
 pub enum GatewayArg {
     /// The ext_authz gRPC simulator.
     Sim,
-    /// Caddy `forward_auth`.
+    /// Caddy `forward_auth` over extauth's HTTP mode.
     Caddy,
+    /// nginx `auth_request` over extauth's nginx profile, with the sign-in recipe.
+    Nginx,
+    /// agentgateway itself (v1.3.1, `extAuthz` over gRPC): see `--agentgateway`.
+    Agentgateway,
 }
 
 /// `harness up`'s choices.
@@ -233,12 +242,14 @@ pub async fn main(cli: Cli) -> ExitCode {
             user,
             password,
             jobs,
+            agentgateway,
         } => {
             let jobs = jobs.map_or_else(default_jobs, usize::from);
             let mut options = RunOptions {
                 matrix,
                 credentials: user.zip(password),
                 jobs,
+                agentgateway,
                 ..RunOptions::default()
             };
             if let Some(dir) = snapshots_dir {
@@ -330,6 +341,10 @@ pub struct BackendArgs {
     /// 80 of the first free 127.0.0.N, as the guide's `${INGRESS_GW_ADDRESS}:80`.
     #[arg(long, value_name = "ADDR")]
     gateway_listen: Option<SocketAddr>,
+    /// With `--gateway agentgateway`: its binary; default: `agentgateway` on PATH, then
+    /// ../shared/bin/agentgateway beside the workspace.
+    #[arg(long, value_name = "PATH")]
+    agentgateway: Option<PathBuf>,
 }
 
 impl BackendArgs {
@@ -361,7 +376,10 @@ impl BackendArgs {
         options.gateway = match self.gateway {
             GatewayArg::Sim => GatewayMode::Simulator,
             GatewayArg::Caddy => GatewayMode::Caddy,
+            GatewayArg::Nginx => GatewayMode::Nginx,
+            GatewayArg::Agentgateway => GatewayMode::Agentgateway,
         };
+        options.agentgateway = self.agentgateway;
         if let Some(addr) = self.gateway_listen {
             if !addr.ip().is_loopback() {
                 anyhow::bail!(

@@ -4,8 +4,10 @@
 //! Backends: Redis as a `redis-server` process, a `redis:7` container (testcontainers), a
 //! URL, or extauth's memory store; `auto` tries the container (when a Docker engine answers
 //! and holds the image), then the process, then memory, saying which it fell back to. The IdP
-//! is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC simulator or Caddy
-//! `forward_auth` over extauth's HTTP mode ([`crate::gateway::caddy`]). A stack can also be
+//! is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC simulator, agentgateway
+//! itself ([`crate::gateway::agentgateway`]), Caddy `forward_auth` over extauth's HTTP mode
+//! ([`crate::gateway::caddy`]) or nginx `auth_request` over extauth's nginx profile
+//! ([`crate::gateway::nginx`]). A stack can also be
 //! *external* ([`StackOptions::external`]): nothing is started, the scenario talks to a
 //! gateway and IdP at given URLs, and what needs the stack's insides (the upstream's records,
 //! Redis) is not checkable.
@@ -16,7 +18,8 @@
 //! the process environment. The seed's `appUrl` is `http://${INGRESS_GW_ADDRESS}:80`, so the
 //! gateway listens on port 80 of a loopback address 127.0.0.N (one per stack, so parallel
 //! stacks do not collide); when port 80 cannot be bound (not root) it takes an ephemeral port
-//! and the manifest's `:80` is dropped. The IdP is on `localhost`, the gateway on 127.0.0.x,
+//! and the manifest's `:80` is dropped (agentgateway, whose binds take no address, always
+//! listens on a free port of every address). The IdP is on `localhost`, the gateway on 127.0.0.x,
 //! so a browser keeps their cookies apart, as with two real sites.
 //! Everything stops on [`RunningStack::stop`] or on drop.
 
@@ -30,12 +33,16 @@ use rand::RngCore as _;
 use tokio::net::TcpListener;
 use url::Url;
 
-use crate::gateway::caddy::{CaddyConfig, CaddyError, CaddyGateway};
+use crate::gateway::agentgateway::{self, Agentgateway, AgentgatewayConfig};
+use crate::gateway::caddy::{CaddyConfig, CaddyGateway};
+use crate::gateway::nginx::{NginxConfig, NginxGateway};
+use crate::gateway::process::{GatewayProcess, ProcessError};
 use crate::gateway::sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
 use crate::idp::{IdpError, IdpMode, IdpSetup, RunningIdp};
 use crate::redis::container::RedisContainer;
 use crate::redis::{RedisError, RedisServer};
 use crate::upstream::{ReceivedRequest, Upstream};
+use extauth::transport::profile::{HttpListener, Profile};
 
 /// How many times (100 ms apart) to ask extauth's `/readyz` after Redis comes back.
 const READY_ATTEMPTS: usize = 50;
@@ -81,6 +88,22 @@ pub enum GatewayMode {
     Simulator,
     /// Debian's Caddy with `forward_auth` to extauth's HTTP mode.
     Caddy,
+    /// Debian's nginx with `auth_request` to extauth's nginx profile.
+    Nginx,
+    /// agentgateway (standalone config) with `extAuthz` to extauth's gRPC listener.
+    Agentgateway,
+}
+
+impl GatewayMode {
+    /// As scenarios and `--gateway` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Simulator => "sim",
+            Self::Caddy => "caddy",
+            Self::Nginx => "nginx",
+            Self::Agentgateway => "agentgateway",
+        }
+    }
 }
 
 /// A deployment the harness did not start: a gateway and an IdP at these URLs.
@@ -123,6 +146,9 @@ pub struct StackOptions {
     pub gateway_listen: Option<SocketAddr>,
     /// How the gateway reads header options without `append`.
     pub append_semantics: AppendSemantics,
+    /// The agentgateway binary (`--agentgateway`); default: `PATH`, then
+    /// `../shared/bin/agentgateway` ([`agentgateway::binary`]).
+    pub agentgateway: Option<PathBuf>,
     /// Print the one-line notices (in-memory store, no port 80).
     pub announce: bool,
 }
@@ -147,6 +173,7 @@ impl StackOptions {
             prefer_port_80: true,
             gateway_listen: None,
             append_semantics: AppendSemantics::default(),
+            agentgateway: None,
             announce: true,
         }
     }
@@ -177,9 +204,12 @@ pub enum StackError {
     /// The IdP did not start (or this backend is skipped here).
     #[error("IdP: {0}")]
     Idp(#[from] IdpError),
-    /// Caddy did not start.
+    /// A gateway process (Caddy, nginx, agentgateway) did not start.
     #[error("gateway: {0}")]
-    Caddy(#[from] CaddyError),
+    GatewayProcess(#[from] ProcessError),
+    /// The gateway cannot run on this machine (no agentgateway binary): a skip.
+    #[error("gateway: {0}")]
+    GatewayUnavailable(String),
     /// The manifest file could not be read.
     #[error("manifest {path}: {source}")]
     ManifestRead {
@@ -212,7 +242,9 @@ impl StackError {
     /// is absent): a skip, not a failure.
     pub fn skip_reason(&self) -> Option<String> {
         match self {
-            Self::Idp(IdpError::Skipped(reason)) => Some(reason.clone()),
+            Self::Idp(IdpError::Skipped(reason)) | Self::GatewayUnavailable(reason) => {
+                Some(reason.clone())
+            }
             _ => None,
         }
     }
@@ -259,7 +291,8 @@ impl RedisHandle {
 #[derive(Debug)]
 enum GatewayHandle {
     Simulator(RunningGateway),
-    Caddy(CaddyGateway),
+    /// Caddy, nginx or agentgateway.
+    Process(GatewayProcess),
 }
 
 /// The running stack. Dropping it stops everything.
@@ -298,6 +331,14 @@ impl Stack {
                 println!("{line}");
             }
             notes.push(line);
+        };
+        // A gateway that cannot run here is a skip, decided before anything starts.
+        let agentgateway_binary = match options.gateway {
+            GatewayMode::Agentgateway => Some(
+                agentgateway::binary(options.agentgateway.as_deref())
+                    .map_err(StackError::GatewayUnavailable)?,
+            ),
+            _ => None,
         };
         let files = tempfile::Builder::new()
             .prefix("harness-stack-")
@@ -351,6 +392,11 @@ impl Stack {
 
         // The gateway's address decides INGRESS_GW_ADDRESS, so bind it before extauth loads.
         let (listener, on_port_80, reservation) = match options.gateway_listen {
+            // agentgateway listens on its port on every address: hold the port there.
+            _ if options.gateway == GatewayMode::Agentgateway => {
+                let port = options.gateway_listen.map_or(0, |a| a.port());
+                (bind_every_address(port).await?, false, None)
+            }
             Some(addr) => {
                 let listener = TcpListener::bind(addr)
                     .await
@@ -359,10 +405,14 @@ impl Stack {
             }
             None => bind_gateway(options.prefer_port_80).await?,
         };
-        let gateway_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+        let mut gateway_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             source,
         })?;
+        if gateway_addr.ip().is_unspecified() {
+            // The wildcard holder of agentgateway's port: the stack talks to it on loopback.
+            gateway_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, gateway_addr.port()));
+        }
         let mut manifest = std::fs::read_to_string(&options.manifest_file).map_err(|source| {
             StackError::ManifestRead {
                 path: options.manifest_file.clone(),
@@ -378,7 +428,7 @@ impl Stack {
             )
         } else {
             manifest = manifest.replace("${INGRESS_GW_ADDRESS}:80", "${INGRESS_GW_ADDRESS}");
-            if options.gateway_listen.is_none() {
+            if options.gateway_listen.is_none() && options.gateway != GatewayMode::Agentgateway {
                 announce(format!(
                     "port 80 could not be bound (not root?): the gateway listens on {gateway_addr} and the manifest's appUrl drops `:80`"
                 ));
@@ -470,7 +520,7 @@ impl Stack {
         std::fs::write(&manifest_path, render(&manifest, &env)).map_err(StackError::Files)?;
 
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let extauth = extauth::server::start(
+        let extauth = extauth::server::start_with_options(
             loaded,
             extauth::server::ServeOptions {
                 grpc: loopback,
@@ -478,8 +528,20 @@ impl Stack {
                 admin: loopback,
                 session_store: store,
             },
+            extauth::server::OpsOptions {
+                // For nginx `auth_request` (and for people: `EXTAUTH_HTTP_NGINX`).
+                http_listeners: vec![HttpListener {
+                    profile: Profile::Nginx,
+                    addr: loopback,
+                }],
+                ..extauth::server::OpsOptions::default()
+            },
+            std::sync::Arc::new(extauth::clock::SystemClock),
         )
         .await?;
+        let extauth_nginx = extauth
+            .http_listener_addr(Profile::Nginx)
+            .unwrap_or_else(|| extauth.http_addr());
         let upstream_url = Url::parse(&upstream.url()).map_err(|e| {
             StackError::Files(std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
         })?;
@@ -490,8 +552,8 @@ impl Stack {
                 upstream_url,
                 options.append_semantics,
             )?),
+            // The process gateways bind the address themselves: it is freed just before.
             GatewayMode::Caddy => {
-                // Caddy binds the address itself: free it just before.
                 drop(listener);
                 let config = CaddyConfig {
                     listen: gateway_addr,
@@ -499,13 +561,38 @@ impl Stack {
                     upstream: upstream.addr().to_string(),
                     id_token_header,
                 };
-                let dir = files.path().to_path_buf();
-                let caddy = tokio::task::spawn_blocking(move || CaddyGateway::start(&config, &dir))
-                    .await
-                    .map_err(|e| {
-                        StackError::Files(std::io::Error::other(format!("caddy start: {e}")))
-                    })??;
-                GatewayHandle::Caddy(caddy)
+                start_process(files.path(), move |dir| CaddyGateway::start(&config, dir)).await?
+            }
+            GatewayMode::Nginx => {
+                drop(listener);
+                let config = NginxConfig {
+                    listen: gateway_addr,
+                    extauth_nginx,
+                    upstream: upstream.addr().to_string(),
+                    id_token_header,
+                };
+                start_process(files.path(), move |dir| NginxGateway::start(&config, dir)).await?
+            }
+            GatewayMode::Agentgateway => {
+                drop(listener);
+                let binary = agentgateway_binary.unwrap_or_default();
+                let free = |what: &'static str| {
+                    extauth::testing::free_port()
+                        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                        .map_err(ProcessError::start(what))
+                };
+                let config = AgentgatewayConfig {
+                    port: gateway_addr.port(),
+                    extauth_grpc: extauth.grpc_addr(),
+                    upstream: upstream.addr().to_string(),
+                    admin: free("agentgateway admin port")?,
+                    stats: free("agentgateway stats port")?,
+                    readiness: free("agentgateway readiness port")?,
+                };
+                start_process(files.path(), move |dir| {
+                    Agentgateway::start(&binary, &config, dir)
+                })
+                .await?
             }
         };
 
@@ -523,6 +610,7 @@ impl Stack {
         set("UPSTREAM_URL", upstream.url());
         set("EXTAUTH_GRPC", extauth.grpc_addr().to_string());
         set("EXTAUTH_HTTP", extauth.http_addr().to_string());
+        set("EXTAUTH_HTTP_NGINX", extauth_nginx.to_string());
         set("EXTAUTH_ADMIN", extauth.admin_addr().to_string());
         set(
             "REDIS_URL",
@@ -530,14 +618,7 @@ impl Stack {
         );
         let backends = [
             ("idp", idp.name().to_owned()),
-            (
-                "gateway",
-                match options.gateway {
-                    GatewayMode::Simulator => "sim",
-                    GatewayMode::Caddy => "caddy",
-                }
-                .to_owned(),
-            ),
+            ("gateway", options.gateway.name().to_owned()),
             (
                 "redis",
                 redis
@@ -762,10 +843,10 @@ impl RunningStack {
         {
             pids.push(("redis-server".to_owned(), pid));
         }
-        if let Some(GatewayHandle::Caddy(c)) = &self.gateway
-            && let Some(pid) = c.pid()
+        if let Some(GatewayHandle::Process(p)) = &self.gateway
+            && let Some(pid) = p.pid()
         {
-            pids.push(("caddy".to_owned(), pid));
+            pids.push((p.what().to_owned(), pid));
         }
         if let Some(pid) = self.idp.as_ref().and_then(RunningIdp::pid) {
             pids.push(("node oidc-provider".to_owned(), pid));
@@ -783,8 +864,8 @@ impl RunningStack {
             }
             _ => {}
         }
-        if let Some(GatewayHandle::Caddy(c)) = &self.gateway {
-            tails.push(("caddy".into(), c.log_tail(lines)));
+        if let Some(GatewayHandle::Process(p)) = &self.gateway {
+            tails.push((p.what().into(), p.log_tail(lines)));
         }
         if let Some(idp) = &self.idp {
             let tail = idp.log_tail(lines).await;
@@ -820,7 +901,7 @@ impl RunningStack {
 
     /// Variables for scenarios: `GATEWAY_URL`, `APP_URL`, `IDP_URL`, `KEYCLOAK_URL`,
     /// `ISSUER`, `KEYCLOAK_CLIENT`, `INGRESS_GW_ADDRESS`, `UPSTREAM_URL`, `REDIS_URL`,
-    /// `EXTAUTH_GRPC`, `EXTAUTH_HTTP`, `EXTAUTH_ADMIN`. No secrets.
+    /// `EXTAUTH_GRPC`, `EXTAUTH_HTTP`, `EXTAUTH_HTTP_NGINX`, `EXTAUTH_ADMIN`. No secrets.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
     }
@@ -839,7 +920,7 @@ impl RunningStack {
     pub async fn stop(mut self) {
         match self.gateway.take() {
             Some(GatewayHandle::Simulator(gateway)) => gateway.shutdown().await,
-            Some(GatewayHandle::Caddy(mut caddy)) => caddy.stop(),
+            Some(GatewayHandle::Process(mut process)) => process.stop(),
             None => {}
         }
         if let Some(extauth) = self.extauth.take() {
@@ -915,6 +996,34 @@ async fn bind_gateway(
         .await
         .map_err(|source| GatewayError::Bind { addr, source })?;
     Ok((listener, false, None))
+}
+
+/// A listener on `port` (0: a free one) of every address, IPv6 and IPv4 when the host has
+/// both: a port agentgateway can take whole.
+async fn bind_every_address(port: u16) -> Result<TcpListener, StackError> {
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    match TcpListener::bind(v6).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            TcpListener::bind(v4)
+                .await
+                .map_err(|source| GatewayError::Bind { addr: v4, source }.into())
+        }
+    }
+}
+
+/// Starts a process gateway off the runtime (it waits, blocking, until ready) with the
+/// stack's folder.
+async fn start_process(
+    dir: &Path,
+    start: impl FnOnce(&Path) -> Result<GatewayProcess, ProcessError> + Send + 'static,
+) -> Result<GatewayHandle, StackError> {
+    let dir = dir.to_path_buf();
+    let process = tokio::task::spawn_blocking(move || start(&dir))
+        .await
+        .map_err(|e| StackError::Files(std::io::Error::other(format!("gateway start: {e}"))))??;
+    Ok(GatewayHandle::Process(process))
 }
 
 /// `${VAR}` filled from `env`; unknown variables are left as written.

@@ -146,10 +146,12 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 }
 
 /// Every scenario on every backend combination it declares (`harness run --matrix`): the
-/// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider, the simulator and Caddy, Redis as a process and as a
-/// testcontainers container. Keycloak rows are skipped with their reason in one line when
-/// the image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest`
-/// (`just docker-up images`).
+/// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider; the
+/// simulator, agentgateway (whose transcripts must equal the simulator's), Caddy and nginx;
+/// Redis as a process and as a testcontainers container. Keycloak rows are skipped with
+/// their reason in one line when the image is absent. Needs a Docker engine with `redis:7`
+/// and `mock-idp:latest` (`just docker-up images`), nginx, and the agentgateway binary
+/// (`../shared/bin/agentgateway` or on PATH).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_every_declared_backend() {
     let _watchdog = watchdog("every_scenario_passes_on_every_declared_backend");
@@ -181,6 +183,8 @@ async fn every_scenario_passes_on_every_declared_backend() {
         "idp=mock-container",
         "idp=oidc-provider",
         "gateway=caddy",
+        "gateway=nginx",
+        "gateway=agentgateway",
         "redis=container",
         "redis=process",
     ] {

@@ -52,6 +52,9 @@ pub struct RunOptions {
     /// Redis, IdP, gateway address), so rows are independent; above 1, a row's output is
     /// printed as one block when it ends.
     pub jobs: usize,
+    /// The agentgateway binary for `gateway: agentgateway` rows (`--agentgateway`); default:
+    /// `PATH`, then `../shared/bin/agentgateway`.
+    pub agentgateway: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -64,6 +67,7 @@ impl Default for RunOptions {
             target: None,
             credentials: None,
             jobs: 1,
+            agentgateway: None,
         }
     }
 }
@@ -472,13 +476,15 @@ fn step_limit(step: &Step, login_timeout: Duration) -> Duration {
 /// The snapshot for a combination: the scenario's name on the mock IdP behind the simulator,
 /// `name.<idp>.<gateway>` elsewhere (responses legitimately differ: Caddy's `server` header,
 /// another IdP's pages). The session store changes nothing in the transcript, nor does
-/// running the mock in a container ([`IdpBackend::snapshot_idp`]).
+/// running the mock in a container ([`IdpBackend::snapshot_idp`]); agentgateway shares the
+/// simulator's ([`GatewayBackend::snapshot_gateway`]).
 pub fn snapshot_name(scenario: &str, combo: Combo) -> String {
     let idp = combo.idp.snapshot_idp();
-    if idp == IdpBackend::Mock && combo.gateway == GatewayBackend::Simulator {
+    let gateway = combo.gateway.snapshot_gateway();
+    if idp == IdpBackend::Mock && gateway == GatewayBackend::Simulator {
         scenario.to_owned()
     } else {
-        format!("{scenario}.{}.{}", idp.name(), combo.gateway.name())
+        format!("{scenario}.{}.{}", idp.name(), gateway.name())
     }
 }
 
@@ -509,7 +515,10 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
     options.gateway = match combo.gateway {
         GatewayBackend::Simulator => GatewayMode::Simulator,
         GatewayBackend::Caddy => GatewayMode::Caddy,
+        GatewayBackend::Nginx => GatewayMode::Nginx,
+        GatewayBackend::Agentgateway => GatewayMode::Agentgateway,
     };
+    options.agentgateway.clone_from(&run.agentgateway);
     options.external.clone_from(&run.target);
     options
 }
@@ -609,7 +618,10 @@ impl<'s> Run<'s> {
         // mock runs in a container, whose snapshots are the in-process mock's).
         let stack_record = [
             ("idp", combo.idp.snapshot_idp().name().to_owned()),
-            ("gateway", format!("{:?}", combo.gateway).to_lowercase()),
+            (
+                "gateway",
+                format!("{:?}", combo.gateway.snapshot_gateway()).to_lowercase(),
+            ),
             ("login", scenario.stack.login.to_string()),
         ]
         .into_iter()
