@@ -574,21 +574,28 @@ impl Stack {
                 start_process(files.path(), move |dir| NginxGateway::start(&config, dir)).await?
             }
             GatewayMode::Agentgateway => {
-                drop(listener);
                 let binary = agentgateway_binary.unwrap_or_default();
-                let free = |what: &'static str| {
-                    extauth::testing::free_port()
-                        .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-                        .map_err(ProcessError::start(what))
+                // Its own ports are held, like the gateway's, until just before it starts:
+                // stacks run side by side, and a port freed early can be handed out again.
+                let held = (0..3)
+                    .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ProcessError::start("agentgateway"))?;
+                let addr = |i: usize| {
+                    held[i]
+                        .local_addr()
+                        .map_err(ProcessError::start("agentgateway"))
                 };
                 let config = AgentgatewayConfig {
                     port: gateway_addr.port(),
                     extauth_grpc: extauth.grpc_addr(),
                     upstream: upstream.addr().to_string(),
-                    admin: free("agentgateway admin port")?,
-                    stats: free("agentgateway stats port")?,
-                    readiness: free("agentgateway readiness port")?,
+                    admin: addr(0)?,
+                    stats: addr(1)?,
+                    readiness: addr(2)?,
                 };
+                drop(held);
+                drop(listener);
                 start_process(files.path(), move |dir| {
                     Agentgateway::start(&binary, &config, dir)
                 })

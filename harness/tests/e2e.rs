@@ -94,34 +94,45 @@ async fn other_scenario_files_pass() {
 }
 
 /// The OpenID RP-certification faults, one file each in `scenarios/conformance/`, driven
-/// through the mock IdP's admin API (`idp_admin` steps).
+/// through the mock IdP's admin API (`idp_admin` steps), on every backend each declares:
+/// the simulator and agentgateway itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_scenarios_pass() {
     let _watchdog = watchdog("conformance_scenarios_pass");
     let dir = scenarios_dir().join("conformance");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("scenarios/conformance/ is readable")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenarios in {}", dir.display());
-    let mut failed = Vec::new();
-    for file in &files {
-        let report = run_file(file, &RunOptions::default()).await;
-        if let Some((step, problems)) = report.failure {
-            failed.push(format!(
-                "{} at {step:?}: {}",
-                file.display(),
+    // One row at a time: the matrix test runs two beside it.
+    let options = RunOptions {
+        matrix: true,
+        ..RunOptions::default()
+    };
+    let reports = harness::scenario::run_paths(std::slice::from_ref(&dir), &options)
+        .await
+        .expect("scenarios/conformance/ is readable");
+    assert!(!reports.is_empty(), "no scenarios in {}", dir.display());
+    println!("{}", harness::cli::results_table(&reports));
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| {
+            let (step, problems) = r.failure.clone().unwrap_or_default();
+            format!(
+                "{} [{}] at {step:?}: {}",
+                r.name,
+                r.backends,
                 problems.join("; ")
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     assert!(
         failed.is_empty(),
-        "failed conformance scenarios:\n{}",
+        "failed conformance rows:\n{}",
         failed.join("\n")
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.backends.contains("gateway=agentgateway") && r.skipped.is_none()),
+        "no conformance row ran on agentgateway"
     );
 }
 

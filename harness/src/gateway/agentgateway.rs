@@ -131,6 +131,8 @@ impl Agentgateway {
             .arg("-f")
             .arg(&file)
             .arg("--validate-only")
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0")
             .output()
             .map_err(ProcessError::start(WHAT))?;
         if !check.status.success() {
@@ -144,7 +146,12 @@ impl Agentgateway {
             });
         }
         let mut command = Command::new(binary);
-        command.arg("-f").arg(&file);
+        // Its errors, not a backtrace, belong in the log tail of a failure report.
+        command
+            .arg("-f")
+            .arg(&file)
+            .env("RUST_BACKTRACE", "0")
+            .env("RUST_LIB_BACKTRACE", "0");
         let listen = SocketAddr::from(([127, 0, 0, 1], config.port));
         GatewayProcess::start(
             WHAT,
