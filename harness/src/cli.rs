@@ -34,8 +34,8 @@ pub enum Command {
     /// Bring up Redis, the IdP, extauth, the LLM upstream and the gateway; print how to use
     /// them (the seed guide's Step 3) and wait for Ctrl-C (or SIGTERM).
     Up {
-        /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, REDIS_URL,
-        /// UPSTREAM_URL as KEY=value lines to this file.
+        /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, EXTAUTH_HTTP_NGINX,
+        /// REDIS_URL, UPSTREAM_URL as KEY=value lines to this file.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
         /// Do Step 3.1 now and print the Keycloak login URL to open in a browser.
@@ -482,6 +482,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "IDP_URL",
             "EXTAUTH_GRPC",
             "EXTAUTH_HTTP",
+            "EXTAUTH_HTTP_NGINX",
             "REDIS_URL",
             "UPSTREAM_URL",
         ] {
@@ -508,9 +509,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     println!("  login     {} / {}", DEFAULT_USER.0, DEFAULT_USER.1);
     println!(
-        "  extauth   gRPC {}  HTTP {}  admin {}",
+        "  extauth   gRPC {}  HTTP {}  HTTP (nginx profile) {}  admin {}",
         stack.extauth_grpc(),
         stack.extauth_http(),
+        var("EXTAUTH_HTTP_NGINX"),
         stack.extauth_admin()
     );
     println!("  redis     {}", stack.redis_url());

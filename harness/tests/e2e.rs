@@ -1,5 +1,6 @@
 //! End to end: every `scenarios/*.yaml` through the runner on its own fresh stack (real
-//! Redis, real Chromium, the gRPC gateway simulator, in-process extauth and mock IdP).
+//! Redis, real Chromium, the gRPC gateway simulator by default and every gateway a scenario
+//! declares in the matrix tests, in-process extauth and mock IdP).
 //! `just test-e2e` runs this file. Each known scenario has its own test; any other file in
 //! the folder is run by `other_scenario_files_pass`, so a new file is never skipped.
 

@@ -84,6 +84,12 @@ http {{
 
     server {{
         listen {listen};
+        # A cookie session is up to 4 cookies of 3800 bytes: in the browser's Cookie header,
+        # and in extauth's answers (Set-Cookie, x-extauth-set-cookie-N). nginx's defaults
+        # (8k request header lines, 4k/8k upstream headers) would refuse them.
+        large_client_header_buffers 4 32k;
+        proxy_buffer_size 32k;
+        proxy_buffers 8 32k;
 
         location / {{
             auth_request /_extauth/check;
