@@ -15,9 +15,10 @@ run *ARGS:
     cargo build -q -p harness -p extauth
     cargo run -p harness -- up {{ARGS}}
 
-# The e2e part runs the backend matrix: mock and oidc-provider IdPs, simulator and Caddy,
-# Redis as a process and as a container; Keycloak rows skip with their reason when its image
-# is absent. Needs a Docker engine: started here when none answers (`just docker-down`).
+# The e2e part runs the backend matrix: mock and oidc-provider IdPs; the simulator,
+# agentgateway, Caddy and nginx; Redis as a process and as a container; Keycloak rows skip
+# with their reason when its image is absent. Needs a Docker engine: started here when none
+# answers (`just docker-down`).
 # The whole suite: units, properties, snapshots, integration, the e2e backend matrix.
 test: deps docker-up images
     cargo test --workspace --no-fail-fast
@@ -61,8 +62,9 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Also `npm ci` of the npm peer (oidc-provider) into harness/oidc-provider/.
-# Install what the tests drive when missing: redis-server, chromium, caddy, docker.io, npm peer.
+# Also `npm ci` of the npm peer (oidc-provider) into harness/oidc-provider/. Packages are
+# installed without starting their services: port 80 belongs to the stacks' gateways.
+# Install what the tests drive when missing: redis-server, chromium, caddy, nginx, docker.io, npm peer.
 deps:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -70,13 +72,19 @@ deps:
     command -v redis-server >/dev/null || missing+=(redis-server)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     command -v caddy >/dev/null || missing+=(caddy)
+    [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
     command -v dockerd >/dev/null || missing+=(docker.io)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+        bash harness/scripts/apt-install-no-start.sh "${missing[@]}"
     fi
+    # agentgateway is not a Debian package: the harness takes it from PATH or ../shared/bin
+    # (see README, "agentgateway"); without it its matrix rows are skipped and the e2e
+    # matrix test fails, saying so.
+    command -v agentgateway >/dev/null || [ -x ../shared/bin/agentgateway ] || \
+        echo "note: no agentgateway on PATH or at ../shared/bin/agentgateway (README: agentgateway)" >&2
     if [ ! -f harness/oidc-provider/node_modules/oidc-provider/package.json ]; then
         command -v npm >/dev/null || { echo "npm not found: install Node 20+ and npm" >&2; exit 1; }
         (cd harness/oidc-provider && npm ci --no-audit --no-fund --loglevel=error)

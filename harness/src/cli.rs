@@ -35,9 +35,9 @@ pub enum Command {
     /// Bring up Redis, the IdP, extauth, the LLM upstream and the gateway; print how to use
     /// them (the seed guide's Step 3) and wait for Ctrl-C (or SIGTERM).
     Up {
-        /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, REDIS_URL,
-        /// UPSTREAM_URL, EXTAUTH_PIDS and EXTAUTH_ADMINS (comma-separated, one per replica;
-        /// no PIDs when extauth runs in process) as KEY=value lines to this file.
+        /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, EXTAUTH_HTTP_NGINX,
+        /// REDIS_URL, UPSTREAM_URL, EXTAUTH_PIDS and EXTAUTH_ADMINS (comma-separated, one per
+        /// replica; no PIDs when extauth runs in process) as KEY=value lines to this file.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
         /// Do Step 3.1 now and print the Keycloak login URL to open in a browser.
@@ -89,6 +89,11 @@ pub enum Command {
         /// else `extauth` next to this executable).
         #[arg(long, value_name = "PATH")]
         extauth_bin: Option<PathBuf>,
+        /// The agentgateway binary for `gateway: agentgateway` rows; default: `agentgateway`
+        /// on PATH, then ../shared/bin/agentgateway beside the workspace. Rows skip (one line
+        /// saying where it looked) when there is none.
+        #[arg(long, value_name = "PATH")]
+        agentgateway: Option<PathBuf>,
     },
     /// Virtual users doing full logins (plain HTTP: 302, IdP form, callback, cookie) and
     /// then authenticated calls, against a stack it starts (the same backend flags as `up`)
@@ -187,8 +192,12 @@ pub enum IdpArg {
 pub enum GatewayArg {
     /// The ext_authz gRPC simulator.
     Sim,
-    /// Caddy `forward_auth`.
+    /// Caddy `forward_auth` over extauth's HTTP mode.
     Caddy,
+    /// nginx `auth_request` over extauth's nginx profile, with the sign-in recipe.
+    Nginx,
+    /// agentgateway itself (v1.3.1, `extAuthz` over gRPC): see `--agentgateway`.
+    Agentgateway,
 }
 
 /// `harness up`'s choices.
@@ -253,6 +262,7 @@ pub async fn main(cli: Cli) -> ExitCode {
             password,
             jobs,
             extauth_bin,
+            agentgateway,
         } => {
             let jobs = jobs.map_or_else(default_jobs, usize::from);
             let mut options = RunOptions {
@@ -260,6 +270,7 @@ pub async fn main(cli: Cli) -> ExitCode {
                 credentials: user.zip(password),
                 jobs,
                 extauth_bin,
+                agentgateway,
                 ..RunOptions::default()
             };
             if let Some(dir) = snapshots_dir {
@@ -362,6 +373,10 @@ pub struct BackendArgs {
     /// this executable, where `cargo build -p extauth` puts it).
     #[arg(long, value_name = "PATH", requires = "replicas")]
     extauth_bin: Option<PathBuf>,
+    /// With `--gateway agentgateway`: its binary; default: `agentgateway` on PATH, then
+    /// ../shared/bin/agentgateway beside the workspace.
+    #[arg(long, value_name = "PATH")]
+    agentgateway: Option<PathBuf>,
 }
 
 impl BackendArgs {
@@ -393,7 +408,10 @@ impl BackendArgs {
         options.gateway = match self.gateway {
             GatewayArg::Sim => GatewayMode::Simulator,
             GatewayArg::Caddy => GatewayMode::Caddy,
+            GatewayArg::Nginx => GatewayMode::Nginx,
+            GatewayArg::Agentgateway => GatewayMode::Agentgateway,
         };
+        options.agentgateway = self.agentgateway;
         if let Some(addr) = self.gateway_listen {
             if !addr.ip().is_loopback() {
                 anyhow::bail!(
@@ -508,6 +526,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "IDP_URL",
             "EXTAUTH_GRPC",
             "EXTAUTH_HTTP",
+            "EXTAUTH_HTTP_NGINX",
             "REDIS_URL",
             "UPSTREAM_URL",
         ] {
@@ -613,9 +632,13 @@ fn extauth_lines(stack: &crate::stack::RunningStack) -> String {
     let pids = stack.extauth_pids();
     if pids.is_empty() {
         return format!(
-            "  extauth   gRPC {}  HTTP {}  admin {}\n",
+            "  extauth   gRPC {}  HTTP {}  HTTP (nginx profile) {}  admin {}\n",
             stack.extauth_grpc(),
             stack.extauth_http(),
+            stack
+                .vars()
+                .get("EXTAUTH_HTTP_NGINX")
+                .map_or("", String::as_str),
             stack.extauth_admin()
         );
     }

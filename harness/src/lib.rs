@@ -11,9 +11,10 @@
 //!   container, URL);
 //! - [`cleanup`]: the record of every process and container the harness started;
 //! - [`upstream`]: the OpenAI-like LLM mock that records what it received;
-//! - [`gateway`]: the gateway backends, one file each: [`gateway::sim`] (an
-//!   agentgateway/Envoy stand-in speaking ext_authz gRPC) and [`gateway::caddy`] (Caddy
-//!   `forward_auth` in front of extauth's HTTP mode);
+//! - [`gateway`]: the gateway backends, one file each: [`gateway::sim`] (an agentgateway
+//!   stand-in speaking ext_authz gRPC), [`gateway::agentgateway`] (the real one),
+//!   [`gateway::caddy`] (Caddy `forward_auth` in front of extauth's HTTP mode) and
+//!   [`gateway::nginx`] (nginx `auth_request` and the sign-in recipe);
 //! - [`logs`]: log tails for failure reports;
 //! - [`login`]: the browser and plain-HTTP login drivers for Keycloak's form;
 //! - [`stack`]: all of the above plus the mock IdP and extauth, wired as the seed guide says;

@@ -6,8 +6,10 @@
 //! (testcontainers), a URL, or extauth's memory store; `auto` tries the container (when a
 //! Docker engine answers and holds the image), then the process, then memory, saying which
 //! it fell back to. The IdP is one of [`crate::idp`]'s. The gateway is the ext_authz gRPC
-//! simulator (balancing over the replicas) or Caddy `forward_auth` over extauth's HTTP mode
-//! ([`crate::gateway::caddy`]). A stack can also be *external* ([`StackOptions::external`]):
+//! simulator (balancing over the replicas), agentgateway itself
+//! ([`crate::gateway::agentgateway`]), Caddy `forward_auth` over extauth's HTTP mode
+//! ([`crate::gateway::caddy`]) or nginx `auth_request` over extauth's nginx profile
+//! ([`crate::gateway::nginx`]). A stack can also be *external* ([`StackOptions::external`]):
 //! nothing is started, the scenario talks to a gateway and IdP at given URLs, and what needs
 //! the stack's insides (the upstream's records, Redis, extauth's processes) is not
 //! checkable.
@@ -18,7 +20,8 @@
 //! the process environment. The seed's `appUrl` is `http://${INGRESS_GW_ADDRESS}:80`, so the
 //! gateway listens on port 80 of a loopback address 127.0.0.N (one per stack, so parallel
 //! stacks do not collide); when port 80 cannot be bound (not root) it takes an ephemeral port
-//! and the manifest's `:80` is dropped. The IdP is on `localhost`, the gateway on 127.0.0.x,
+//! and the manifest's `:80` is dropped (agentgateway, whose binds take no address, always
+//! listens on a free port of every address). The IdP is on `localhost`, the gateway on 127.0.0.x,
 //! so a browser keeps their cookies apart, as with two real sites.
 //! Everything stops on [`RunningStack::stop`] or on drop.
 
@@ -35,7 +38,10 @@ use url::Url;
 use crate::extauth::{
     ExtauthError, ExtauthMode, InProcessExtauth, ReplicaSpec, Replicas, RunningExtauth,
 };
-use crate::gateway::caddy::{CaddyConfig, CaddyError, CaddyGateway};
+use crate::gateway::agentgateway::{self, Agentgateway, AgentgatewayConfig};
+use crate::gateway::caddy::{CaddyConfig, CaddyGateway};
+use crate::gateway::nginx::{NginxConfig, NginxGateway};
+use crate::gateway::process::{GatewayProcess, ProcessError};
 use crate::gateway::sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
 use crate::idp::{IdpError, IdpMode, IdpSetup, RunningIdp};
 use crate::redis::container::RedisContainer;
@@ -86,6 +92,22 @@ pub enum GatewayMode {
     Simulator,
     /// Debian's Caddy with `forward_auth` to extauth's HTTP mode.
     Caddy,
+    /// Debian's nginx with `auth_request` to extauth's nginx profile.
+    Nginx,
+    /// agentgateway (standalone config) with `extAuthz` to extauth's gRPC listener.
+    Agentgateway,
+}
+
+impl GatewayMode {
+    /// As scenarios and `--gateway` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Simulator => "sim",
+            Self::Caddy => "caddy",
+            Self::Nginx => "nginx",
+            Self::Agentgateway => "agentgateway",
+        }
+    }
 }
 
 /// A deployment the harness did not start: a gateway and an IdP at these URLs.
@@ -128,6 +150,9 @@ pub struct StackOptions {
     pub gateway_listen: Option<SocketAddr>,
     /// How the gateway reads header options without `append`.
     pub append_semantics: AppendSemantics,
+    /// The agentgateway binary (`--agentgateway`); default: `PATH`, then
+    /// `../shared/bin/agentgateway` ([`agentgateway::binary`]).
+    pub agentgateway: Option<PathBuf>,
     /// Print the one-line notices (in-memory store, no port 80).
     pub announce: bool,
     /// extauth in process (default) or as `--replicas N` processes.
@@ -157,6 +182,7 @@ impl StackOptions {
             prefer_port_80: true,
             gateway_listen: None,
             append_semantics: AppendSemantics::default(),
+            agentgateway: None,
             announce: true,
             extauth: ExtauthMode::InProcess,
             extauth_bin: None,
@@ -189,9 +215,12 @@ pub enum StackError {
     /// The IdP did not start (or this backend is skipped here).
     #[error("IdP: {0}")]
     Idp(#[from] IdpError),
-    /// Caddy did not start.
+    /// A gateway process (Caddy, nginx, agentgateway) did not start.
     #[error("gateway: {0}")]
-    Caddy(#[from] CaddyError),
+    GatewayProcess(#[from] ProcessError),
+    /// The gateway cannot run on this machine (no agentgateway binary): a skip.
+    #[error("gateway: {0}")]
+    GatewayUnavailable(String),
     /// The manifest file could not be read.
     #[error("manifest {path}: {source}")]
     ManifestRead {
@@ -224,7 +253,9 @@ impl StackError {
     /// is absent): a skip, not a failure.
     pub fn skip_reason(&self) -> Option<String> {
         match self {
-            Self::Idp(IdpError::Skipped(reason)) => Some(reason.clone()),
+            Self::Idp(IdpError::Skipped(reason)) | Self::GatewayUnavailable(reason) => {
+                Some(reason.clone())
+            }
             _ => None,
         }
     }
@@ -271,7 +302,8 @@ impl RedisHandle {
 #[derive(Debug)]
 enum GatewayHandle {
     Simulator(RunningGateway),
-    Caddy(CaddyGateway),
+    /// Caddy, nginx or agentgateway.
+    Process(GatewayProcess),
 }
 
 /// The running stack. Dropping it stops everything.
@@ -311,6 +343,14 @@ impl Stack {
             }
             notes.push(line);
         };
+        // A gateway that cannot run here is a skip, decided before anything starts.
+        let agentgateway_binary = match options.gateway {
+            GatewayMode::Agentgateway => Some(
+                agentgateway::binary(options.agentgateway.as_deref())
+                    .map_err(StackError::GatewayUnavailable)?,
+            ),
+            _ => None,
+        };
         let files = tempfile::Builder::new()
             .prefix("harness-stack-")
             .tempdir()
@@ -322,6 +362,9 @@ impl Stack {
             ExtauthMode::Processes { replicas } => {
                 if replicas > 1 && options.redis == RedisMode::Memory {
                     return Err(ExtauthError::NeedsRedis { replicas }.into());
+                }
+                if replicas > 1 && options.gateway == GatewayMode::Agentgateway {
+                    return Err(ExtauthError::OneHostGateway { replicas }.into());
                 }
                 Some(crate::extauth::locate_binary(
                     options.extauth_bin.as_deref(),
@@ -376,6 +419,11 @@ impl Stack {
 
         // The gateway's address decides INGRESS_GW_ADDRESS, so bind it before extauth loads.
         let (listener, on_port_80, reservation) = match options.gateway_listen {
+            // agentgateway listens on its port on every address: hold the port there.
+            _ if options.gateway == GatewayMode::Agentgateway => {
+                let port = options.gateway_listen.map_or(0, |a| a.port());
+                (bind_every_address(port).await?, false, None)
+            }
             Some(addr) => {
                 let listener = TcpListener::bind(addr)
                     .await
@@ -384,10 +432,14 @@ impl Stack {
             }
             None => bind_gateway(options.prefer_port_80).await?,
         };
-        let gateway_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
+        let mut gateway_addr = listener.local_addr().map_err(|source| GatewayError::Bind {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             source,
         })?;
+        if gateway_addr.ip().is_unspecified() {
+            // The wildcard holder of agentgateway's port: the stack talks to it on loopback.
+            gateway_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, gateway_addr.port()));
+        }
         let mut manifest = std::fs::read_to_string(&options.manifest_file).map_err(|source| {
             StackError::ManifestRead {
                 path: options.manifest_file.clone(),
@@ -403,7 +455,7 @@ impl Stack {
             )
         } else {
             manifest = manifest.replace("${INGRESS_GW_ADDRESS}:80", "${INGRESS_GW_ADDRESS}");
-            if options.gateway_listen.is_none() {
+            if options.gateway_listen.is_none() && options.gateway != GatewayMode::Agentgateway {
                 announce(format!(
                     "port 80 could not be bound (not root?): the gateway listens on {gateway_addr} and the manifest's appUrl drops `:80`"
                 ));
@@ -514,6 +566,7 @@ impl Stack {
         let grpc_addrs = extauth.grpc_addrs();
         let http_addrs = extauth.http_addrs();
         let admin_addrs = extauth.admin_addrs();
+        let nginx_addrs = extauth.nginx_addrs();
         let upstream_url = Url::parse(&upstream.url()).map_err(|e| {
             StackError::Files(std::io::Error::new(ErrorKind::InvalidData, e.to_string()))
         })?;
@@ -524,8 +577,8 @@ impl Stack {
                 upstream_url,
                 options.append_semantics,
             )?),
+            // The process gateways bind the address themselves: it is freed just before.
             GatewayMode::Caddy => {
-                // Caddy binds the address itself: free it just before.
                 drop(listener);
                 let config = CaddyConfig {
                     listen: gateway_addr,
@@ -534,13 +587,45 @@ impl Stack {
                     upstream: upstream.addr().to_string(),
                     id_token_header,
                 };
-                let dir = files.path().to_path_buf();
-                let caddy = tokio::task::spawn_blocking(move || CaddyGateway::start(&config, &dir))
-                    .await
-                    .map_err(|e| {
-                        StackError::Files(std::io::Error::other(format!("caddy start: {e}")))
-                    })??;
-                GatewayHandle::Caddy(caddy)
+                start_process(files.path(), move |dir| CaddyGateway::start(&config, dir)).await?
+            }
+            GatewayMode::Nginx => {
+                drop(listener);
+                let config = NginxConfig {
+                    listen: gateway_addr,
+                    extauth_nginx: nginx_addrs.clone(),
+                    upstream: upstream.addr().to_string(),
+                    id_token_header,
+                };
+                start_process(files.path(), move |dir| NginxGateway::start(&config, dir)).await?
+            }
+            GatewayMode::Agentgateway => {
+                let binary = agentgateway_binary.unwrap_or_default();
+                // Its own ports are held, like the gateway's, until just before it starts:
+                // stacks run side by side, and a port freed early can be handed out again.
+                let held = (0..3)
+                    .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(ProcessError::start("agentgateway"))?;
+                let addr = |i: usize| {
+                    held[i]
+                        .local_addr()
+                        .map_err(ProcessError::start("agentgateway"))
+                };
+                let config = AgentgatewayConfig {
+                    port: gateway_addr.port(),
+                    extauth_grpc: grpc_addrs[0],
+                    upstream: upstream.addr().to_string(),
+                    admin: addr(0)?,
+                    stats: addr(1)?,
+                    readiness: addr(2)?,
+                };
+                drop(held);
+                drop(listener);
+                start_process(files.path(), move |dir| {
+                    Agentgateway::start(&binary, &config, dir)
+                })
+                .await?
             }
         };
 
@@ -561,6 +646,7 @@ impl Stack {
             |addrs: &[SocketAddr]| addrs.first().map(ToString::to_string).unwrap_or_default();
         set("EXTAUTH_GRPC", first(&grpc_addrs));
         set("EXTAUTH_HTTP", first(&http_addrs));
+        set("EXTAUTH_HTTP_NGINX", first(&nginx_addrs));
         set("EXTAUTH_ADMIN", first(&admin_addrs));
         set("EXTAUTH_ADMINS", join(&admin_addrs));
         set(
@@ -569,14 +655,7 @@ impl Stack {
         );
         let backends = [
             ("idp", idp.name().to_owned()),
-            (
-                "gateway",
-                match options.gateway {
-                    GatewayMode::Simulator => "sim",
-                    GatewayMode::Caddy => "caddy",
-                }
-                .to_owned(),
-            ),
+            ("gateway", options.gateway.name().to_owned()),
             (
                 "redis",
                 redis
@@ -896,10 +975,10 @@ impl RunningStack {
         {
             pids.push(("redis-server".to_owned(), pid));
         }
-        if let Some(GatewayHandle::Caddy(c)) = &self.gateway
-            && let Some(pid) = c.pid()
+        if let Some(GatewayHandle::Process(p)) = &self.gateway
+            && let Some(pid) = p.pid()
         {
-            pids.push(("caddy".to_owned(), pid));
+            pids.push((p.what().to_owned(), pid));
         }
         if let Some(pid) = self.idp.as_ref().and_then(RunningIdp::pid) {
             pids.push(("node oidc-provider".to_owned(), pid));
@@ -922,8 +1001,8 @@ impl RunningStack {
             }
             _ => {}
         }
-        if let Some(GatewayHandle::Caddy(c)) = &self.gateway {
-            tails.push(("caddy".into(), c.log_tail(lines)));
+        if let Some(GatewayHandle::Process(p)) = &self.gateway {
+            tails.push((p.what().into(), p.log_tail(lines)));
         }
         if let Some(idp) = &self.idp {
             let tail = idp.log_tail(lines).await;
@@ -971,8 +1050,8 @@ impl RunningStack {
 
     /// Variables for scenarios: `GATEWAY_URL`, `APP_URL`, `IDP_URL`, `KEYCLOAK_URL`,
     /// `ISSUER`, `KEYCLOAK_CLIENT`, `INGRESS_GW_ADDRESS`, `UPSTREAM_URL`, `REDIS_URL`,
-    /// `EXTAUTH_GRPC`, `EXTAUTH_HTTP`, `EXTAUTH_ADMIN` (replica 0's), `EXTAUTH_ADMINS` (every
-    /// replica's, comma-separated). No secrets.
+    /// `EXTAUTH_GRPC`, `EXTAUTH_HTTP`, `EXTAUTH_HTTP_NGINX`, `EXTAUTH_ADMIN` (replica 0's),
+    /// `EXTAUTH_ADMINS` (every replica's, comma-separated). No secrets.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars
     }
@@ -991,7 +1070,7 @@ impl RunningStack {
     pub async fn stop(mut self) {
         match self.gateway.take() {
             Some(GatewayHandle::Simulator(gateway)) => gateway.shutdown().await,
-            Some(GatewayHandle::Caddy(mut caddy)) => caddy.stop(),
+            Some(GatewayHandle::Process(mut process)) => process.stop(),
             None => {}
         }
         if let Some(extauth) = self.extauth.take() {
@@ -1067,6 +1146,34 @@ async fn bind_gateway(
         .await
         .map_err(|source| GatewayError::Bind { addr, source })?;
     Ok((listener, false, None))
+}
+
+/// A listener on `port` (0: a free one) of every address, IPv6 and IPv4 when the host has
+/// both: a port agentgateway can take whole.
+async fn bind_every_address(port: u16) -> Result<TcpListener, StackError> {
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    match TcpListener::bind(v6).await {
+        Ok(listener) => Ok(listener),
+        Err(_) => {
+            let v4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+            TcpListener::bind(v4)
+                .await
+                .map_err(|source| GatewayError::Bind { addr: v4, source }.into())
+        }
+    }
+}
+
+/// Starts a process gateway off the runtime (it waits, blocking, until ready) with the
+/// stack's folder.
+async fn start_process(
+    dir: &Path,
+    start: impl FnOnce(&Path) -> Result<GatewayProcess, ProcessError> + Send + 'static,
+) -> Result<GatewayHandle, StackError> {
+    let dir = dir.to_path_buf();
+    let process = tokio::task::spawn_blocking(move || start(&dir))
+        .await
+        .map_err(|e| StackError::Files(std::io::Error::other(format!("gateway start: {e}"))))??;
+    Ok(GatewayHandle::Process(process))
 }
 
 /// `${VAR}` filled from `env`; unknown variables are left as written.

@@ -1,6 +1,7 @@
 //! End to end: every `scenarios/*.yaml` through the runner on its own fresh stack (real
-//! Redis, real Chromium, the gRPC gateway simulator, in-process extauth and mock IdP; two
-//! `extauth serve` processes where a scenario sets `stack.replicas`, which needs the binary:
+//! Redis, real Chromium, the gRPC gateway simulator by default and every gateway a scenario
+//! declares in the matrix tests, in-process extauth and mock IdP; two `extauth serve`
+//! processes where a scenario sets `stack.replicas`, which needs the binary:
 //! `cargo build -p harness -p extauth`, done by `just test-e2e` and `cargo test --workspace`).
 //! `just test-e2e` runs this file. Each known scenario has its own test; any other file in
 //! the folder is run by `other_scenario_files_pass`, so a new file is never skipped.
@@ -96,34 +97,45 @@ async fn other_scenario_files_pass() {
 }
 
 /// The OpenID RP-certification faults, one file each in `scenarios/conformance/`, driven
-/// through the mock IdP's admin API (`idp_admin` steps).
+/// through the mock IdP's admin API (`idp_admin` steps), on every backend each declares:
+/// the simulator and agentgateway itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_scenarios_pass() {
     let _watchdog = watchdog("conformance_scenarios_pass");
     let dir = scenarios_dir().join("conformance");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("scenarios/conformance/ is readable")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no scenarios in {}", dir.display());
-    let mut failed = Vec::new();
-    for file in &files {
-        let report = run_file(file, &RunOptions::default()).await;
-        if let Some((step, problems)) = report.failure {
-            failed.push(format!(
-                "{} at {step:?}: {}",
-                file.display(),
+    // One row at a time: the matrix test runs two beside it.
+    let options = RunOptions {
+        matrix: true,
+        ..RunOptions::default()
+    };
+    let reports = harness::scenario::run_paths(std::slice::from_ref(&dir), &options)
+        .await
+        .expect("scenarios/conformance/ is readable");
+    assert!(!reports.is_empty(), "no scenarios in {}", dir.display());
+    println!("{}", harness::cli::results_table(&reports));
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| {
+            let (step, problems) = r.failure.clone().unwrap_or_default();
+            format!(
+                "{} [{}] at {step:?}: {}",
+                r.name,
+                r.backends,
                 problems.join("; ")
-            ));
-        }
-    }
+            )
+        })
+        .collect();
     assert!(
         failed.is_empty(),
-        "failed conformance scenarios:\n{}",
+        "failed conformance rows:\n{}",
         failed.join("\n")
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.backends.contains("gateway=agentgateway") && r.skipped.is_none()),
+        "no conformance row ran on agentgateway"
     );
 }
 
@@ -148,10 +160,13 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 }
 
 /// Every scenario on every backend combination it declares (`harness run --matrix`): the
-/// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider, the simulator and Caddy, Redis as a process and as a
-/// testcontainers container, one extauth in process and two `extauth serve` replicas. Keycloak rows are skipped with their reason in one line when
-/// the image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest`
-/// (`just docker-up images`).
+/// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider; the
+/// simulator, agentgateway (whose transcripts must equal the simulator's), Caddy and nginx;
+/// Redis as a process and as a testcontainers container; one extauth in process and two
+/// `extauth serve` replicas. Keycloak rows are skipped with their reason in one line when the
+/// image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest` (`just
+/// docker-up images`), nginx, and the agentgateway binary (`../shared/bin/agentgateway` or on
+/// PATH).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_every_declared_backend() {
     let _watchdog = watchdog("every_scenario_passes_on_every_declared_backend");
@@ -183,6 +198,8 @@ async fn every_scenario_passes_on_every_declared_backend() {
         "idp=mock-container",
         "idp=oidc-provider",
         "gateway=caddy",
+        "gateway=nginx",
+        "gateway=agentgateway",
         "redis=container",
         "redis=process",
         "extauth=2",

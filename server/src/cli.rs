@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::{self, Report};
 use crate::env::{EnvSource, ProcessEnv};
 use crate::server::{self, OpsOptions, ServeOptions, StoreChoice};
+use crate::transport::profile::HttpListener;
 use crate::transport::proxy::{Cidr, DEFAULT_TRUSTED_PROXIES, TrustedProxies};
 
 /// Reference ext-auth server for the OIDC authorization-code flow.
@@ -47,11 +48,18 @@ pub struct ServeArgs {
     /// port is 8083.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8083")]
     pub grpc: SocketAddr,
-    /// HTTP ext_authz / forward-auth listener (Envoy HTTP ext_authz, Caddy `forward_auth`,
-    /// Traefik `forwardAuth`, nginx `auth_request`): 200 = allow, with the upstream headers in
-    /// the response; anything else is the answer for the client.
+    /// HTTP forward-auth listener (Caddy `forward_auth`, Traefik `forwardAuth`): 200 = allow,
+    /// with the upstream headers in the response; anything else is the answer for the client.
+    /// For Envoy's HTTP ext_authz and nginx `auth_request` add a `--http-listener`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8084")]
     pub http: SocketAddr,
+    /// One more HTTP listener answering as one gateway expects; repeatable. PROFILE is
+    /// `envoy` (Envoy HTTP ext_authz: allow is exactly 200, our 5xx answers go out as 403
+    /// with their body and `x-extauth-status`), `nginx` (`auth_request`: 200 or 401 only,
+    /// cookies in `x-extauth-set-cookie-N`, and the sign-in endpoint `/extauth/sign_in`) or
+    /// `forward-auth` (as `--http`). E.g. `--http-listener nginx=127.0.0.1:8085`.
+    #[arg(long = "http-listener", value_name = "PROFILE=ADDR")]
+    pub http_listeners: Vec<HttpListener>,
     /// Admin listener: `/healthz` (liveness), `/readyz` (every AuthConfig's Redis answers and
     /// its discovery is fetched; JSON body), `/metrics` (Prometheus text format).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9091")]
@@ -85,7 +93,11 @@ Logs never contain cookie values, authorization codes, `state`, tokens, Authoriz
 session ids. Stop with SIGTERM or Ctrl-C (SIGINT): in-flight checks finish first.
 
 Example (Caddy forward_auth on the same host):
-  extauth serve --config seed.yaml --http 127.0.0.1:8084 --log-format json";
+  extauth serve --config seed.yaml --http 127.0.0.1:8084 --log-format json
+Example (nginx auth_request and Envoy's HTTP ext_authz as well):
+  extauth serve --config seed.yaml --http-listener nginx=127.0.0.1:8085 \
+      --http-listener envoy=127.0.0.1:8086
+The gateway configuration that goes with each profile is in docs/config-reference.md.";
 
 fn default_trusted_proxies() -> Vec<Cidr> {
     DEFAULT_TRUSTED_PROXIES
@@ -237,6 +249,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         let ops = OpsOptions {
             trusted_proxies: TrustedProxies::new(args.trusted_proxies),
             config_selector: Some(args.config_selector),
+            http_listeners: args.http_listeners,
         };
         let clock = std::sync::Arc::new(crate::clock::SystemClock);
         let server = match server::start_with_options(loaded, opts, ops, clock).await {

@@ -7,14 +7,16 @@
 //!   [`flow::callback`] (code exchange, new session, cookie), [`flow::identity`] (allow with
 //!   the identity headers, or a bearer ID token), [`flow::refresh`], [`flow::logout`],
 //!   [`flow::binding`] (the CSRF login cookie), [`flow::return_url`] (where a login may
-//!   return), [`flow::error`] (errors → responses);
+//!   return), [`flow::sign_in`] (the browser's answer behind nginx `auth_request`),
+//!   [`flow::error`] (errors → responses);
 //! - [`crypto`]: AES-256-GCM for session data at rest and cookie sessions;
 //! - [`assertion`]: RFC 7523 client assertions (`private_key_jwt`);
 //! - [`oidc`]: discovery (overrides, poll interval, JWKS refetch), code exchange, refresh,
 //!   revocation and ID-token checks;
 //! - [`state`]: the signed `state` parameter, PKCE verifier and nonce;
 //! - [`session`]: session ids and stores (memory, Redis);
-//! - [`transport`]: gRPC ext_authz, the HTTP mode, admin;
+//! - [`transport`]: gRPC ext_authz, the HTTP mode (one profile per gateway: forward-auth,
+//!   Envoy HTTP, nginx `auth_request`), admin;
 //! - [`metrics`]: Prometheus counters and histograms (served on the admin listener);
 //! - [`server`]: wiring and listeners; [`cli`]: `extauth serve|validate`.
 

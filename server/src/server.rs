@@ -1,5 +1,6 @@
-//! Assembles the flow from loaded config and serves it on three listeners (gRPC, HTTP,
-//! admin). Used by `extauth serve`, by the harness and by tests, on port 0 where they like.
+//! Assembles the flow from loaded config and serves it on its listeners (gRPC, HTTP
+//! forward-auth, admin, and any extra HTTP listener with its gateway profile). Used by
+//! `extauth serve`, by the harness and by tests, on port 0 where they like.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::session::redis::RedisStore;
 use crate::session::{SessionStore, StoreError};
 use crate::state::StateCodec;
 use crate::transport;
+use crate::transport::profile::{HttpListener, Profile};
 use crate::transport::proxy::TrustedProxies;
 
 /// Which session store to use.
@@ -56,6 +58,9 @@ pub struct OpsOptions {
     /// (`namespace/name`) picks the AuthConfig when several are loaded (default
     /// [`crate::flow::CONFIG_SELECTOR`], `x-extauth-config`).
     pub config_selector: Option<String>,
+    /// More HTTP listeners, each answering as its gateway expects
+    /// ([`crate::transport::profile`]); `ServeOptions::http` is the forward-auth one.
+    pub http_listeners: Vec<HttpListener>,
 }
 
 /// Why the server could not start.
@@ -95,6 +100,7 @@ pub struct RunningServer {
     grpc: SocketAddr,
     http: SocketAddr,
     admin: SocketAddr,
+    http_listeners: Vec<(Profile, SocketAddr)>,
     flow: Arc<Flow>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -115,6 +121,20 @@ impl RunningServer {
     /// Bound admin address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin
+    }
+    /// The bound address of the first extra HTTP listener with `profile`
+    /// ([`OpsOptions::http_listeners`]); `Profile::ForwardAuth` falls back to
+    /// [`Self::http_addr`].
+    pub fn http_listener_addr(&self, profile: Profile) -> Option<SocketAddr> {
+        self.http_listeners
+            .iter()
+            .find(|(p, _)| *p == profile)
+            .map(|(_, addr)| *addr)
+            .or((profile == Profile::ForwardAuth).then_some(self.http))
+    }
+    /// Every extra HTTP listener's profile and bound address, in the order given.
+    pub fn http_listeners(&self) -> &[(Profile, SocketAddr)] {
+        &self.http_listeners
     }
     /// The flow (for in-process callers such as benches).
     pub fn flow(&self) -> &Arc<Flow> {
@@ -229,6 +249,10 @@ pub async fn start_with_options(
     let grpc = bind("gRPC", opts.grpc).await?;
     let http = bind("HTTP", opts.http).await?;
     let admin = bind("admin", opts.admin).await?;
+    let mut extra = Vec::with_capacity(ops.http_listeners.len());
+    for listener in &ops.http_listeners {
+        extra.push((listener.profile, bind("HTTP profile", listener.addr).await?));
+    }
     let addr = |l: &TcpListener, what, want| {
         l.local_addr().map_err(|source| ServeError::Bind {
             what,
@@ -241,6 +265,10 @@ pub async fn start_with_options(
         addr(&http, "HTTP", opts.http)?,
         addr(&admin, "admin", opts.admin)?,
     );
+    let mut http_listeners = Vec::with_capacity(extra.len());
+    for ((profile, listener), wanted) in extra.iter().zip(&ops.http_listeners) {
+        http_listeners.push((*profile, addr(listener, "HTTP profile", wanted.addr)?));
+    }
     let (shutdown, rx) = watch::channel(false);
 
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -264,19 +292,24 @@ pub async fn start_with_options(
             }
         }
     });
-    let http_router = transport::http::router(Arc::clone(&flow), ops.trusted_proxies)
-        .into_make_service_with_connect_info::<SocketAddr>();
-    let http_task = tokio::spawn({
+    let serve_http = |listener: TcpListener, profile: Profile| {
+        let router =
+            transport::http::router_for(profile, Arc::clone(&flow), ops.trusted_proxies.clone())
+                .into_make_service_with_connect_info::<SocketAddr>();
         let rx = rx.clone();
-        async move {
-            if let Err(e) = axum::serve(http, http_router)
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router)
                 .with_graceful_shutdown(stopped(rx))
                 .await
             {
-                tracing::error!(error = %e, "HTTP listener failed");
+                tracing::error!(error = %e, %profile, "HTTP listener failed");
             }
-        }
-    });
+        })
+    };
+    let mut tasks = vec![grpc_task, serve_http(http, Profile::ForwardAuth)];
+    for (profile, listener) in extra {
+        tasks.push(serve_http(listener, profile));
+    }
     let admin_router = transport::admin::router(Arc::clone(&flow));
     let admin_task = tokio::spawn({
         let rx = rx.clone();
@@ -302,14 +335,21 @@ pub async fn start_with_options(
             }
         });
     }
-    tracing::info!(grpc = %grpc_addr, http = %http_addr, admin = %admin_addr, configs = flow.routes().len(), "extauth listening");
+    let profiles = http_listeners
+        .iter()
+        .map(|(p, a)| format!("{p}={a}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    tracing::info!(grpc = %grpc_addr, http = %http_addr, http_profiles = %profiles, admin = %admin_addr, configs = flow.routes().len(), "extauth listening");
+    tasks.push(admin_task);
     Ok(RunningServer {
         grpc: grpc_addr,
         http: http_addr,
         admin: admin_addr,
+        http_listeners,
         flow,
         shutdown,
-        tasks: vec![grpc_task, http_task, admin_task],
+        tasks,
     })
 }
 

@@ -32,6 +32,7 @@ fn serve_help_documents_every_flag_and_the_admin_endpoints() {
         "--memory-sessions",
         "--log-format <FORMAT>",
         "--config-selector <KEY>",
+        "--http-listener <PROFILE=ADDR>",
     ] {
         assert!(help.contains(flag), "{flag} is missing from:\n{help}");
     }
@@ -42,6 +43,8 @@ fn serve_help_documents_every_flag_and_the_admin_endpoints() {
         "X-Forwarded-Method",
         "[default: 127.0.0.0/8 ::1/128]",
         "latency_ms",
+        "nginx=127.0.0.1:8085",
+        "docs/config-reference.md",
     ] {
         assert!(help.contains(words), "{words:?} is missing from:\n{help}");
     }
@@ -62,6 +65,34 @@ fn a_trusted_proxy_that_is_not_a_network_is_refused() {
         "{out}"
     );
     assert!(out.contains("CIDR notation"), "{out}");
+}
+
+#[test]
+fn an_http_listener_with_an_unknown_profile_or_no_address_is_refused() {
+    for (value, why) in [
+        (
+            "traefik=127.0.0.1:8085",
+            "expected one of envoy, nginx, forward-auth",
+        ),
+        ("nginx", "is not PROFILE=ADDR"),
+        ("nginx=localhost", "is not an IP address with a port"),
+    ] {
+        let (ok, out) = extauth(&[
+            "serve",
+            "--config",
+            "/nonexistent.yaml",
+            "--http-listener",
+            value,
+        ]);
+        assert!(!ok, "{value}");
+        assert!(
+            out.contains(&format!(
+                "invalid value '{value}' for '--http-listener <PROFILE=ADDR>'"
+            )),
+            "{out}"
+        );
+        assert!(out.contains(why), "{value}: {out}");
+    }
 }
 
 /// Kills the `extauth serve` child when the test ends, pass or fail.

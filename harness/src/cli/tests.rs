@@ -232,3 +232,29 @@ fn replicas_and_faults_parse_and_bad_ones_are_refused_with_the_flag() {
         other => panic!("expected up, got {other:?}"),
     }
 }
+
+#[test]
+fn up_and_run_take_the_nginx_and_agentgateway_gateways_and_the_binary() {
+    for gateway in ["nginx", "agentgateway"] {
+        let parsed = Cli::try_parse_from([
+            "harness",
+            "up",
+            "--gateway",
+            gateway,
+            "--agentgateway",
+            "/opt/agentgateway",
+        ]);
+        assert!(parsed.is_ok(), "{gateway}: {parsed:?}");
+    }
+    let parsed = Cli::try_parse_from(["harness", "run", "--agentgateway", "/opt/agentgateway"]);
+    assert!(
+        matches!(
+            &parsed,
+            Ok(Cli {
+                command: Command::Run { agentgateway: Some(path), .. }
+            }) if path.as_os_str() == "/opt/agentgateway"
+        ),
+        "{parsed:?}"
+    );
+    assert!(Cli::try_parse_from(["harness", "up", "--gateway", "envoy"]).is_err());
+}

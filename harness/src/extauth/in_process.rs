@@ -3,7 +3,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 
-use extauth::server::{RunningServer, ServeOptions, StoreChoice};
+use extauth::server::{OpsOptions, RunningServer, ServeOptions, StoreChoice};
+use extauth::transport::profile::{HttpListener, Profile};
 
 use super::ExtauthError;
 
@@ -14,13 +15,14 @@ pub struct InProcessExtauth {
 }
 
 impl InProcessExtauth {
-    /// Serves `loaded` on three ephemeral loopback ports.
+    /// Serves `loaded` on four ephemeral loopback ports: gRPC, HTTP (forward-auth), HTTP with
+    /// the nginx profile (for nginx `auth_request`, and `EXTAUTH_HTTP_NGINX` for people), admin.
     pub async fn start(
         loaded: extauth::config::Loaded,
         store: StoreChoice,
     ) -> Result<Self, ExtauthError> {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-        let server = extauth::server::start(
+        let server = extauth::server::start_with_options(
             loaded,
             ServeOptions {
                 grpc: loopback,
@@ -28,6 +30,14 @@ impl InProcessExtauth {
                 admin: loopback,
                 session_store: store,
             },
+            OpsOptions {
+                http_listeners: vec![HttpListener {
+                    profile: Profile::Nginx,
+                    addr: loopback,
+                }],
+                ..OpsOptions::default()
+            },
+            std::sync::Arc::new(extauth::clock::SystemClock),
         )
         .await?;
         Ok(Self { server })
@@ -46,6 +56,13 @@ impl InProcessExtauth {
     /// Admin.
     pub fn admin_addr(&self) -> SocketAddr {
         self.server.admin_addr()
+    }
+
+    /// The HTTP listener with the nginx profile.
+    pub fn nginx_addr(&self) -> SocketAddr {
+        self.server
+            .http_listener_addr(Profile::Nginx)
+            .unwrap_or_else(|| self.server.http_addr())
     }
 
     /// Lets in-flight requests finish (bounded by extauth's drain limit) and stops.

@@ -89,6 +89,14 @@ pub enum ExtauthError {
         /// The replica count asked for.
         replicas: u16,
     },
+    /// agentgateway's `extAuthz` policy names one host: it cannot balance over replicas.
+    #[error(
+        "{replicas} replicas: agentgateway's extAuthz policy names one ext_authz host, so it cannot balance over replicas here; use --gateway sim, caddy or nginx"
+    )]
+    OneHostGateway {
+        /// The replica count asked for.
+        replicas: u16,
+    },
     /// The in-process server did not start.
     #[error("in-process extauth: {0}")]
     InProcess(#[from] extauth::server::ServeError),
@@ -225,6 +233,14 @@ impl RunningExtauth {
         match self {
             Self::InProcess(s) => vec![s.admin_addr()],
             Self::Processes(r) => r.admin_addrs(),
+        }
+    }
+
+    /// Each replica's HTTP listener with the nginx `auth_request` profile.
+    pub fn nginx_addrs(&self) -> Vec<SocketAddr> {
+        match self {
+            Self::InProcess(s) => vec![s.nginx_addr()],
+            Self::Processes(r) => r.nginx_addrs(),
         }
     }
 

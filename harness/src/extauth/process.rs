@@ -3,7 +3,7 @@
 //! Every replica gets the same rendered manifest (`--config`), the same environment (at
 //! least `SIGNING_KEY`, so a `state` signed by one is accepted by another) and nothing else
 //! from the harness's environment. Replica `i` listens on its own loopback address
-//! `127.0.C.(i+1)` (`C` picked per stack) with the same gRPC, HTTP and admin ports as the
+//! `127.0.C.(i+1)` (`C` picked per stack) with the same gRPC, HTTP, nginx-profile HTTP and admin ports as the
 //! others, as pods of one Deployment do; that is what lets Caddy's active health check name
 //! one `health_port`. The addresses and ports are probed free before the first start, and a
 //! start that loses a port race is tried again on new ones.
@@ -74,6 +74,8 @@ pub struct Ports {
     pub http: u16,
     /// Admin.
     pub admin: u16,
+    /// The HTTP listener with the nginx `auth_request` profile.
+    pub nginx: u16,
 }
 
 #[derive(Debug)]
@@ -163,6 +165,11 @@ impl Replicas {
     /// Admin addresses.
     pub fn admin_addrs(&self) -> Vec<SocketAddr> {
         self.addrs(self.ports.admin)
+    }
+
+    /// nginx-profile HTTP addresses.
+    pub fn nginx_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs(self.ports.nginx)
     }
 
     fn addrs(&self, port: u16) -> Vec<SocketAddr> {
@@ -264,6 +271,8 @@ impl Replicas {
             .args(["--grpc", &addr(ports.grpc)])
             .args(["--http", &addr(ports.http)])
             .args(["--admin", &addr(ports.admin)])
+            .arg("--http-listener")
+            .arg(format!("nginx={}", addr(ports.nginx)))
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             // Plain text in the log file (tails go into failure reports).
@@ -351,7 +360,7 @@ async fn terminate(mut child: Child) {
     let _ = child.wait();
 }
 
-/// `count` loopback addresses `127.0.C.1..=count` and three ports free on all of them.
+/// `count` loopback addresses `127.0.C.1..=count` and four ports free on all of them.
 pub(crate) fn pick_addresses(count: usize) -> std::io::Result<(Vec<Ipv4Addr>, Ports)> {
     let count_u8 = u8::try_from(count)
         .ok()
@@ -363,7 +372,7 @@ pub(crate) fn pick_addresses(count: usize) -> std::io::Result<(Vec<Ipv4Addr>, Po
         let ips: Vec<Ipv4Addr> = (1..=count_u8)
             .map(|d| Ipv4Addr::new(127, 0, c, d))
             .collect();
-        let first: Vec<TcpListener> = (0..3)
+        let first: Vec<TcpListener> = (0..4)
             .map(|_| TcpListener::bind((ips[0], 0)))
             .collect::<Result<_, _>>()?;
         let ports: Vec<u16> = first
@@ -380,6 +389,7 @@ pub(crate) fn pick_addresses(count: usize) -> std::io::Result<(Vec<Ipv4Addr>, Po
                     grpc: ports[0],
                     http: ports[1],
                     admin: ports[2],
+                    nginx: ports[3],
                 },
             ));
         }
@@ -387,7 +397,7 @@ pub(crate) fn pick_addresses(count: usize) -> std::io::Result<(Vec<Ipv4Addr>, Po
     Err(std::io::Error::new(
         std::io::ErrorKind::AddrInUse,
         format!(
-            "no block of {count} loopback addresses with three ports free on all of them after {ADDRESS_ATTEMPTS} tries"
+            "no block of {count} loopback addresses with four ports free on all of them after {ADDRESS_ATTEMPTS} tries"
         ),
     ))
 }

@@ -20,13 +20,12 @@
 //! their own loopback addresses with the same ports). Caddy retries a GET (and the check is
 //! always a GET) also when the connection broke after it was sent.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-/// How long Caddy may take to listen.
-const READY_TIMEOUT: Duration = Duration::from_secs(15);
+use super::process::{GatewayProcess, ProcessError, Readiness, find_on_path};
+
 /// How long one check may keep looking for a replica that can be dialled.
 const LB_TRY_DURATION: &str = "5s";
 /// The pause between two tries of one check.
@@ -37,31 +36,6 @@ const FAIL_DURATION: &str = "500ms";
 const HEALTH_INTERVAL: &str = "250ms";
 /// extauth answers `/readyz` within 900 ms (its probe bound), plus slack.
 const HEALTH_TIMEOUT: &str = "2s";
-
-/// Why Caddy could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum CaddyError {
-    /// The binary is not installed.
-    #[error("caddy not found: install it (apt-get install caddy)")]
-    NotFound,
-    /// Files could not be written or the process spawned.
-    #[error("cannot start caddy: {0}")]
-    Start(#[source] std::io::Error),
-    /// It exited or never listened.
-    #[error(
-        "caddy on {addr} did not become ready within {waited:?}: {reason}; log tail: {log_tail}"
-    )]
-    NotReady {
-        /// Where it should listen.
-        addr: SocketAddr,
-        /// How long we waited.
-        waited: Duration,
-        /// What was seen.
-        reason: String,
-        /// The end of its log.
-        log_tail: String,
-    },
-}
 
 /// What Caddy fronts.
 #[derive(Debug, Clone)]
@@ -122,105 +96,40 @@ impl CaddyConfig {
     }
 }
 
-/// A running `caddy` child process.
+/// Debian's `caddy`, run as a [`GatewayProcess`].
 #[derive(Debug)]
-pub struct CaddyGateway {
-    child: Option<Child>,
-    listen: SocketAddr,
-    log: PathBuf,
-}
+pub struct CaddyGateway;
 
 impl CaddyGateway {
     /// Finds `caddy` on `PATH` (or `/usr/bin`).
     pub fn find_binary() -> Option<PathBuf> {
-        std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .chain([PathBuf::from("/usr/bin")])
-            .map(|dir| dir.join("caddy"))
-            .find(|candidate| candidate.is_file())
+        find_on_path("caddy", &[Path::new("/usr/bin")])
     }
 
     /// Writes the Caddyfile into `dir`, starts Caddy and waits until it listens.
-    pub fn start(config: &CaddyConfig, dir: &Path) -> Result<Self, CaddyError> {
-        let binary = Self::find_binary().ok_or(CaddyError::NotFound)?;
+    pub fn start(config: &CaddyConfig, dir: &Path) -> Result<GatewayProcess, ProcessError> {
+        let binary = Self::find_binary().ok_or_else(|| ProcessError::NotFound {
+            what: "caddy",
+            how: "install it (apt-get install caddy)".into(),
+        })?;
         let home = dir.join("caddy");
-        std::fs::create_dir_all(&home).map_err(CaddyError::Start)?;
+        std::fs::create_dir_all(&home).map_err(ProcessError::start("caddy"))?;
         let caddyfile = home.join("Caddyfile");
-        std::fs::write(&caddyfile, config.caddyfile()).map_err(CaddyError::Start)?;
-        let log = home.join("caddy.log");
-        let log_file = std::fs::File::create(&log).map_err(CaddyError::Start)?;
-        let child = Command::new(binary)
+        std::fs::write(&caddyfile, config.caddyfile()).map_err(ProcessError::start("caddy"))?;
+        let mut command = Command::new(binary);
+        command
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&caddyfile)
             .env("HOME", &home)
             .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .map_err(CaddyError::Start)?;
-        crate::cleanup::record_pid("caddy", child.id());
-        let mut gateway = Self {
-            child: Some(child),
-            listen: config.listen,
-            log,
-        };
-        let started = Instant::now();
-        let mut reason = String::from("not listening yet");
-        while started.elapsed() < READY_TIMEOUT {
-            if let Some(child) = gateway.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                gateway.child = None;
-                reason = format!("process exited with {status}");
-                break;
-            }
-            match TcpStream::connect_timeout(&config.listen, Duration::from_millis(200)) {
-                Ok(_) => return Ok(gateway),
-                Err(e) => reason = e.to_string(),
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let log_tail = gateway.log_tail(5);
-        gateway.stop();
-        Err(CaddyError::NotReady {
-            addr: config.listen,
-            waited: started.elapsed(),
-            reason,
-            log_tail,
-        })
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.listen
-    }
-
-    /// Its PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// The last `lines` lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        crate::logs::file_tail(&self.log, lines)
-    }
-
-    /// Kills it by PID and waits.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for CaddyGateway {
-    fn drop(&mut self) {
-        self.stop();
+            .env("XDG_CONFIG_HOME", home.join("config"));
+        GatewayProcess::start(
+            "caddy",
+            command,
+            config.listen,
+            home.join("caddy.log"),
+            &Readiness::Listening,
+        )
     }
 }
 

@@ -1,14 +1,20 @@
-//! A gateway simulator that behaves like agentgateway/Envoy with the ext_authz filter.
+//! A gateway simulator that behaves like agentgateway (v1.3.1, an `extAuthz` policy with its
+//! defaults) in front of extauth; checked against the real one, request by request, in
+//! `sim/tests/agentgateway.rs`.
 //!
 //! For every request it builds an `envoy.service.auth.v3.CheckRequest` (method, lowercase
-//! headers with repeated values joined by `,`, path with query, host, scheme `http`,
-//! protocol, small bodies), calls `Authorization/Check` over gRPC, and then:
-//! - denied (`DeniedResponse`/`ErrorResponse`, or a non-OK status) → the denied status,
-//!   headers and body go to the client (403 when the status is unset, Envoy's default);
-//! - allowed → the request goes to the upstream minus `headers_to_remove`, plus `headers`,
-//!   and the upstream's answer comes back plus `response_headers_to_add`;
-//! - ext_authz unreachable or timing out → `503 ext_authz unavailable`; any other RPC error →
-//!   403 (Envoy's `status_on_error` default), logged.
+//! headers with repeated values joined by `,` and the pseudo-headers, but no `host` header:
+//! `:authority` and `host` carry it; path with query, scheme `http`, protocol; the body up
+//! to [`MAX_CHECK_BODY`], as agentgateway with the harness's `includeRequestBody`), calls `Authorization/Check` over gRPC, and
+//! then:
+//! - denied (`DeniedResponse`/`ErrorResponse`) → the denied status, headers and body go to
+//!   the client (403 when the status is unset);
+//! - allowed → the request goes to the upstream, with the client's `Host`, minus
+//!   `headers_to_remove`, plus `headers`, and the upstream's answer comes back plus
+//!   `response_headers_to_add`;
+//! - a non-OK status without a denied response, ext_authz unreachable, timing out or
+//!   failing → `403 external authorization failed` (`text/plain`), agentgateway's
+//!   `failureMode: deny` default.
 //!
 //! With several ext_authz endpoints (extauth replicas), [`balance`] picks one per check:
 //! round robin, one retry on another endpoint when the connection fails before an answer,
@@ -50,8 +56,12 @@ use url::Url;
 
 pub mod balance;
 
-/// Bodies up to this size are sent to ext_authz (Envoy's `with_request_body` default size).
+/// Bodies up to this size are sent to ext_authz, as agentgateway does with the harness's
+/// `includeRequestBody: {maxRequestBytes: 8192, allowPartialMessage: true}` (Envoy's
+/// `with_request_body` default size): a back-channel logout token is a form POST.
 pub const MAX_CHECK_BODY: usize = 8 * 1024;
+/// agentgateway's body when ext_authz gives no usable decision.
+pub const AUTHORIZATION_FAILED: &str = "external authorization failed";
 /// Larger request bodies are refused with 413.
 pub const MAX_REQUEST_BODY: usize = 10 * 1024 * 1024;
 /// Time allowed for one `Check` call.
@@ -299,6 +309,7 @@ async fn handle(
     match verdict(response) {
         Verdict::Deny(denied) => denied_response(denied, sim.semantics),
         Verdict::Allow(ok) => forward(&sim, parts, body, ok).await,
+        Verdict::Failed => authorization_failed(),
     }
 }
 
@@ -307,6 +318,8 @@ async fn handle(
 enum Verdict {
     Allow(OkHttpResponse),
     Deny(DeniedHttpResponse),
+    /// No decision agentgateway can use: its `failureMode` (deny) answers.
+    Failed,
 }
 
 /// Envoy's reading: the status decides, the http_response details it.
@@ -321,7 +334,7 @@ fn verdict(response: CheckResponse) -> Verdict {
         (false, Some(HttpResponse::OkResponse(_)) | None) => {
             let message = response.status.map(|s| s.message).unwrap_or_default();
             tracing::warn!(grpc_code = code, %message, "ext_authz denied with no http response: 403");
-            Verdict::Deny(DeniedHttpResponse::default())
+            Verdict::Failed
         }
     }
 }
@@ -345,7 +358,12 @@ fn check_request(
         .or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned()))
         .unwrap_or_else(|| local.to_string());
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in &parts.headers {
+    // agentgateway passes the authority as `:authority` only.
+    for (name, value) in parts
+        .headers
+        .iter()
+        .filter(|(n, _)| *n != http::header::HOST)
+    {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
         headers
             .entry(name.as_str().to_ascii_lowercase())
@@ -360,11 +378,6 @@ fn check_request(
     headers.insert(":method".into(), parts.method.as_str().to_owned());
     headers.insert(":path".into(), path.clone());
     headers.insert(":scheme".into(), "http".into());
-    let (body_text, size) = if body.len() <= MAX_CHECK_BODY {
-        (String::from_utf8_lossy(body).into_owned(), body.len())
-    } else {
-        (String::new(), body.len())
-    };
     let protocol = match parts.version {
         http::Version::HTTP_09 => "HTTP/0.9",
         http::Version::HTTP_10 => "HTTP/1.0",
@@ -385,8 +398,11 @@ fn check_request(
                     host,
                     scheme: "http".into(),
                     protocol: protocol.into(),
-                    body: body_text,
-                    size: i64::try_from(size).unwrap_or(i64::MAX),
+                    // agentgateway sends the body with `includeRequestBody` (the harness
+                    // sets it), cut to `maxRequestBytes` (`allowPartialMessage`).
+                    body: String::from_utf8_lossy(&body[..body.len().min(MAX_CHECK_BODY)])
+                        .into_owned(),
+                    size: i64::try_from(body.len()).unwrap_or(i64::MAX),
                     ..HttpRequest::default()
                 }),
             }),
@@ -496,8 +512,13 @@ async fn forward(
     ok: OkHttpResponse,
 ) -> Response {
     let mut headers = parts.headers;
+    let host = headers.get(http::header::HOST).cloned();
     for name in HOP_BY_HOP {
         headers.remove(*name);
+    }
+    // agentgateway keeps the client's `Host` on the way to a `host:` backend.
+    if let Some(host) = host {
+        headers.insert(http::header::HOST, host);
     }
     for name in &ok.headers_to_remove {
         if let Ok(name) = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()) {
@@ -552,16 +573,20 @@ async fn forward(
 }
 
 fn rpc_failure(status: &tonic::Status) -> Response {
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-            tracing::warn!(code = ?status.code(), message = %status.message(), "ext_authz unavailable: 503");
-            plain(StatusCode::SERVICE_UNAVAILABLE, "ext_authz unavailable\n")
-        }
-        code => {
-            tracing::warn!(?code, message = %status.message(), "ext_authz call failed: 403 (Envoy's status_on_error)");
-            plain(StatusCode::FORBIDDEN, "")
-        }
-    }
+    tracing::warn!(code = ?status.code(), message = %status.message(), "ext_authz call failed: 403 (agentgateway's failureMode: deny)");
+    authorization_failed()
+}
+
+/// agentgateway's answer when ext_authz gives no usable decision (unreachable, timed out,
+/// an RPC error, a non-OK status without a denied response).
+fn authorization_failed() -> Response {
+    let mut response = Response::new(Body::from(AUTHORIZATION_FAILED));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    response
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response {

@@ -7,7 +7,7 @@
 //! stack:
 //!   login: browser                       # browser | http (default browser)
 //!   idp: [mock, oidc-provider, keycloak]  # one or a list; the first is the default
-//!   gateway: [sim, caddy]                # sim (= simulator) | caddy
+//!   gateway: [sim, agentgateway, caddy, nginx]  # sim (= simulator) | agentgateway | caddy | nginx
 //!   redis: [process, container]          # auto | process | container | memory
 //!   # replicas: 2                        # N `extauth serve` processes (default: one in process)
 //!   # realm: realms/master.json          # relative to the scenario file's folder
@@ -64,6 +64,10 @@ pub enum GatewayBackend {
     Simulator,
     /// Caddy `forward_auth` over extauth's HTTP mode.
     Caddy,
+    /// nginx `auth_request` over extauth's nginx profile.
+    Nginx,
+    /// agentgateway itself (`extAuthz` over gRPC, like the simulator).
+    Agentgateway,
 }
 
 /// Which session store the stack uses.
@@ -108,6 +112,18 @@ impl GatewayBackend {
         match self {
             Self::Simulator => "sim",
             Self::Caddy => "caddy",
+            Self::Nginx => "nginx",
+            Self::Agentgateway => "agentgateway",
+        }
+    }
+
+    /// Whose snapshots it shares: the simulator models agentgateway, so agentgateway's
+    /// transcript must be the simulator's, byte for byte (a difference is a bug in the
+    /// simulator).
+    pub fn snapshot_gateway(self) -> Self {
+        match self {
+            Self::Agentgateway => Self::Simulator,
+            other => other,
         }
     }
 }

@@ -13,8 +13,7 @@ use super::checks::{IdTokenContext, Problems};
 use super::model::{
     Action, Combo, ExtauthAction, GatewayBackend, IdpAdminExpect, IdpAdminSpec, IdpBackend,
     LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RejectionExpect,
-    RequestExpect,
-    RequestSpec, Scenario, Step,
+    RequestExpect, RequestSpec, Scenario, Step,
 };
 use super::snapshot;
 use super::transcript::{
@@ -57,6 +56,9 @@ pub struct RunOptions {
     /// The extauth binary for scenarios with `stack.replicas` (default: see
     /// [`crate::extauth::find_binary`]).
     pub extauth_bin: Option<PathBuf>,
+    /// The agentgateway binary for `gateway: agentgateway` rows (`--agentgateway`); default:
+    /// `PATH`, then `../shared/bin/agentgateway`.
+    pub agentgateway: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +72,7 @@ impl Default for RunOptions {
             credentials: None,
             jobs: 1,
             extauth_bin: None,
+            agentgateway: None,
         }
     }
 }
@@ -489,13 +492,15 @@ fn step_limit(step: &Step, login_timeout: Duration) -> Duration {
 /// The snapshot for a combination: the scenario's name on the mock IdP behind the simulator,
 /// `name.<idp>.<gateway>` elsewhere (responses legitimately differ: Caddy's `server` header,
 /// another IdP's pages). The session store changes nothing in the transcript, nor does
-/// running the mock in a container ([`IdpBackend::snapshot_idp`]).
+/// running the mock in a container ([`IdpBackend::snapshot_idp`]); agentgateway shares the
+/// simulator's ([`GatewayBackend::snapshot_gateway`]).
 pub fn snapshot_name(scenario: &str, combo: Combo) -> String {
     let idp = combo.idp.snapshot_idp();
-    if idp == IdpBackend::Mock && combo.gateway == GatewayBackend::Simulator {
+    let gateway = combo.gateway.snapshot_gateway();
+    if idp == IdpBackend::Mock && gateway == GatewayBackend::Simulator {
         scenario.to_owned()
     } else {
-        format!("{scenario}.{}.{}", idp.name(), combo.gateway.name())
+        format!("{scenario}.{}.{}", idp.name(), gateway.name())
     }
 }
 
@@ -526,7 +531,10 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
     options.gateway = match combo.gateway {
         GatewayBackend::Simulator => GatewayMode::Simulator,
         GatewayBackend::Caddy => GatewayMode::Caddy,
+        GatewayBackend::Nginx => GatewayMode::Nginx,
+        GatewayBackend::Agentgateway => GatewayMode::Agentgateway,
     };
+    options.agentgateway.clone_from(&run.agentgateway);
     options.external.clone_from(&run.target);
     options.extauth = match scenario.stack.replicas {
         Some(replicas) => ExtauthMode::Processes { replicas },
@@ -631,7 +639,10 @@ impl<'s> Run<'s> {
         // mock runs in a container, whose snapshots are the in-process mock's).
         let mut stack_record: BTreeMap<String, String> = [
             ("idp", combo.idp.snapshot_idp().name().to_owned()),
-            ("gateway", format!("{:?}", combo.gateway).to_lowercase()),
+            (
+                "gateway",
+                format!("{:?}", combo.gateway.snapshot_gateway()).to_lowercase(),
+            ),
             ("login", scenario.stack.login.to_string()),
         ]
         .into_iter()

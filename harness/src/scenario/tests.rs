@@ -165,6 +165,33 @@ fn redaction_masks_state_code_jwts_cookies_urls_and_ports() {
     );
 }
 
+/// agentgateway's stacks (and any stack without port 80) have `appUrl` equal to the gateway
+/// URL: their transcripts must redact as a port-80 stack's do, or they could not share the
+/// simulator's snapshots.
+#[test]
+fn without_port_80_the_gateway_and_app_urls_redact_as_on_port_80() {
+    let mut same = vars();
+    for (k, v) in [
+        ("GATEWAY_URL", "http://127.0.0.1:41000"),
+        ("APP_URL", "http://127.0.0.1:41000"),
+        ("INGRESS_GW_ADDRESS", "127.0.0.1:41000"),
+    ] {
+        same.insert(k.to_owned(), v.to_owned());
+    }
+    let on_80 = Redactor::new(&vars(), &[]).expect("redactor");
+    let off_80 = Redactor::new(&same, &[]).expect("redactor");
+    for (on, off) in [
+        ("http://127.0.0.2/openai", "http://127.0.0.1:41000/openai"),
+        (
+            "redirect_uri=http%3A%2F%2F127.0.0.2%3A80%2Fopenai",
+            "redirect_uri=http%3A%2F%2F127.0.0.1%3A41000%2Fopenai",
+        ),
+        ("host 127.0.0.2", "host 127.0.0.1:41000"),
+    ] {
+        assert_eq!(off_80.text(off), on_80.text(on), "{off}");
+    }
+}
+
 #[test]
 fn jwt_payload_decodes_without_verification_and_rejects_garbage() {
     // {"exp":1800,"iat":0,"nbf":0,"state":"http://localhost/openai"}

@@ -47,21 +47,30 @@ impl Redactor {
     /// A redactor for a stack with these variables and secrets. (The patterns are
     /// constants; the error cannot happen in practice but is not hidden.)
     pub fn new(vars: &BTreeMap<String, String>, secrets: &[String]) -> Result<Self, regex::Error> {
-        let mut literals = Vec::new();
+        // (value, placeholder, rank on equal values).
+        let mut ranked = Vec::new();
         for name in STACK_VARS {
             let Some(value) = vars.get(*name).filter(|v| v.len() >= 4) else {
                 continue;
             };
             let placeholder = format!("[{name}]");
             let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            // When the gateway is not on port 80, `appUrl` drops `:80` and equals the gateway
+            // URL: an encoded one is then the `redirect_uri` (appUrl), a plain one the URL
+            // of a request to the gateway, as on a port-80 stack where they differ.
+            let rank = |gateway_first: bool| match (*name, gateway_first) {
+                ("GATEWAY_URL", true) | ("APP_URL", false) => 0,
+                _ => 1,
+            };
             if encoded != *value {
-                literals.push((encoded, placeholder.clone()));
+                ranked.push((encoded, placeholder.clone(), rank(false)));
             }
-            literals.push((value.clone(), placeholder));
+            ranked.push((value.clone(), placeholder, rank(true)));
         }
         // Longest first, so `http://127.0.0.2:80` wins over `http://127.0.0.2`; on equal
-        // values the first name in STACK_VARS wins (stable sort).
-        literals.sort_by_key(|l| std::cmp::Reverse(l.0.len()));
+        // values the rank above, then the first name in STACK_VARS (stable sort).
+        ranked.sort_by_key(|l| (std::cmp::Reverse(l.0.len()), l.2));
+        let literals = ranked.into_iter().map(|(v, p, _)| (v, p)).collect();
         let mut redactor = Self {
             secrets: Vec::new(),
             literals,

@@ -188,30 +188,85 @@ async fn an_external_target_starts_nothing_and_keeps_the_seeds_port_80() {
     stack.stop().await;
 }
 
-#[tokio::test]
-async fn the_caddy_gateway_redirects_to_the_idp_and_its_process_is_gone_after_stop() {
-    if crate::gateway::caddy::CaddyGateway::find_binary().is_none() {
-        println!("skipped: caddy is not installed");
-        return;
-    }
+/// Each gateway that runs as a child process: the stack's first request is sent to the IdP
+/// through it, its PID is known, and nothing of it is left after stop.
+async fn a_process_gateway_redirects_to_the_idp_and_is_gone_after_stop(
+    gateway: GatewayMode,
+    what: &str,
+) -> RunningStack {
     let options = StackOptions {
-        gateway: GatewayMode::Caddy,
+        gateway,
         ..quiet(RedisMode::Memory)
     };
-    let stack = Stack::up(options).await.expect("stack up");
+    let stack = Stack::up(options)
+        .await
+        .unwrap_or_else(|e| panic!("{what} stack up: {e}"));
     let location = first_location(&stack).await;
     assert!(
         location
             .as_str()
             .starts_with(&format!("{}/realms/master/", stack.idp_url())),
-        "{location}"
+        "{what}: {location}"
     );
     let pids = stack.pids();
-    assert!(pids.iter().any(|(what, _)| what == "caddy"), "{pids:?}");
+    assert!(pids.iter().any(|(w, _)| w == what), "{pids:?}");
+    assert_eq!(stack.backends()["gateway"], what);
+    stack
+}
+
+async fn stopped_without_leftovers(stack: RunningStack) {
+    let pids = stack.pids();
     stack.stop().await;
     for (what, pid) in pids {
         assert!(!crate::cleanup::process_alive(pid), "{what} {pid} survived");
     }
+}
+
+#[tokio::test]
+async fn the_caddy_gateway_redirects_to_the_idp_and_its_process_is_gone_after_stop() {
+    let stack =
+        a_process_gateway_redirects_to_the_idp_and_is_gone_after_stop(GatewayMode::Caddy, "caddy")
+            .await;
+    stopped_without_leftovers(stack).await;
+}
+
+#[tokio::test]
+async fn the_nginx_gateway_signs_in_through_extauth_and_its_process_is_gone_after_stop() {
+    let stack =
+        a_process_gateway_redirects_to_the_idp_and_is_gone_after_stop(GatewayMode::Nginx, "nginx")
+            .await;
+    assert!(stack.vars().contains_key("EXTAUTH_HTTP_NGINX"));
+    stopped_without_leftovers(stack).await;
+}
+
+/// agentgateway's binds take no address: a free port of every address, `appUrl` without
+/// `:80`, and the stack reaches it on loopback.
+#[tokio::test]
+async fn the_agentgateway_gateway_takes_a_free_port_and_its_process_is_gone_after_stop() {
+    let stack = a_process_gateway_redirects_to_the_idp_and_is_gone_after_stop(
+        GatewayMode::Agentgateway,
+        "agentgateway",
+    )
+    .await;
+    let url = Url::parse(stack.gateway_url()).expect("gateway URL");
+    assert_eq!(url.host_str(), Some("127.0.0.1"));
+    assert_ne!(url.port(), None, "{url}");
+    assert_eq!(stack.app_url(), stack.gateway_url());
+    stopped_without_leftovers(stack).await;
+}
+
+#[tokio::test]
+async fn without_an_agentgateway_binary_the_stack_is_a_skip_with_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = StackOptions {
+        gateway: GatewayMode::Agentgateway,
+        agentgateway: Some(dir.path().join("agentgateway")),
+        ..quiet(RedisMode::Memory)
+    };
+    let err = Stack::up(options).await.expect_err("no binary there");
+    let reason = err.skip_reason().expect("a skip, not a failure");
+    assert!(reason.contains("--agentgateway"), "{reason}");
+    assert_eq!(reason.lines().count(), 1, "{reason}");
 }
 
 /// A held address is refused without touching the holder's reservation, and taking it

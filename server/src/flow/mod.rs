@@ -11,6 +11,9 @@
 //! - an ID token as `Authorization: Bearer`: [`identity`] too, without a session;
 //! - nothing: [`login`] answers a 302 to the IdP (or a 401 to clients that cannot follow it).
 //!
+//! Behind a gateway whose check cannot answer a redirect (nginx `auth_request`), the
+//! browser's answer comes from [`sign_in`], which decides the same way.
+//!
 //! Errors are mapped to responses in one place, [`error`].
 
 pub mod back_channel_logout;
@@ -28,6 +31,7 @@ pub mod logout;
 pub mod metadata;
 pub mod refresh;
 pub mod return_url;
+pub mod sign_in;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -623,7 +623,6 @@ fn parse_id_token(raw: &str) -> Result<CoreIdToken, OidcError> {
     })
 }
 
-
 /// OIDC Core 12.2: a refreshed ID token names the same `iss`, `sub` and `aud` as the one it
 /// replaces (and it was verified before this is called).
 fn check_same_identity(previous: &str, fresh: &str) -> Result<(), OidcError> {

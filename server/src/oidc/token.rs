@@ -97,10 +97,12 @@ impl Provider {
         match serde_json::from_slice::<ErrorResponse>(&body) {
             // `server_error` and `temporarily_unavailable` (RFC 6749 5.2, 4.1.2.1) say the IdP
             // failed, not that it refused this grant, whatever the status they came with.
-            Ok(e) if status.is_client_error() && !is_idp_failure(&e.error) => Err(TokenCallError::Refused {
-                error: e.error,
-                description: e.error_description,
-            }),
+            Ok(e) if status.is_client_error() && !is_idp_failure(&e.error) => {
+                Err(TokenCallError::Refused {
+                    error: e.error,
+                    description: e.error_description,
+                })
+            }
             _ => Err(TokenCallError::Unavailable(format!(
                 "token endpoint answered HTTP {status}"
             ))),

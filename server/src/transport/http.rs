@@ -1,5 +1,5 @@
 //! The HTTP mode (Envoy HTTP ext_authz, Caddy `forward_auth`, Traefik `forwardAuth`, nginx
-//! `auth_request`).
+//! `auth_request`): one router per listener, answering as its [`Profile`] says.
 //!
 //! From a trusted proxy ([`TrustedProxies`], loopback by default) `X-Forwarded-Method`,
 //! `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Forwarded-Uri` describe the original request
@@ -9,8 +9,9 @@
 //!
 //! Allow = `200` with the headers to set upstream in the response (a proxy copies them, e.g.
 //! Caddy's `copy_headers jwt`), and `x-envoy-auth-headers-to-remove` lists client headers to
-//! drop (Envoy honours it). Any other response (302 to the IdP, 401, 503...) is what the
-//! client gets.
+//! drop (Envoy honours it). What a denial looks like depends on the profile
+//! ([`super::profile`]); on the nginx profile, [`SIGN_IN_PATH`] is the sign-in endpoint
+//! ([`crate::flow::sign_in`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,15 +20,16 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, Response, Uri};
 
 use super::observe;
+use super::profile::{self, Profile, SIGN_IN_PATH};
 use super::proxy::TrustedProxies;
+use crate::flow::sign_in::{self, Original};
 use crate::flow::{CheckRequest, Decision, Flow};
 use crate::metrics::Transport;
 
-/// Response header naming client headers the proxy must remove (Envoy's convention).
-pub const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
+pub use super::profile::HEADERS_TO_REMOVE;
 
 /// The forward-auth headers, as a trusted proxy sends them.
 const FORWARDED_METHOD: &str = "x-forwarded-method";
@@ -39,18 +41,33 @@ const FORWARDED_URI: &str = "x-forwarded-uri";
 struct HttpState {
     flow: Arc<Flow>,
     trusted: Arc<TrustedProxies>,
+    profile: Profile,
 }
 
-/// The router: every method on every path is a check. Serve it with
+/// The forward-auth router (the `--http` listener): see [`router_for`].
+pub fn router(flow: Arc<Flow>, trusted: TrustedProxies) -> Router {
+    router_for(Profile::ForwardAuth, flow, trusted)
+}
+
+/// The router of a listener with this profile: every method on every path is a check,
+/// except [`SIGN_IN_PATH`] on the nginx profile. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()`: the peer address decides whether
 /// `X-Forwarded-*` is believed.
-pub fn router(flow: Arc<Flow>, trusted: TrustedProxies) -> Router {
-    Router::new()
+pub fn router_for(profile: Profile, flow: Arc<Flow>, trusted: TrustedProxies) -> Router {
+    let state = HttpState {
+        flow,
+        trusted: Arc::new(trusted),
+        profile,
+    };
+    let router = Router::new();
+    let router = if profile == Profile::Nginx {
+        router.route(SIGN_IN_PATH, axum::routing::any(sign_in_endpoint))
+    } else {
+        router
+    };
+    router
         .fallback(check)
-        .with_state(HttpState {
-            flow,
-            trusted: Arc::new(trusted),
-        })
+        .with_state(state)
         .layer(axum::middleware::map_response(super::nosniff))
 }
 
@@ -65,16 +82,59 @@ async fn check(
     let started = Instant::now();
     let forwarded = state.trusted.contains(peer.ip());
     let mut check = to_check(&method, &uri, &headers, forwarded);
-    // A body larger than a check keeps (a back-channel logout token is far smaller) is not
-    // read at all.
-    if let Ok(bytes) = axum::body::to_bytes(body, crate::flow::check::MAX_CHECK_BODY).await
-        && !bytes.is_empty()
-    {
-        check.body = Some(bytes.to_vec());
+    if state.profile == Profile::Nginx && sign_in::changes_state(&state.flow, &check) {
+        // Decided once, by the sign-in endpoint the gateway sends the browser to.
+        tracing::debug!(path = %check.path, "handed to the sign-in endpoint undecided");
+        return profile::nginx_sign_in_needed(&check);
     }
+    check.body = read_body(body).await;
     let (decision, config) = state.flow.decide_labelled(&check).await;
     observe::decided(Transport::Http, config, &check, &decision, started);
-    to_response(decision)
+    profile::check_response(state.profile, decision, &check)
+}
+
+/// The nginx profile's sign-in endpoint: the browser's answer for the request named by
+/// `rd` / `X-Auth-Request-Redirect`, or described by a trusted proxy's `X-Forwarded-Uri`
+/// (see [`crate::flow::sign_in`]). Sent as it is: nginx proxies it to the browser.
+async fn sign_in_endpoint(
+    State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response<Body> {
+    let started = Instant::now();
+    let forwarded = state.trusted.contains(peer.ip());
+    let mut request = to_check(&method, &uri, &headers, forwarded);
+    // A back-channel logout token arrives here as the body of the request nginx hands over.
+    request.body = read_body(body).await;
+    let rd = uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "rd")
+            .map(|(_, v)| v.into_owned())
+    });
+    let named = rd.or_else(|| header(&headers, sign_in::REDIRECT_HEADER).map(str::to_owned));
+    let described =
+        forwarded && header(&headers, FORWARDED_URI).is_some() && request.path != SIGN_IN_PATH;
+    let original = match (&named, described) {
+        (Some(url), _) => Original::Named(url),
+        (None, true) => Original::Described,
+        (None, false) => Original::AppRoot,
+    };
+    let (target, decision, config) = sign_in::answer(&state.flow, &request, original).await;
+    observe::decided(Transport::Http, config, &target, &decision, started);
+    profile::forward_auth(decision)
+}
+
+/// The request body for the flow; one larger than a check keeps (a back-channel logout token
+/// is far smaller) is not read at all.
+async fn read_body(body: Body) -> Option<Vec<u8>> {
+    axum::body::to_bytes(body, crate::flow::check::MAX_CHECK_BODY)
+        .await
+        .ok()
+        .filter(|bytes| !bytes.is_empty())
+        .map(|bytes| bytes.to_vec())
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -121,45 +181,15 @@ pub fn to_check(method: &Method, uri: &Uri, headers: &HeaderMap, forwarded: bool
     check
 }
 
-/// The decision as the HTTP response.
+/// The decision as the forward-auth profile's response ([`profile::forward_auth`]).
 pub fn to_response(decision: Decision) -> Response<Body> {
-    let (status, headers, body) = match decision {
-        Decision::Allow(allow) => {
-            let mut headers = allow.upstream_headers;
-            headers.extend(allow.response_headers);
-            if !allow.remove_headers.is_empty() {
-                headers.push((
-                    http::HeaderName::from_static(HEADERS_TO_REMOVE),
-                    allow.remove_headers.join(","),
-                ));
-            }
-            (StatusCode::OK, headers, String::new())
-        }
-        // Here a 2xx means "allow": a page we answer ourselves (the POST logout form) must
-        // not be taken for one, or the proxy would forward the request upstream instead.
-        // Browsers render and submit a 403's page all the same.
-        Decision::Deny(deny) if deny.status.is_success() => {
-            (StatusCode::FORBIDDEN, deny.headers, deny.body)
-        }
-        Decision::Deny(deny) => (deny.status, deny.headers, deny.body),
-    };
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    for (name, value) in headers {
-        match HeaderValue::from_str(&value) {
-            Ok(v) => {
-                response.headers_mut().append(name, v);
-            }
-            Err(_) => {
-                tracing::error!(header = %name, "dropping a header value that is not valid HTTP")
-            }
-        }
-    }
-    response
+    profile::forward_auth(decision)
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderValue, StatusCode};
+
     use super::*;
     use crate::flow::Deny;
 

@@ -1,12 +1,13 @@
 //! Adapters between the wire and [`crate::flow`]: Envoy ext_authz over gRPC, the HTTP mode
-//! (Envoy HTTP ext_authz, forward-auth), and the admin listener. They translate; they never
-//! decide.
+//! (forward-auth, Envoy HTTP ext_authz, nginx `auth_request`: one [`profile`] per listener),
+//! and the admin listener. They translate; they never decide.
 
 pub mod admin;
 pub mod grpc;
 pub mod http;
 pub mod observe;
 pub mod pb_struct;
+pub mod profile;
 pub mod proxy;
 
 /// Sets `X-Content-Type-Options: nosniff` on every response of a router (the bodies the

@@ -11,6 +11,8 @@ use envoy_types::pb::google::rpc::Status;
 use super::*;
 use crate::upstream::Upstream;
 
+mod agentgateway;
+
 /// A fake ext_authz server: answers by path, remembers every `CheckRequest`.
 #[derive(Clone, Default)]
 struct FakeAuthz {
@@ -221,11 +223,15 @@ async fn allowed_request_reaches_upstream_with_headers_set_and_removed() {
     assert_eq!(seen.header_values("jwt"), vec!["minted.by.authz"]);
     assert!(seen.header_values("x-remove-me").is_empty());
     assert_eq!(seen.header_values("x-added"), vec!["zero", "one"]);
+    assert_eq!(
+        seen.header_values("host"),
+        vec![f.gateway.addr().to_string()]
+    );
     assert_eq!(seen.body, r#"{"model":"m1"}"#);
 }
 
 #[tokio::test]
-async fn check_request_carries_method_path_host_lowercase_joined_headers_and_body() {
+async fn check_request_carries_method_path_authority_and_lowercase_joined_headers_but_no_body() {
     let f = fixture().await;
     f.client
         .post(format!("{}/openai?q=1", f.gateway.url()))
@@ -249,15 +255,17 @@ async fn check_request_carries_method_path_host_lowercase_joined_headers_and_bod
     assert_eq!(http.host, f.gateway.addr().to_string());
     assert_eq!(http.scheme, "http");
     assert_eq!(http.protocol, "HTTP/1.1");
-    assert_eq!(http.body, "hello");
-    assert_eq!(http.size, 5);
+    // As agentgateway without `includeRequestBody`: no body, no size.
+    assert_eq!(http.body, "");
+    assert_eq!(http.size, 0);
     assert_eq!(http.headers["x-multi"], "a,b");
+    assert!(!http.headers.contains_key("host"), "{:?}", http.headers);
     assert_eq!(http.headers["content-type"], "application/json");
     assert_eq!(http.headers[":authority"], f.gateway.addr().to_string());
 }
 
 #[tokio::test]
-async fn unreachable_ext_authz_is_503() {
+async fn unreachable_ext_authz_is_403_external_authorization_failed() {
     let dead = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr")
@@ -273,10 +281,10 @@ async fn unreachable_ext_authz_is_503() {
     let response = reqwest::get(format!("{}/openai", gateway.url()))
         .await
         .expect("gateway answers");
-    assert_eq!(response.status(), 503);
+    assert_eq!(response.status(), 403);
     assert_eq!(
         response.text().await.expect("body"),
-        "ext_authz unavailable\n"
+        "external authorization failed"
     );
     gateway.shutdown().await;
 }
