@@ -35,7 +35,8 @@ pub enum Command {
     /// them (the seed guide's Step 3) and wait for Ctrl-C (or SIGTERM).
     Up {
         /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, REDIS_URL,
-        /// UPSTREAM_URL as KEY=value lines to this file.
+        /// UPSTREAM_URL as KEY=value lines to this file, and REDIS_TOPOLOGY with, for
+        /// Sentinel, REDIS_SENTINELS and REDIS_MASTER_NAME, for Cluster, REDIS_CLUSTER_NODES.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
         /// Do Step 3.1 now and print the Keycloak login URL to open in a browser.
@@ -146,6 +147,13 @@ pub enum RedisArg {
     Memory,
     /// A Redis we did not start (`--redis-url`).
     Url,
+    /// redis-server serving TLS only (client certificates required), certificates generated
+    /// at start; extauth uses `socketType: TLS` and `tlsCertMountPath`.
+    Tls,
+    /// Redis Sentinel: a master, one replica, three sentinels.
+    Sentinel,
+    /// Redis Cluster: three masters with a replica each.
+    Cluster,
 }
 
 /// `--idp`.
@@ -313,6 +321,10 @@ pub struct BackendArgs {
     /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+    /// A password on every Redis the stack starts (`requirepass`; extauth gets it as
+    /// `REDIS_PASSWORD`); with `--redis url`, the password of that Redis.
+    #[arg(long, value_name = "PW")]
+    redis_password: Option<String>,
     /// The IdP.
     #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
     idp: IdpArg,
@@ -347,7 +359,14 @@ impl BackendArgs {
                 self.redis_url
                     .ok_or_else(|| anyhow::anyhow!("--redis url needs --redis-url"))?,
             ),
+            RedisArg::Tls => RedisMode::Tls,
+            RedisArg::Sentinel => RedisMode::Sentinel,
+            RedisArg::Cluster => RedisMode::Cluster,
         };
+        if self.redis_password.is_some() && matches!(options.redis, RedisMode::Memory) {
+            anyhow::bail!("--redis-password: the memory store has no password (choose a Redis)");
+        }
+        options.redis_password = self.redis_password;
         options.idp = match self.idp {
             IdpArg::Mock => IdpMode::Mock,
             IdpArg::MockContainer => IdpMode::MockContainer,
@@ -469,6 +488,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         ] {
             let _ = writeln!(text, "{key}={}", var(key));
         }
+        // The topology's own, so people can break it by hand (only those it has).
+        for key in [
+            "REDIS_TOPOLOGY",
+            "REDIS_SENTINELS",
+            "REDIS_MASTER_NAME",
+            "REDIS_CLUSTER_NODES",
+        ] {
+            if let Some(value) = vars.get(key) {
+                let _ = writeln!(text, "{key}={value}");
+            }
+        }
         std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
@@ -496,6 +526,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         stack.extauth_admin()
     );
     println!("  redis     {}", stack.redis_url());
+    if let (Some(sentinels), Some(name)) =
+        (vars.get("REDIS_SENTINELS"), vars.get("REDIS_MASTER_NAME"))
+    {
+        let first = sentinels.split(',').next().unwrap_or_default();
+        let port = first.rsplit(':').next().unwrap_or_default();
+        println!("            a failover by hand: redis-cli -p {port} SENTINEL FAILOVER {name}");
+    }
+    if let Some(nodes) = vars.get("REDIS_CLUSTER_NODES") {
+        let first = nodes.split(',').next().unwrap_or_default();
+        let port = first.rsplit(':').next().unwrap_or_default();
+        println!("            the cluster by hand: redis-cli -c -p {port} CLUSTER NODES");
+    }
     println!(
         "  backends  {}",
         stack

@@ -147,7 +147,7 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 
 /// Every scenario on every backend combination it declares (`harness run --matrix`): the
 /// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider, the simulator and Caddy, Redis as a process and as a
-/// testcontainers container. Keycloak rows are skipped with their reason in one line when
+/// testcontainers container, TLS-only, Sentinel (failovers, master kills) and Cluster. Keycloak rows are skipped with their reason in one line when
 /// the image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest`
 /// (`just docker-up images`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,6 +183,9 @@ async fn every_scenario_passes_on_every_declared_backend() {
         "gateway=caddy",
         "redis=container",
         "redis=process",
+        "redis=tls",
+        "redis=sentinel",
+        "redis=cluster",
     ] {
         assert!(
             reports

@@ -152,6 +152,7 @@ impl RedisClusterBuilder {
             });
         }
         cluster.wait_ok(CREATE_TIMEOUT, None).await?;
+        cluster.wait_replicas_synced(CREATE_TIMEOUT).await?;
         Ok(cluster)
     }
 }
@@ -406,7 +407,10 @@ impl RedisCluster {
         Ok(started.elapsed())
     }
 
-    /// Starts a killed node again (it rejoins as a replica of its former replica).
+    /// Starts a killed node again and waits until it is a replica of its former replica
+    /// with its data synced. (Without persistence it comes back empty, still believing it
+    /// is the master of its old slots until the cluster tells it otherwise: until then a
+    /// client with an old slot map would read nothing from it.)
     pub async fn restart_node(&mut self, port: u16) -> Result<(), RedisSpawnError> {
         match self.nodes.iter_mut().find(|n| n.port() == port) {
             Some(node) => node.start_again()?,
@@ -417,7 +421,50 @@ impl RedisCluster {
                 });
             }
         }
-        self.wait_ok(FAILOVER_TIMEOUT, None).await
+        self.wait_ok(FAILOVER_TIMEOUT, None).await?;
+        self.wait_replicas_synced(FAILOVER_TIMEOUT).await
+    }
+
+    /// Until every live replica has its link to its master up (its initial sync done), so
+    /// that what a master holds is also on its replica.
+    pub async fn wait_replicas_synced(&self, limit: Duration) -> Result<(), RedisSpawnError> {
+        let live: Vec<u16> = self
+            .nodes
+            .iter()
+            .filter(|n| n.pid().is_some())
+            .map(RedisServer::port)
+            .collect();
+        let access = self.access().clone();
+        wait_until(
+            "every replica synced with its master",
+            limit,
+            || self.joined_tails(),
+            || {
+                let (live, access) = (live.clone(), access.clone());
+                async move {
+                    let mut replicas = 0;
+                    for port in live {
+                        let info: String = access
+                            .query(port, redis::cmd("INFO").arg("replication"))
+                            .await?;
+                        if info.contains("role:slave") {
+                            replicas += 1;
+                            if !info.contains("master_link_status:up")
+                                || info.contains("master_sync_in_progress:1")
+                            {
+                                return Err(format!("127.0.0.1:{port}: replica not synced yet"));
+                            }
+                        }
+                    }
+                    if replicas >= 3 {
+                        Ok(())
+                    } else {
+                        Err(format!("{replicas} replicas, expected 3"))
+                    }
+                }
+            },
+        )
+        .await
     }
 
     /// Moves `slot` (and its keys) to the master on `to`: `SETSLOT IMPORTING/MIGRATING`,
