@@ -325,6 +325,10 @@ pub struct BackendArgs {
     /// `REDIS_PASSWORD`); with `--redis url`, the password of that Redis.
     #[arg(long, value_name = "PW")]
     redis_password: Option<String>,
+    /// extauth's `durableSessions` (`WAIT` for one replica, 500 ms, after writing a new or
+    /// refreshed session); needs `--redis sentinel` or `cluster`.
+    #[arg(long)]
+    durable_sessions: bool,
     /// The IdP.
     #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
     idp: IdpArg,
@@ -367,6 +371,14 @@ impl BackendArgs {
             anyhow::bail!("--redis-password: the memory store has no password (choose a Redis)");
         }
         options.redis_password = self.redis_password;
+        if self.durable_sessions
+            && !matches!(options.redis, RedisMode::Sentinel | RedisMode::Cluster)
+        {
+            anyhow::bail!(
+                "--durable-sessions waits for a Redis replica: it needs --redis sentinel or cluster"
+            );
+        }
+        options.redis_durable = self.durable_sessions;
         options.idp = match self.idp {
             IdpArg::Mock => IdpMode::Mock,
             IdpArg::MockContainer => IdpMode::MockContainer,

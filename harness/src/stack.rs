@@ -137,6 +137,9 @@ pub struct StackOptions {
     /// `requirepass` on every Redis the stack starts, and `REDIS_PASSWORD` for extauth (also
     /// given to a `Url` Redis).
     pub redis_password: Option<String>,
+    /// extauth's `durableSessions` (`WAIT` for one replica, 500 ms) on a Sentinel or Cluster
+    /// Redis; an error on a Redis without replicas.
+    pub redis_durable: bool,
 }
 
 impl Default for StackOptions {
@@ -161,6 +164,7 @@ impl StackOptions {
             append_semantics: AppendSemantics::default(),
             announce: true,
             redis_password: None,
+            redis_durable: false,
         }
     }
 }
@@ -447,7 +451,23 @@ impl Stack {
         };
 
         let redis_url = redis.as_ref().map(RedisHandle::url);
-        let topology_options = redis.as_ref().and_then(RedisHandle::manifest_options);
+        let mut topology_options = redis.as_ref().and_then(RedisHandle::manifest_options);
+        if options.redis_durable {
+            match &mut topology_options {
+                Some((lines, "sentinel" | "cluster")) => {
+                    lines.push(crate::redis::DURABLE_OPTION.to_owned());
+                }
+                _ => {
+                    return Err(RedisError::DurableNeedsReplicas {
+                        backend: redis
+                            .as_ref()
+                            .map_or("memory", RedisHandle::name)
+                            .to_owned(),
+                    }
+                    .into());
+                }
+            }
+        }
         if let Some((lines, topology)) = &topology_options {
             manifest = crate::redis::with_options(&manifest, lines, topology)?;
         }

@@ -23,6 +23,9 @@ use extauth::testing::RedisSpawnError;
 
 pub use process::{RedisServer, ping};
 
+/// The `durableSessions` option line `--durable-sessions` adds (one replica, 500 ms).
+pub const DURABLE_OPTION: &str = "durableSessions: {replicas: 1, timeout: 500ms}";
+
 /// The line of the seed manifest that topology options replace.
 pub const SEED_HOST_LINE: &str = "host: ${REDIS_HOST}:${REDIS_PORT}";
 
@@ -62,6 +65,14 @@ pub enum RedisError {
     NoHostLine {
         /// The topology.
         topology: &'static str,
+    },
+    /// `durableSessions` asked of a Redis without replicas.
+    #[error(
+        "durable sessions wait for a replica: this needs --redis sentinel or cluster, not {backend}"
+    )]
+    DurableNeedsReplicas {
+        /// The backend asked for.
+        backend: String,
     },
     /// The process exited or never answered `PING`.
     #[error(

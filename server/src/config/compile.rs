@@ -721,7 +721,7 @@ fn compile_session(
     let (name, store, allow_refreshing, pre_expiry_buffer, header_name, target_domain) =
         match &session.redis {
             Some(redis) => {
-                let store = StoreConfig::Redis(redis::compile(doc, redis, env, p)?);
+                let store = StoreConfig::Redis(Box::new(redis::compile(doc, redis, env, p)?));
                 let pre_expiry_buffer = match &redis.pre_expiry_buffer {
                     None => DEFAULT_PRE_EXPIRY_BUFFER,
                     Some(d) => parse_duration(d)

@@ -184,7 +184,7 @@ impl CookieConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// `session.redis`.
-    Redis(RedisConfig),
+    Redis(Box<RedisConfig>),
     /// No `redis`: the tokens live in the cookie, encrypted.
     Cookie {
         /// `cipherConfig` key (32 bytes), or `None`: derived from the signing key.
@@ -214,8 +214,8 @@ impl StoreConfig {
     /// The Redis key prefix (empty in cookie mode).
     pub fn key_prefix(&self) -> &str {
         match self {
-            StoreConfig::Redis(RedisConfig { key_prefix, .. })
-            | StoreConfig::Cookie { key_prefix, .. } => key_prefix,
+            StoreConfig::Redis(redis) => &redis.key_prefix,
+            StoreConfig::Cookie { key_prefix, .. } => key_prefix,
         }
     }
 }

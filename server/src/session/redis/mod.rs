@@ -201,16 +201,7 @@ impl RedisStore {
                 master_name,
                 sentinels,
             } => {
-                let sentinel = Sentinel::new(
-                    master_name,
-                    sentinels,
-                    tls,
-                    auth,
-                    &config.sentinel_auth,
-                    db,
-                    pool_size,
-                    config.command_timeout,
-                )?;
+                let sentinel = Sentinel::new(master_name, sentinels, config)?;
                 Self {
                     backend: Arc::new(Backend::Sentinel(sentinel)),
                     prefix,

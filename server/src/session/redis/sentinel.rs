@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::connect;
 use super::pool::{Lease, Pool};
-use crate::config::{HostPort, RedisAuth, RedisTls};
+use crate::config::{HostPort, RedisAuth, RedisConfig, RedisTls};
 use crate::session::StoreError;
 
 /// A resolved master and its connections.
@@ -51,30 +51,31 @@ impl Sentinel {
     pub(super) fn new(
         master_name: &str,
         sentinels: &[HostPort],
-        tls: Option<&RedisTls>,
-        auth: &RedisAuth,
-        sentinel_auth: &RedisAuth,
-        db: u32,
-        pool_size: usize,
-        timeout: std::time::Duration,
+        config: &RedisConfig,
     ) -> Result<Self, StoreError> {
+        let tls = config.tls.as_ref();
         let sentinels = sentinels
             .iter()
             .map(|s| {
                 // Sentinels have no databases.
-                connect::client(connect::tcp_addr(s, tls.is_some()), tls, sentinel_auth, 0)
-                    .map(|c| (s.clone(), c))
-                    .map_err(|e| unavailable(format!("sentinel {s}: {e}")))
+                connect::client(
+                    connect::tcp_addr(s, tls.is_some()),
+                    tls,
+                    &config.sentinel_auth,
+                    0,
+                )
+                .map(|c| (s.clone(), c))
+                .map_err(|e| unavailable(format!("sentinel {s}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             master_name: master_name.to_owned(),
             sentinels,
             tls: tls.cloned(),
-            auth: auth.clone(),
-            db,
-            pool_size,
-            timeout,
+            auth: config.auth.clone(),
+            db: config.db,
+            pool_size: config.pool_size as usize,
+            timeout: config.command_timeout,
             current: Mutex::new(None),
             resolving: tokio::sync::Mutex::new(()),
         })
