@@ -37,7 +37,9 @@ pub enum Command {
     Up {
         /// Also write GATEWAY_URL, IDP_URL, EXTAUTH_GRPC, EXTAUTH_HTTP, EXTAUTH_HTTP_NGINX,
         /// REDIS_URL, UPSTREAM_URL, EXTAUTH_PIDS and EXTAUTH_ADMINS (comma-separated, one per
-        /// replica; no PIDs when extauth runs in process) as KEY=value lines to this file.
+        /// replica; no PIDs when extauth runs in process) as KEY=value lines to this file, and
+        /// REDIS_TOPOLOGY with, for Sentinel, REDIS_SENTINELS and REDIS_MASTER_NAME, for
+        /// Cluster, REDIS_CLUSTER_NODES.
         #[arg(long, value_name = "PATH")]
         env_file: Option<PathBuf>,
         /// Do Step 3.1 now and print the Keycloak login URL to open in a browser.
@@ -170,6 +172,13 @@ pub enum RedisArg {
     Memory,
     /// A Redis we did not start (`--redis-url`).
     Url,
+    /// redis-server serving TLS only (client certificates required), certificates generated
+    /// at start; extauth uses `socketType: TLS` and `tlsCertMountPath`.
+    Tls,
+    /// Redis Sentinel: a master, one replica, three sentinels.
+    Sentinel,
+    /// Redis Cluster: three masters with a replica each.
+    Cluster,
 }
 
 /// `--idp`.
@@ -347,6 +356,14 @@ pub struct BackendArgs {
     /// With `--redis url`: the Redis to use, `redis://HOST:PORT`.
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+    /// A password on every Redis the stack starts (`requirepass`; extauth gets it as
+    /// `REDIS_PASSWORD`); with `--redis url`, the password of that Redis.
+    #[arg(long, value_name = "PW")]
+    redis_password: Option<String>,
+    /// extauth's `durableSessions` (`WAIT` for one replica, 500 ms, after writing a new or
+    /// refreshed session); needs `--redis sentinel` or `cluster`.
+    #[arg(long)]
+    durable_sessions: bool,
     /// The IdP.
     #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
     idp: IdpArg,
@@ -394,7 +411,22 @@ impl BackendArgs {
                 self.redis_url
                     .ok_or_else(|| anyhow::anyhow!("--redis url needs --redis-url"))?,
             ),
+            RedisArg::Tls => RedisMode::Tls,
+            RedisArg::Sentinel => RedisMode::Sentinel,
+            RedisArg::Cluster => RedisMode::Cluster,
         };
+        if self.redis_password.is_some() && matches!(options.redis, RedisMode::Memory) {
+            anyhow::bail!("--redis-password: the memory store has no password (choose a Redis)");
+        }
+        options.redis_password = self.redis_password;
+        if self.durable_sessions
+            && !matches!(options.redis, RedisMode::Sentinel | RedisMode::Cluster)
+        {
+            anyhow::bail!(
+                "--durable-sessions waits for a Redis replica: it needs --redis sentinel or cluster"
+            );
+        }
+        options.redis_durable = self.durable_sessions;
         options.idp = match self.idp {
             IdpArg::Mock => IdpMode::Mock,
             IdpArg::MockContainer => IdpMode::MockContainer,
@@ -543,6 +575,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                 .join(",")
         );
         let _ = writeln!(text, "EXTAUTH_ADMINS={}", var("EXTAUTH_ADMINS"));
+        // The topology's own, so people can break it by hand (only those it has).
+        for key in [
+            "REDIS_TOPOLOGY",
+            "REDIS_SENTINELS",
+            "REDIS_MASTER_NAME",
+            "REDIS_CLUSTER_NODES",
+        ] {
+            if let Some(value) = vars.get(key) {
+                let _ = writeln!(text, "{key}={value}");
+            }
+        }
         std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
@@ -565,6 +608,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("  login     {} / {}", DEFAULT_USER.0, DEFAULT_USER.1);
     print!("{}", extauth_lines(&stack));
     println!("  redis     {}", stack.redis_url());
+    if let (Some(sentinels), Some(name)) =
+        (vars.get("REDIS_SENTINELS"), vars.get("REDIS_MASTER_NAME"))
+    {
+        let first = sentinels.split(',').next().unwrap_or_default();
+        let port = first.rsplit(':').next().unwrap_or_default();
+        println!("            a failover by hand: redis-cli -p {port} SENTINEL FAILOVER {name}");
+    }
+    if let Some(nodes) = vars.get("REDIS_CLUSTER_NODES") {
+        let first = nodes.split(',').next().unwrap_or_default();
+        let port = first.rsplit(':').next().unwrap_or_default();
+        println!("            the cluster by hand: redis-cli -c -p {port} CLUSTER NODES");
+    }
     println!(
         "  backends  {}",
         stack

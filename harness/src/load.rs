@@ -393,6 +393,9 @@ impl LoadReport {
                         .zip(f.took_ms)
                         .map_or(String::new(), |(at, took)| format!(
                             "fired at {at:.2} s, took {took:.0} ms, "
+                        ))
+                        + &f.redis_reported_ms.map_or(String::new(), |ms| format!(
+                            "Redis reported the new master after {ms:.0} ms, "
                         )),
                     f.outcome
                 );
@@ -767,7 +770,7 @@ pub async fn run_with_faults(
             fired.push(Fired {
                 fault: *fault,
                 ran: None,
-                result: Ok(()),
+                result: Ok(None),
             });
             continue;
         }
@@ -775,7 +778,7 @@ pub async fn run_with_faults(
         tokio::select! {
             done = &mut join_users => {
                 tally = Some(done);
-                fired.push(Fired { fault: *fault, ran: None, result: Ok(()) });
+                fired.push(Fired { fault: *fault, ran: None, result: Ok(None) });
             }
             () = tokio::time::sleep_until(due) => {
                 let began = Instant::now();

@@ -8,9 +8,11 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 // headless_chrome warns about every CDP event that arrives after a tab
-                // closed ("Couldn't send browser an event"): harmless, and noise here.
+                // closed ("Couldn't send browser an event"): harmless, and noise here. The
+                // redis crate's cluster client warns at every slot refresh, which failover
+                // scenarios cause on purpose.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,headless_chrome=error")
+                    tracing_subscriber::EnvFilter::new("warn,headless_chrome=error,redis=error")
                 }),
         )
         .with_writer(std::io::stderr)

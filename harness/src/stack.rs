@@ -44,7 +44,10 @@ use crate::gateway::nginx::{NginxConfig, NginxGateway};
 use crate::gateway::process::{GatewayProcess, ProcessError};
 use crate::gateway::sim::{AppendSemantics, GatewayError, GatewaySim, RunningGateway};
 use crate::idp::{IdpError, IdpMode, IdpSetup, RunningIdp};
+use crate::redis::cluster::ClusterRedis;
 use crate::redis::container::RedisContainer;
+use crate::redis::sentinel::SentinelRedis;
+use crate::redis::tls::TlsRedis;
 use crate::redis::{RedisError, RedisServer};
 use crate::upstream::{ReceivedRequest, Upstream};
 
@@ -82,6 +85,12 @@ pub enum RedisMode {
     Memory,
     /// A Redis we did not start, `redis://HOST:PORT`.
     Url(String),
+    /// `redis-server` serving TLS only, with certificates generated at start.
+    Tls,
+    /// A master, a replica and three sentinels.
+    Sentinel,
+    /// Three masters with a replica each.
+    Cluster,
 }
 
 /// Which gateway fronts extauth.
@@ -160,6 +169,12 @@ pub struct StackOptions {
     /// The extauth binary for [`ExtauthMode::Processes`] (default: see
     /// [`crate::extauth::find_binary`]).
     pub extauth_bin: Option<PathBuf>,
+    /// `requirepass` on every Redis the stack starts, and `REDIS_PASSWORD` for extauth (also
+    /// given to a `Url` Redis).
+    pub redis_password: Option<String>,
+    /// extauth's `durableSessions` (`WAIT` for one replica, 500 ms) on a Sentinel or Cluster
+    /// Redis; an error on a Redis without replicas.
+    pub redis_durable: bool,
 }
 
 impl Default for StackOptions {
@@ -186,6 +201,8 @@ impl StackOptions {
             announce: true,
             extauth: ExtauthMode::InProcess,
             extauth_bin: None,
+            redis_password: None,
+            redis_durable: false,
         }
     }
 }
@@ -270,6 +287,12 @@ pub enum RedisHandle {
     Container(Box<RedisContainer>),
     /// Not ours.
     External(String),
+    /// A TLS-only `redis-server`.
+    Tls(Box<TlsRedis>),
+    /// A Sentinel topology.
+    Sentinel(Box<SentinelRedis>),
+    /// A Redis Cluster.
+    Cluster(Box<ClusterRedis>),
 }
 
 impl RedisHandle {
@@ -278,6 +301,32 @@ impl RedisHandle {
             Self::Process(p) => p.url(),
             Self::Container(c) => c.url(),
             Self::External(url) => url.clone(),
+            Self::Tls(t) => t.url(),
+            Self::Sentinel(t) => t.url(),
+            Self::Cluster(t) => t.url(),
+        }
+    }
+
+    /// The `session.redis.options` lines replacing the seed's `host:` line, for the
+    /// topologies extauth cannot reach through `${REDIS_HOST}:${REDIS_PORT}`.
+    fn manifest_options(&self) -> Option<(Vec<String>, &'static str)> {
+        match self {
+            Self::Tls(t) => Some((t.manifest_options(), "tls")),
+            Self::Sentinel(t) => Some((t.manifest_options(), "sentinel")),
+            Self::Cluster(t) => Some((t.manifest_options(), "cluster")),
+            Self::Process(_) | Self::Container(_) | Self::External(_) => None,
+        }
+    }
+
+    /// `REDIS_TOPOLOGY` and the topology's addresses, for scenarios and the env file.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Sentinel(t) => t.vars(),
+            Self::Cluster(t) => t.vars(),
+            Self::Tls(_) => vec![("REDIS_TOPOLOGY", "tls".to_owned())],
+            Self::Process(_) | Self::Container(_) | Self::External(_) => {
+                vec![("REDIS_TOPOLOGY", "standalone".to_owned())]
+            }
         }
     }
 
@@ -286,6 +335,9 @@ impl RedisHandle {
             Self::Process(_) => "process",
             Self::Container(_) => "container",
             Self::External(_) => "url",
+            Self::Tls(_) => "tls",
+            Self::Sentinel(_) => "sentinel",
+            Self::Cluster(_) => "cluster",
         }
     }
 
@@ -293,7 +345,8 @@ impl RedisHandle {
         match self {
             Self::Process(mut p) => p.stop(),
             Self::Container(c) => c.remove().await,
-            Self::External(_) => {}
+            // The rest stop their processes when dropped.
+            Self::External(_) | Self::Tls(_) | Self::Sentinel(_) | Self::Cluster(_) => {}
         }
     }
 }
@@ -373,16 +426,26 @@ impl Stack {
         };
 
         // Redis (or the memory store).
+        let password = options.redis_password.as_deref();
         let redis = match &options.redis {
             RedisMode::Memory => None,
-            RedisMode::Process => Some(RedisHandle::Process(RedisServer::start()?)),
+            RedisMode::Process => Some(RedisHandle::Process(crate::redis::process::start(
+                password,
+            )?)),
             RedisMode::Container => Some(RedisHandle::Container(Box::new(
-                RedisContainer::start().await?,
+                RedisContainer::start(password).await?,
             ))),
             RedisMode::Url(url) => Some(RedisHandle::External(url.clone())),
-            RedisMode::Auto => match RedisContainer::start().await {
+            RedisMode::Tls => Some(RedisHandle::Tls(Box::new(TlsRedis::start(password)?))),
+            RedisMode::Sentinel => Some(RedisHandle::Sentinel(Box::new(
+                SentinelRedis::start(password).await?,
+            ))),
+            RedisMode::Cluster => Some(RedisHandle::Cluster(Box::new(
+                ClusterRedis::start(password).await?,
+            ))),
+            RedisMode::Auto => match RedisContainer::start(password).await {
                 Ok(container) => Some(RedisHandle::Container(Box::new(container))),
-                Err(why) => match RedisServer::start() {
+                Err(why) => match crate::redis::process::start(password) {
                     Ok(server) => {
                         announce(format!(
                             "redis auto: no container ({why}); using a redis-server process"
@@ -465,7 +528,33 @@ impl Stack {
         };
 
         let redis_url = redis.as_ref().map(RedisHandle::url);
+        let mut topology_options = redis.as_ref().and_then(RedisHandle::manifest_options);
+        if options.redis_durable {
+            match &mut topology_options {
+                Some((lines, "sentinel" | "cluster")) => {
+                    lines.push(crate::redis::DURABLE_OPTION.to_owned());
+                }
+                _ => {
+                    return Err(RedisError::DurableNeedsReplicas {
+                        backend: redis
+                            .as_ref()
+                            .map_or("memory", RedisHandle::name)
+                            .to_owned(),
+                    }
+                    .into());
+                }
+            }
+        }
+        if let Some((lines, topology)) = &topology_options {
+            manifest = crate::redis::with_options(&manifest, lines, topology)?;
+        }
         let (redis_host, redis_port, store) = match &redis_url {
+            // The manifest names the servers itself (see `with_options`).
+            Some(_) if topology_options.is_some() => (
+                "127.0.0.1".to_owned(),
+                "6379".to_owned(),
+                extauth::server::StoreChoice::FromConfig,
+            ),
             Some(url) => {
                 let parsed = Url::parse(url).map_err(|_| RedisError::BadUrl(url.clone()))?;
                 let host = parsed
@@ -497,6 +586,12 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(password) = password {
+            env.insert(
+                extauth::config::compile::redis::REDIS_PASSWORD_ENV.to_owned(),
+                password.to_owned(),
+            );
+        }
         let source_name = options.manifest_file.display().to_string();
         let load = |env: &BTreeMap<String, String>| {
             let map_env = extauth::env::MapEnv::from_iter(env.clone());
@@ -555,7 +650,16 @@ impl Stack {
                 let spec = ReplicaSpec {
                     binary,
                     config: manifest_path.clone(),
-                    env: vec![("SIGNING_KEY".to_owned(), signing_key.clone())],
+                    // The rendered manifest holds everything else; secrets come from the
+                    // environment, as in a pod.
+                    env: std::iter::once(("SIGNING_KEY".to_owned(), signing_key.clone()))
+                        .chain(password.map(|p| {
+                            (
+                                extauth::config::compile::redis::REDIS_PASSWORD_ENV.to_owned(),
+                                p.to_owned(),
+                            )
+                        }))
+                        .collect(),
                     memory_sessions: memory,
                     dir: files.path().to_path_buf(),
                 };
@@ -653,6 +757,9 @@ impl Stack {
             "REDIS_URL",
             redis_url.unwrap_or_else(|| "memory".to_owned()),
         );
+        for (key, value) in redis.as_ref().map(RedisHandle::vars).unwrap_or_default() {
+            set(key, value);
+        }
         let backends = [
             ("idp", idp.name().to_owned()),
             ("gateway", options.gateway.name().to_owned()),
@@ -678,7 +785,10 @@ impl Stack {
             files,
             manifest_path,
             vars,
-            secrets: vec![client_secret, signing_key],
+            secrets: [client_secret, signing_key]
+                .into_iter()
+                .chain(options.redis_password.clone())
+                .collect(),
             client_id: options.client_id,
             notes,
             backends,
@@ -795,10 +905,11 @@ impl RunningStack {
         self.var("REDIS_URL")
     }
 
-    /// The Redis process (process backend only), e.g. for its PID.
+    /// The Redis process (process and TLS backends), e.g. for its PID.
     pub fn redis_mut(&mut self) -> Option<&mut RedisServer> {
         match self.redis.as_mut() {
             Some(RedisHandle::Process(p)) => Some(p),
+            Some(RedisHandle::Tls(t)) => Some(t.server()),
             _ => None,
         }
     }
@@ -821,6 +932,13 @@ impl RunningStack {
                 p.stop();
                 Ok(())
             }
+            Some(RedisHandle::Tls(t)) => {
+                t.server().stop();
+                Ok(())
+            }
+            Some(RedisHandle::Sentinel(_) | RedisHandle::Cluster(_)) => Err(
+                "a Sentinel or Cluster topology is not stopped as one server: use `redis: failover` or `redis: kill-master`".into(),
+            ),
             Some(RedisHandle::Container(c)) => c.stop().await.map_err(|e| e.to_string()),
             Some(RedisHandle::External(url)) => Err(format!(
                 "Redis at {url} was not started by the harness: not stoppable"
@@ -834,6 +952,12 @@ impl RunningStack {
     pub async fn redis_start(&mut self) -> Result<(), String> {
         match self.redis.as_mut() {
             Some(RedisHandle::Process(p)) => p.start_again().map_err(|e| e.to_string())?,
+            Some(RedisHandle::Tls(t)) => t.server().start_again().map_err(|e| e.to_string())?,
+            Some(RedisHandle::Sentinel(_) | RedisHandle::Cluster(_)) => {
+                return Err(
+                    "a Sentinel or Cluster topology is not started as one server: use `redis: failover` or `redis: kill-master`".into(),
+                );
+            }
             Some(RedisHandle::Container(c)) => {
                 c.start_again().await.map_err(|e| e.to_string())?;
             }
@@ -931,32 +1055,33 @@ impl RunningStack {
         }
     }
 
-    /// A Sentinel- or Cluster-driven failover of the stack's Redis. This stack's Redis
-    /// backends are single servers: an error saying what is needed.
-    pub async fn redis_failover(&mut self) -> Result<(), String> {
-        match &self.redis {
-            None => Err(self.no_redis()),
-            Some(redis) => Err(format!(
-                "a Redis failover needs --redis sentinel or cluster; this stack's Redis is a single server ({})",
-                redis.name()
-            )),
-        }
-    }
-
-    /// `SIGKILL` of the current Redis master. This stack's Redis backends are single
-    /// servers: an error saying what is needed (`redis: stop` kills a single server).
-    pub async fn redis_kill_master(&mut self) -> Result<(), String> {
-        match &self.redis {
-            None => Err(self.no_redis()),
-            Some(redis) => Err(format!(
-                "killing the Redis master needs --redis sentinel or cluster; this stack's Redis is a single server ({})",
-                redis.name()
-            )),
-        }
-    }
-
     fn not_ours(&self, what: &str) -> String {
         format!("not checkable against a URL target: the harness does not control its {what}")
+    }
+
+    /// A failover Redis drives itself (Sentinel: `SENTINEL FAILOVER`; Cluster: `CLUSTER
+    /// FAILOVER` on the busiest master's replica), waited for (bounded) until Redis reports
+    /// the new master. Returns how long Redis took: the window extauth's errors are compared
+    /// with.
+    pub async fn redis_failover(&mut self) -> Result<std::time::Duration, String> {
+        match self.redis.as_mut() {
+            Some(RedisHandle::Sentinel(t)) => t.failover().await.map_err(|e| e.to_string()),
+            Some(RedisHandle::Cluster(t)) => t.failover().await.map_err(|e| e.to_string()),
+            Some(other) => Err(self_has_no_replica(other.name())),
+            None => Err(self.no_redis()),
+        }
+    }
+
+    /// SIGKILL of the current master by its PID (Cluster: the busiest master), waited for
+    /// (bounded) until Redis promoted its replica; the killed node is then started again and
+    /// rejoins as a replica. Returns how long the promotion took.
+    pub async fn redis_kill_master(&mut self) -> Result<std::time::Duration, String> {
+        match self.redis.as_mut() {
+            Some(RedisHandle::Sentinel(t)) => t.kill_master().await.map_err(|e| e.to_string()),
+            Some(RedisHandle::Cluster(t)) => t.kill_master().await.map_err(|e| e.to_string()),
+            Some(other) => Err(self_has_no_replica(other.name())),
+            None => Err(self.no_redis()),
+        }
     }
 
     fn no_redis(&self) -> String {
@@ -970,10 +1095,18 @@ impl RunningStack {
     /// The PIDs of the child processes this stack runs now: (what, PID).
     pub fn pids(&self) -> Vec<(String, u32)> {
         let mut pids = Vec::new();
-        if let Some(RedisHandle::Process(p)) = &self.redis
-            && let Some(pid) = p.pid()
+        match &self.redis {
+            Some(RedisHandle::Process(p)) => {
+                pids.extend(p.pid().map(|pid| ("redis-server".to_owned(), pid)));
+            }
+            Some(RedisHandle::Sentinel(t)) => pids.extend(t.pids()),
+            Some(RedisHandle::Cluster(t)) => pids.extend(t.pids()),
+            _ => {}
+        }
+        if let Some(RedisHandle::Tls(t)) = &self.redis
+            && let Some(pid) = t.pid()
         {
-            pids.push(("redis-server".to_owned(), pid));
+            pids.push(("redis-server (tls)".to_owned(), pid));
         }
         if let Some(GatewayHandle::Process(p)) = &self.gateway
             && let Some(pid) = p.pid()
@@ -999,6 +1132,11 @@ impl RunningStack {
             Some(RedisHandle::Container(c)) => {
                 tails.push(("redis container".into(), c.log_tail(lines).await));
             }
+            Some(RedisHandle::Tls(t)) => {
+                tails.push(("redis-server (tls)".into(), t.log_tail(lines)))
+            }
+            Some(RedisHandle::Sentinel(t)) => tails.extend(t.log_tails(lines)),
+            Some(RedisHandle::Cluster(t)) => tails.extend(t.log_tails(lines)),
             _ => {}
         }
         if let Some(GatewayHandle::Process(p)) = &self.gateway {
@@ -1083,6 +1221,13 @@ impl RunningStack {
             redis.stop().await;
         }
     }
+}
+
+/// Why a failover cannot happen on this Redis backend.
+fn self_has_no_replica(backend: &str) -> String {
+    format!(
+        "Redis `{backend}` is one server without replicas: a failover needs stack.redis `sentinel` or `cluster`"
+    )
 }
 
 /// The 127.0.0.N addresses that stacks of this process hold for their gateway. A Caddy

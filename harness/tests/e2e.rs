@@ -162,11 +162,11 @@ async fn idp_admin_steps_work_on_the_mock_idp_container() {
 /// Every scenario on every backend combination it declares (`harness run --matrix`): the
 /// mock IdP (in-process and as the `mock-idp:latest` container) and oidc-provider; the
 /// simulator, agentgateway (whose transcripts must equal the simulator's), Caddy and nginx;
-/// Redis as a process and as a testcontainers container; one extauth in process and two
-/// `extauth serve` replicas. Keycloak rows are skipped with their reason in one line when the
-/// image is absent. Needs a Docker engine with `redis:7` and `mock-idp:latest` (`just
-/// docker-up images`), nginx, and the agentgateway binary (`../shared/bin/agentgateway` or on
-/// PATH).
+/// Redis as a process, as a testcontainers container, TLS-only, Sentinel (failovers, master
+/// kills) and Cluster; one extauth in process and two `extauth serve` replicas. Keycloak rows
+/// are skipped with their reason in one line when the image is absent. Needs a Docker engine
+/// with `redis:7` and `mock-idp:latest` (`just docker-up images`), nginx, and the
+/// agentgateway binary (`../shared/bin/agentgateway` or on PATH).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_passes_on_every_declared_backend() {
     let _watchdog = watchdog("every_scenario_passes_on_every_declared_backend");
@@ -203,6 +203,9 @@ async fn every_scenario_passes_on_every_declared_backend() {
         "redis=container",
         "redis=process",
         "extauth=2",
+        "redis=tls",
+        "redis=sentinel",
+        "redis=cluster",
     ] {
         assert!(
             reports

@@ -13,7 +13,10 @@
 //! - `extauth_redis_command_duration_seconds{op}`: load, save, delete, ping...;
 //! - `extauth_session_refreshes_total{config,result}`: token refreshes (`ok`, `rejected`);
 //! - `extauth_errors_total{kind}`: flow errors by variant (`state`, `idp_token_endpoint`,
-//!   `session_store_unavailable`...), `redis` (a failed Redis command), `discovery_startup`.
+//!   `session_store_unavailable`...), `redis` (a failed Redis command), `redis_timeout` (no
+//!   answer within `commandTimeout`), `redis_master_lost` (a Sentinel master dropped after a
+//!   switch-like error), `durable_write_unacknowledged` (fewer replicas than
+//!   `durableSessions.replicas` acknowledged a session in time), `discovery_startup`.
 //!
 //! Label values never carry request data except a *loaded* AuthConfig id: an id a request
 //! names but that is not loaded is counted as `unknown`, so clients cannot grow the registry.

@@ -190,17 +190,12 @@ pub fn build_flow(
     for config in &loaded.auth_configs {
         let store: Arc<dyn SessionStore> = match (store, &config.session.store) {
             (StoreChoice::Memory, _) => Arc::clone(&memory),
-            (StoreChoice::FromConfig, s @ StoreConfig::Redis { .. }) => Arc::new(
-                RedisStore::with_pool(
-                    &s.redis_url().unwrap_or_default(),
-                    s.key_prefix(),
-                    s.pool_size(),
-                )
-                .map_err(|source| ServeError::Store {
+            (StoreChoice::FromConfig, StoreConfig::Redis(redis)) => {
+                Arc::new(RedisStore::open(redis).map_err(|source| ServeError::Store {
                     config: config.id.clone(),
                     source,
-                })?,
-            ),
+                })?)
+            }
             // Cookie sessions keep nothing server side.
             (StoreChoice::FromConfig, StoreConfig::Cookie { .. }) => Arc::clone(&memory),
         };
@@ -241,6 +236,18 @@ pub async fn start_with_options(
         flow = flow.with_selector(key.as_str());
     }
     let flow = Arc::new(flow);
+    // A topology that cannot be found at all (no sentinel answers, no cluster seed node)
+    // is a configuration problem: say so now rather than at every request.
+    for route in flow.routes() {
+        route
+            .store
+            .check_at_start()
+            .await
+            .map_err(|source| ServeError::Store {
+                config: route.config.id.clone(),
+                source,
+            })?;
+    }
     let bind = |what: &'static str, addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await

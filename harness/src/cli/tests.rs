@@ -258,3 +258,52 @@ fn up_and_run_take_the_nginx_and_agentgateway_gateways_and_the_binary() {
     );
     assert!(Cli::try_parse_from(["harness", "up", "--gateway", "envoy"]).is_err());
 }
+
+#[test]
+fn redis_topologies_and_a_password_are_backend_flags() {
+    let Ok(Cli {
+        command: Command::Up { backends, .. },
+    }) = Cli::try_parse_from([
+        "harness",
+        "up",
+        "--redis",
+        "sentinel",
+        "--redis-password",
+        "pw",
+    ])
+    else {
+        panic!("parses");
+    };
+    let options = backends.stack_options().expect("valid");
+    assert_eq!(options.redis, RedisMode::Sentinel);
+    assert_eq!(options.redis_password.as_deref(), Some("pw"));
+    for (flag, mode) in [("cluster", RedisMode::Cluster), ("tls", RedisMode::Tls)] {
+        let Ok(Cli {
+            command: Command::Up { backends, .. },
+        }) = Cli::try_parse_from(["harness", "up", "--redis", flag])
+        else {
+            panic!("parses");
+        };
+        assert_eq!(backends.stack_options().expect("valid").redis, mode);
+    }
+    let Ok(Cli {
+        command: Command::Up { backends, .. },
+    }) = Cli::try_parse_from([
+        "harness",
+        "up",
+        "--redis",
+        "memory",
+        "--redis-password",
+        "pw",
+    ])
+    else {
+        panic!("parses");
+    };
+    let err = backends
+        .stack_options()
+        .expect_err("memory has no password");
+    assert!(
+        err.to_string().contains("the memory store has no password"),
+        "{err}"
+    );
+}

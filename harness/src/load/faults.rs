@@ -143,8 +143,10 @@ pub fn check(
     Ok(())
 }
 
-/// A future a fault injection returns.
-pub type Injection<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+/// A future a fault injection returns: for a Redis failover or master kill, how long Redis
+/// itself took to report the new master (what the error window is compared with).
+pub type Injection<'a> =
+    Pin<Box<dyn Future<Output = Result<Option<Duration>, String>> + Send + 'a>>;
 
 /// What carries a fault out: the running stack.
 pub trait FaultInjector: Send {
@@ -156,10 +158,10 @@ impl FaultInjector for crate::stack::RunningStack {
     fn inject(&mut self, kind: FaultKind) -> Injection<'_> {
         Box::pin(async move {
             match kind {
-                FaultKind::RedisFailover => self.redis_failover().await,
-                FaultKind::RedisKillMaster => self.redis_kill_master().await,
-                FaultKind::ExtauthKill(i) => self.extauth_kill(i),
-                FaultKind::ExtauthRestart(i) => self.extauth_restart(i).await,
+                FaultKind::RedisFailover => self.redis_failover().await.map(Some),
+                FaultKind::RedisKillMaster => self.redis_kill_master().await.map(Some),
+                FaultKind::ExtauthKill(i) => self.extauth_kill(i).map(|()| None),
+                FaultKind::ExtauthRestart(i) => self.extauth_restart(i).await.map(|()| None),
             }
         })
     }
@@ -179,6 +181,9 @@ pub struct FaultReport {
     pub fired_s: Option<f64>,
     /// How long it took, ms (a restart includes waiting for readiness).
     pub took_ms: Option<f64>,
+    /// Redis faults: how long Redis took to report the new master, ms (the longest window of
+    /// errors should not exceed it).
+    pub redis_reported_ms: Option<f64>,
     /// `ok`, `not fired: ...` or `failed: ...`.
     pub outcome: String,
     /// p99 of authenticated calls before the first fault (the undisturbed run), ms.
@@ -208,8 +213,8 @@ pub struct Fired {
     pub fault: Fault,
     /// Start and length, or `None` when the run ended first.
     pub ran: Option<(Duration, Duration)>,
-    /// The injector's result.
-    pub result: Result<(), String>,
+    /// The injector's result (for a Redis fault, the time Redis reported).
+    pub result: Result<Option<Duration>, String>,
 }
 
 /// The figures around each fault, from the run's events (`fired` in time order). "Before"
@@ -232,7 +237,7 @@ pub fn judge(fired: &[Fired], events: &[super::timeline::Event]) -> Vec<FaultRep
                     Some(start.as_secs_f64()),
                     Some(took.as_secs_f64() * 1000.0),
                     match result {
-                        Ok(()) => "ok".to_owned(),
+                        Ok(_) => "ok".to_owned(),
                         Err(e) => format!("failed: {e}"),
                     },
                     start + *took + DURING,
@@ -251,6 +256,13 @@ pub fn judge(fired: &[Fired], events: &[super::timeline::Event]) -> Vec<FaultRep
                 at_s: f.fault.at.as_secs_f64(),
                 fired_s,
                 took_ms,
+                redis_reported_ms: f
+                    .result
+                    .as_ref()
+                    .ok()
+                    .copied()
+                    .flatten()
+                    .map(|d| d.as_secs_f64() * 1000.0),
                 outcome,
                 call_p99_before_ms: before,
                 calls_before,

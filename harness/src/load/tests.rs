@@ -72,7 +72,7 @@ impl FaultInjector for WipeRedis<'_> {
     fn inject(&mut self, _kind: FaultKind) -> faults::Injection<'_> {
         Box::pin(async move {
             self.0.redis_stop().await?;
-            self.0.redis_start().await
+            self.0.redis_start().await.map(|()| None)
         })
     }
 }

@@ -32,8 +32,9 @@ pub struct RedisContainer {
 }
 
 impl RedisContainer {
-    /// Checks the engine and the local image, then starts the container.
-    pub async fn start() -> Result<Self, RedisError> {
+    /// Checks the engine and the local image, then starts the container (with
+    /// `requirepass` when `password` is given).
+    pub async fn start(password: Option<&str>) -> Result<Self, RedisError> {
         let image = format!("{IMAGE_NAME}:{IMAGE_TAG}");
         docker::image(&image, "build it with `just images`").map_err(RedisError::Docker)?;
         let port = free_port().map_err(RedisError::Prepare)?;
@@ -42,17 +43,25 @@ impl RedisContainer {
             .with_network("host")
             .with_label("org.oidc-testbed.harness", "redis")
             .with_startup_timeout(START_TIMEOUT)
-            .with_cmd([
-                "redis-server".to_owned(),
-                "--port".to_owned(),
-                port.to_string(),
-                "--bind".to_owned(),
-                "127.0.0.1".to_owned(),
-                "--save".to_owned(),
-                String::new(),
-                "--appendonly".to_owned(),
-                "no".to_owned(),
-            ])
+            .with_cmd(
+                [
+                    "redis-server".to_owned(),
+                    "--port".to_owned(),
+                    port.to_string(),
+                    "--bind".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    "--save".to_owned(),
+                    String::new(),
+                    "--appendonly".to_owned(),
+                    "no".to_owned(),
+                ]
+                .into_iter()
+                .chain(
+                    password
+                        .into_iter()
+                        .flat_map(|p| ["--requirepass".to_owned(), p.to_owned()]),
+                ),
+            )
             .start()
             .await
             .map_err(|e| RedisError::Container(e.to_string()))?;

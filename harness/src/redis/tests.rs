@@ -8,7 +8,7 @@ fn process_exists(pid: u32) -> bool {
 
 #[test]
 fn started_server_answers_ping_and_leaves_no_process_after_drop() {
-    let server = RedisServer::start().expect("redis-server starts");
+    let server = process::start(None).expect("redis-server starts");
     let pid = server.pid().expect("running");
     assert!(process_exists(pid));
     assert_eq!(ping(server.port()), Ok(()));
@@ -19,7 +19,7 @@ fn started_server_answers_ping_and_leaves_no_process_after_drop() {
 
 #[test]
 fn stopped_server_refuses_connections_and_starts_again_on_the_same_port() {
-    let mut server = RedisServer::start().expect("redis-server starts");
+    let mut server = process::start(None).expect("redis-server starts");
     let port = server.port();
     let first_pid = server.pid().expect("running");
     server.stop();
@@ -33,13 +33,52 @@ fn stopped_server_refuses_connections_and_starts_again_on_the_same_port() {
 }
 
 #[test]
-fn missing_binary_is_reported_with_the_install_hint() {
-    let err = RedisServer::start_with_binary(Path::new("/nonexistent/redis-server"))
-        .expect_err("no binary");
+fn a_missing_binary_is_reported_with_the_install_hint() {
+    let err = RedisError::from(
+        RedisServer::start_with_binary(Path::new("/nonexistent/redis-server"))
+            .expect_err("no binary"),
+    );
     assert!(matches!(err, RedisError::NotFound));
     assert_eq!(
         err.to_string(),
         "redis-server not found: install it (apt-get install redis-server)"
+    );
+}
+
+#[test]
+fn a_password_protected_server_counts_as_up_and_records_its_pid() {
+    let server = process::start(Some("pw-for-the-test")).expect("redis-server starts");
+    assert_eq!(ping(server.port()), Ok(()));
+    let pid = server.pid().expect("running");
+    assert!(
+        crate::cleanup::recorded_pids()
+            .iter()
+            .any(|(_, p)| *p == pid),
+        "the spawn hook did not record {pid}"
+    );
+}
+
+#[test]
+fn topology_options_replace_the_seed_host_line_at_its_indentation() {
+    let manifest = "x:\n  options:\n    host: ${REDIS_HOST}:${REDIS_PORT}\n  y: 1\n";
+    let out = with_options(
+        manifest,
+        &[
+            "topology: cluster".to_owned(),
+            "cluster: {nodes: [a]}".to_owned(),
+        ],
+        "cluster",
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        "x:\n  options:\n    topology: cluster\n    cluster: {nodes: [a]}\n  y: 1\n"
+    );
+    let err = with_options("host: r:6379\n", &[], "sentinel").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no `host: ${REDIS_HOST}:${REDIS_PORT}` line"),
+        "{err}"
     );
 }
 
@@ -50,7 +89,7 @@ async fn a_container_answers_ping_and_is_gone_after_remove_when_an_engine_holds_
     if let Err(e) = crate::docker::image("redis:7", "just images") {
         panic!("this test runs the redis:7 container: {e}");
     }
-    let mut redis = container::RedisContainer::start()
+    let mut redis = container::RedisContainer::start(None)
         .await
         .expect("container starts");
     assert_eq!(ping(redis.port()), Ok(()));

@@ -8,7 +8,7 @@
 //!   login: browser                       # browser | http (default browser)
 //!   idp: [mock, oidc-provider, keycloak]  # one or a list; the first is the default
 //!   gateway: [sim, agentgateway, caddy, nginx]  # sim (= simulator) | agentgateway | caddy | nginx
-//!   redis: [process, container]          # auto | process | container | memory
+//!   redis: [process, container]          # auto | process | container | memory | tls | sentinel | cluster
 //!   # replicas: 2                        # N `extauth serve` processes (default: one in process)
 //!   # realm: realms/master.json          # relative to the scenario file's folder
 //!   # manifest: manifests/seed-authorization-code.yaml
@@ -21,7 +21,7 @@
 //!     login: {user: user1, password: password, start_from: last_location}
 //!     expect: {outcome: success, cookie: {name: keycloak-session, value_pattern: "^[A-Z2-7]{103}=$"}}
 //!   - name: Redis goes away
-//!     redis: stop                        # stop | start
+//!     redis: stop                        # stop | start | failover | kill-master
 //!   - name: replica 0 dies (needs stack.replicas)
 //!     extauth: {kill: 0}                 # {kill: i} (SIGKILL) | {restart: i} (same ports, ready)
 //!   - name: the mock IdP's admin API (mock IdP only; see mock-idp/README.md)
@@ -83,6 +83,12 @@ pub enum RedisBackend {
     Container,
     /// extauth's memory store.
     Memory,
+    /// `redis-server` serving TLS only (extauth: `socketType: TLS`, `tlsCertMountPath`).
+    Tls,
+    /// Redis Sentinel: a master, one replica, three sentinels.
+    Sentinel,
+    /// Redis Cluster: three masters with a replica each.
+    Cluster,
 }
 
 impl IdpBackend {
@@ -136,6 +142,9 @@ impl RedisBackend {
             Self::Process => "process",
             Self::Container => "container",
             Self::Memory => "memory",
+            Self::Tls => "tls",
+            Self::Sentinel => "sentinel",
+            Self::Cluster => "cluster",
         }
     }
 }
@@ -537,6 +546,13 @@ pub enum RedisAction {
     Stop,
     /// Start it again on the same port (empty).
     Start,
+    /// A failover driven by Redis (Sentinel: `SENTINEL FAILOVER`; Cluster: `CLUSTER
+    /// FAILOVER`), waited for until Redis reports the new master.
+    Failover,
+    /// SIGKILL of the current master (Cluster: the one holding the most keys), waited for
+    /// until its replica is promoted; the killed node then restarts as a replica.
+    #[serde(rename = "kill-master", alias = "kill_master")]
+    KillMaster,
 }
 
 /// `extauth:` as written: `{kill: i}` or `{restart: i}`.

@@ -275,7 +275,7 @@ async fn run_row(
             .find(|s| matches!(s.action, Action::Redis(_)))
     {
         return skip(format!(
-            "step {:?} stops or starts Redis: not checkable against a URL target",
+            "step {:?} acts on Redis (stop, start, failover, kill-master): not checkable against a URL target",
             step.name
         ));
     }
@@ -521,6 +521,9 @@ fn stack_options(scenario: &Scenario, combo: Combo, run: &RunOptions) -> StackOp
         RedisBackend::Process => RedisMode::Process,
         RedisBackend::Container => RedisMode::Container,
         RedisBackend::Memory => RedisMode::Memory,
+        RedisBackend::Tls => RedisMode::Tls,
+        RedisBackend::Sentinel => RedisMode::Sentinel,
+        RedisBackend::Cluster => RedisMode::Cluster,
     };
     options.idp = match combo.idp {
         IdpBackend::Mock => IdpMode::Mock,
@@ -1144,6 +1147,8 @@ impl<'s> Run<'s> {
         let (label, result) = match action {
             RedisAction::Stop => ("stopped", self.stack.redis_stop().await),
             RedisAction::Start => ("started again", self.stack.redis_start().await),
+            RedisAction::Failover => ("failed over", self.failover(false).await),
+            RedisAction::KillMaster => ("master killed", self.failover(true).await),
         };
         self.record(
             name,
@@ -1170,6 +1175,21 @@ impl<'s> Run<'s> {
             Ok(()) => Vec::new(),
             Err(e) => vec![format!("extauth: {e}")],
         }
+    }
+
+    /// A failover (or a master kill); the time Redis took goes in the step's notes (not in
+    /// the transcript: it varies from run to run).
+    async fn failover(&mut self, kill: bool) -> Result<(), String> {
+        let took = if kill {
+            self.stack.redis_kill_master().await?
+        } else {
+            self.stack.redis_failover().await?
+        };
+        self.notes.push(format!(
+            "Redis reported the new master after {} ms",
+            took.as_millis()
+        ));
+        Ok(())
     }
 
     fn record(&mut self, name: &str, what: StepKind) {

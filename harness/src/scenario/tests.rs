@@ -640,3 +640,28 @@ fn every_conformance_rejection_states_its_status() {
     }
     assert!(rejections > 10, "{rejections}");
 }
+
+#[test]
+fn redis_failover_and_kill_master_steps_parse_on_the_new_backends() {
+    use super::model::RedisBackend;
+    let scenario = parse(
+        "name: x\nstack: {redis: [sentinel, cluster, tls]}\nsteps:\n  - {name: a, redis: failover}\n  - {name: b, redis: kill-master}\n",
+    )
+    .expect("parses");
+    assert_eq!(
+        scenario.stack.redis.0,
+        vec![
+            RedisBackend::Sentinel,
+            RedisBackend::Cluster,
+            RedisBackend::Tls
+        ]
+    );
+    assert!(matches!(
+        scenario.steps[0].action,
+        Action::Redis(RedisAction::Failover)
+    ));
+    assert!(matches!(
+        scenario.steps[1].action,
+        Action::Redis(RedisAction::KillMaster)
+    ));
+}

@@ -297,3 +297,58 @@ fn a_held_gateway_address_is_refused_and_stays_held() {
         "dropping the holder frees the address"
     );
 }
+
+#[tokio::test]
+async fn a_sentinel_stack_configures_extauth_through_the_manifest_and_fails_over() {
+    let mut stack = Stack::up(StackOptions {
+        redis_password: Some("stack-redis-pw".into()),
+        prefer_port_80: false,
+        ..quiet(RedisMode::Sentinel)
+    })
+    .await
+    .expect("stack up");
+    let vars = stack.vars().clone();
+    assert_eq!(vars["REDIS_TOPOLOGY"], "sentinel");
+    assert_eq!(vars["REDIS_MASTER_NAME"], "mymaster");
+    assert_eq!(vars["REDIS_SENTINELS"].split(',').count(), 3);
+    // The rendered manifest holds the topology, and never the password (extauth got it as
+    // REDIS_PASSWORD through its env map).
+    let rendered = std::fs::read_to_string(stack.manifest_path()).expect("rendered manifest");
+    assert!(rendered.contains("topology: sentinel"), "{rendered}");
+    assert!(
+        rendered.contains(&vars["REDIS_SENTINELS"].replace(',', ", ")),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("stack-redis-pw"));
+    assert!(stack.secrets().iter().any(|s| s == "stack-redis-pw"));
+    assert_eq!(
+        stack
+            .pids()
+            .iter()
+            .filter(|(w, _)| w.starts_with("redis"))
+            .count(),
+        5
+    );
+    let took = stack.redis_failover().await.expect("failover");
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+    // extauth still answers through the gateway (its Redis calls go to the new master).
+    let location = first_location(&stack).await;
+    assert!(location.as_str().starts_with(stack.idp_url()), "{location}");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_failover_on_a_single_server_is_a_clear_error() {
+    let mut stack = Stack::up(StackOptions {
+        prefer_port_80: false,
+        ..quiet(RedisMode::Process)
+    })
+    .await
+    .expect("stack up");
+    let err = stack.redis_kill_master().await.expect_err("no replica");
+    assert_eq!(
+        err,
+        "Redis `process` is one server without replicas: a failover needs stack.redis `sentinel` or `cluster`"
+    );
+    stack.stop().await;
+}

@@ -1,5 +1,8 @@
 //! Raw manifests to validated runtime config. Every default is applied here, every check
-//! names its field path, and nothing here does I/O.
+//! names its field path, and nothing here does I/O except reading the Redis TLS files
+//! ([`redis`]). Sections with many fields have their own file: [`redis`].
+
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -97,7 +100,7 @@ pub fn compile_all(docs: &[Document], env: &dyn EnvSource) -> Report {
                         doc: doc.label.clone(),
                         first: format!("{}, document {}", first.label.source, first.label.index),
                     }),
-                    None => compile_auth_config(doc, &secrets).map(Arc::new),
+                    None => compile_auth_config(doc, &secrets, env).map(Arc::new),
                 };
                 verdicts.push(Verdict {
                     label: doc.label.clone(),
@@ -162,7 +165,11 @@ fn compile_secret_inner(doc: &Document) -> Result<CompiledSecret, ConfigError> {
     })
 }
 
-fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConfig, ConfigError> {
+fn compile_auth_config(
+    doc: &Document,
+    secrets: &SecretIndex,
+    env: &dyn EnvSource,
+) -> Result<OidcConfig, ConfigError> {
     if doc.api_version != AUTH_CONFIG_API_VERSION {
         return Err(field(
             doc,
@@ -273,7 +280,7 @@ fn compile_auth_config(doc: &Document, secrets: &SecretIndex) -> Result<OidcConf
         scopes.push("openid".into());
     }
 
-    let session = compile_session(doc, oidc.session.as_ref(), namespace, secrets, &p)?;
+    let session = compile_session(doc, oidc.session.as_ref(), namespace, secrets, env, &p)?;
 
     let headers = oidc.headers.clone().unwrap_or(raw::Headers {
         id_token_header: None,
@@ -653,6 +660,7 @@ fn compile_session(
     session: Option<&raw::Session>,
     namespace: &str,
     secrets: &SecretIndex,
+    env: &dyn EnvSource,
     p: &dyn Fn(&str) -> String,
 ) -> Result<SessionConfig, ConfigError> {
     let empty = raw::Session {
@@ -735,41 +743,7 @@ fn compile_session(
     let (name, store, allow_refreshing, pre_expiry_buffer, header_name, target_domain) =
         match &session.redis {
             Some(redis) => {
-                let (host, port) = parse_host_port(&redis.options.host)
-                    .map_err(|m| field(doc, p("session.redis.options.host"), m))?;
-                let db = match redis.options.db {
-                    None => 0,
-                    Some(n) if (0..=i64::from(u16::MAX)).contains(&n) => n as u32,
-                    Some(n) => {
-                        return Err(field(
-                            doc,
-                            p("session.redis.options.db"),
-                            format!("expected a database number >= 0, got {n}"),
-                        ));
-                    }
-                };
-                let pool_size = match redis.options.pool_size {
-                    None => DEFAULT_POOL_SIZE,
-                    Some(n) if (1..=10_000).contains(&n) => n as u32,
-                    Some(n) => {
-                        return Err(field(
-                            doc,
-                            p("session.redis.options.poolSize"),
-                            format!("expected 1 to 10000, got {n}"),
-                        ));
-                    }
-                };
-                let key_prefix = redis.key_prefix.clone().unwrap_or_default();
-                if key_prefix
-                    .chars()
-                    .any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(field(
-                        doc,
-                        p("session.redis.keyPrefix"),
-                        "expected no spaces or control characters",
-                    ));
-                }
+                let store = StoreConfig::Redis(Box::new(redis::compile(doc, redis, env, p)?));
                 let pre_expiry_buffer = match &redis.pre_expiry_buffer {
                     None => DEFAULT_PRE_EXPIRY_BUFFER,
                     Some(d) => parse_duration(d)
@@ -802,13 +776,7 @@ fn compile_session(
                         .cookie_name
                         .clone()
                         .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_owned()),
-                    StoreConfig::Redis {
-                        host,
-                        port,
-                        db,
-                        pool_size,
-                        key_prefix,
-                    },
+                    store,
                     redis.allow_refreshing.unwrap_or(true),
                     pre_expiry_buffer,
                     header_name,
@@ -955,8 +923,14 @@ fn parse_http_url(s: &str) -> Result<url::Url, String> {
 }
 
 /// `host`, `host:port`, `[v6]:port` or a bare IPv6 address; port defaults to 6379.
+#[cfg(test)]
 fn parse_host_port(s: &str) -> Result<(String, u16), String> {
-    let expected = || format!("expected `host:port` (port defaults to 6379), got {s:?}");
+    parse_host_port_with(s, 6379)
+}
+
+/// `host`, `host:port`, `[v6]:port` or a bare IPv6 address; port defaults to `default_port`.
+fn parse_host_port_with(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    let expected = || format!("expected `host:port` (port defaults to {default_port}), got {s:?}");
     let s = s.trim();
     if s.is_empty() || s.contains('/') || s.contains(char::is_whitespace) {
         return Err(expected());
@@ -965,7 +939,7 @@ fn parse_host_port(s: &str) -> Result<(String, u16), String> {
         let (host, after) = rest.split_once(']').ok_or_else(expected)?;
         let port = match after.strip_prefix(':') {
             Some(p) => p.parse().map_err(|_| expected())?,
-            None if after.is_empty() => 6379,
+            None if after.is_empty() => default_port,
             None => return Err(expected()),
         };
         return Ok((host.to_owned(), port));
@@ -973,7 +947,7 @@ fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     if s.matches(':').count() > 1 {
         // A bare IPv6 address.
         return std::net::Ipv6Addr::from_str(s)
-            .map(|a| (a.to_string(), 6379))
+            .map(|a| (a.to_string(), default_port))
             .map_err(|_| expected());
     }
     match s.split_once(':') {
@@ -985,7 +959,7 @@ fn parse_host_port(s: &str) -> Result<(String, u16), String> {
             Ok((host.to_owned(), port))
         }
         Some(_) => Err(expected()),
-        None => Ok((s.to_owned(), 6379)),
+        None => Ok((s.to_owned(), default_port)),
     }
 }
 

@@ -224,18 +224,7 @@ impl CookieConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     /// `session.redis`.
-    Redis {
-        /// Host name or address.
-        host: String,
-        /// Port (default 6379).
-        port: u16,
-        /// `options.db` (default 0).
-        db: u32,
-        /// `options.poolSize` (default 10).
-        pool_size: u32,
-        /// `keyPrefix` (default empty).
-        key_prefix: String,
-    },
+    Redis(Box<RedisConfig>),
     /// No `redis`: the tokens live in the cookie, encrypted.
     Cookie {
         /// `cipherConfig` key (32 bytes), or `None`: derived from the signing key.
@@ -246,15 +235,10 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
-    /// `redis://host:port/db` for the redis crate (`None` in cookie mode).
-    pub fn redis_url(&self) -> Option<String> {
+    /// The Redis settings (`None` in cookie mode).
+    pub fn redis(&self) -> Option<&RedisConfig> {
         match self {
-            StoreConfig::Redis { host, port, db, .. } if host.contains(':') => {
-                Some(format!("redis://[{host}]:{port}/{db}"))
-            }
-            StoreConfig::Redis { host, port, db, .. } => {
-                Some(format!("redis://{host}:{port}/{db}"))
-            }
+            StoreConfig::Redis(redis) => Some(redis),
             StoreConfig::Cookie { .. } => None,
         }
     }
@@ -262,7 +246,7 @@ impl StoreConfig {
     /// `options.poolSize` in Redis mode; 1 for cookie sessions (no connection at all).
     pub fn pool_size(&self) -> usize {
         match self {
-            StoreConfig::Redis { pool_size, .. } => *pool_size as usize,
+            StoreConfig::Redis(redis) => redis.pool_size as usize,
             StoreConfig::Cookie { .. } => 1,
         }
     }
@@ -270,11 +254,120 @@ impl StoreConfig {
     /// The Redis key prefix (empty in cookie mode).
     pub fn key_prefix(&self) -> &str {
         match self {
-            StoreConfig::Redis { key_prefix, .. } | StoreConfig::Cookie { key_prefix, .. } => {
-                key_prefix
-            }
+            StoreConfig::Redis(redis) => &redis.key_prefix,
+            StoreConfig::Cookie { key_prefix, .. } => key_prefix,
         }
     }
+}
+
+/// `session.redis`: where the sessions live and how to reach them. Built by
+/// [`compile::redis`]; read by [`crate::session::redis`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `options.host` (standalone), or `options.sentinel` / `options.cluster`.
+    pub topology: RedisTopology,
+    /// `options.db` (default 0; always 0 with a cluster).
+    pub db: u32,
+    /// `options.poolSize` (default 10): connections per server.
+    pub pool_size: u32,
+    /// `keyPrefix` (default empty).
+    pub key_prefix: String,
+    /// `options.socketType: TLS` with the files of `options.tlsCertMountPath`.
+    pub tls: Option<RedisTls>,
+    /// `REDIS_USERNAME` / `REDIS_PASSWORD`: the data nodes' credentials.
+    pub auth: RedisAuth,
+    /// `REDIS_SENTINEL_USERNAME` / `REDIS_SENTINEL_PASSWORD`: the sentinels' own.
+    pub sentinel_auth: RedisAuth,
+    /// `options.commandTimeout` (default 1 s): the bound of every Redis call, connecting
+    /// included.
+    pub command_timeout: Duration,
+    /// `options.durableSessions` (default off).
+    pub durable: Option<DurableSessions>,
+}
+
+/// Which Redis deployment holds the sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server (`options.host`).
+    Standalone(RedisAddress),
+    /// A master found through Redis Sentinel.
+    Sentinel {
+        /// `sentinel.masterName`.
+        master_name: String,
+        /// `sentinel.addresses`.
+        sentinels: Vec<HostPort>,
+    },
+    /// A Redis Cluster, from its seed nodes (`cluster.nodes`).
+    Cluster {
+        /// The seed nodes.
+        nodes: Vec<HostPort>,
+    },
+}
+
+/// Where a standalone server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisAddress {
+    /// `host:port`.
+    Tcp(HostPort),
+    /// `unix:///path/redis.sock`.
+    Unix(std::path::PathBuf),
+}
+
+/// A host (name or address) and a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// Name, IPv4 or IPv6 address (without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// TLS to Redis: the PEM files read from `tlsCertMountPath` at load.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisTls {
+    /// The folder, for messages.
+    pub mount_path: std::path::PathBuf,
+    /// `ca.crt`: the CA that signed the servers' certificates.
+    pub ca: Vec<u8>,
+    /// `tls.crt` and `tls.key`: the client certificate for mutual TLS.
+    pub client: Option<(Vec<u8>, Secret)>,
+}
+
+impl std::fmt::Debug for RedisTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTls")
+            .field("mount_path", &self.mount_path)
+            .field("client_certificate", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// Redis credentials from the environment. `Debug` never prints the password ([`Secret`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisAuth {
+    /// An ACL user (`AUTH user password`); `None`: the default user.
+    pub username: Option<String>,
+    /// The password.
+    pub password: Option<Secret>,
+}
+
+/// `options.durableSessions`: `WAIT replicas timeout` after a session is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableSessions {
+    /// Replicas that must acknowledge the write.
+    pub replicas: u32,
+    /// How long to wait for them.
+    pub timeout: Duration,
 }
 
 /// Everything loaded from the `--config` files.

@@ -315,14 +315,73 @@ pub struct RedisSession {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisOptions {
-    /// `host:port` of the Redis server; port defaults to 6379. Required.
-    pub host: String,
-    /// Database number. Default 0.
+    /// `host:port` of the Redis server (port defaults to 6379), or `unix:///path/redis.sock`.
+    /// Required with the standalone topology; refused with `sentinel` and `cluster`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Database number. Default 0 (the only one a cluster has).
     #[serde(default)]
     pub db: Option<i64>,
-    /// Connection pool size. Default 10 (accepted; one multiplexed connection is used).
+    /// Connections per Redis server (each multiplexed, opened as concurrency needs them).
+    /// Default 10.
     #[serde(default)]
     pub pool_size: Option<i64>,
+    /// `TCP` (default) or `TLS`.
+    #[serde(default)]
+    pub socket_type: Option<String>,
+    /// With `socketType: TLS`: a folder with `ca.crt` (required) and, for mutual TLS,
+    /// `tls.crt` and `tls.key` together.
+    #[serde(default)]
+    pub tls_cert_mount_path: Option<String>,
+    /// extauth extension: `standalone` (default), `sentinel` or `cluster`.
+    #[serde(default)]
+    pub topology: Option<String>,
+    /// extauth extension: the sentinels, with `topology: sentinel`.
+    #[serde(default)]
+    pub sentinel: Option<RedisSentinel>,
+    /// extauth extension: the seed nodes, with `topology: cluster`.
+    #[serde(default)]
+    pub cluster: Option<RedisCluster>,
+    /// extauth extension: the bound of every Redis call, connecting included (duration,
+    /// e.g. `1s`, `500ms`). Default `1s`.
+    #[serde(default)]
+    pub command_timeout: Option<String>,
+    /// extauth extension: `WAIT` for replicas after writing a session. Default: off.
+    #[serde(default)]
+    pub durable_sessions: Option<DurableSessions>,
+}
+
+/// `options.sentinel`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisSentinel {
+    /// The monitored master's name (`sentinel monitor NAME ...`). Required.
+    #[serde(default)]
+    pub master_name: Option<String>,
+    /// Sentinel `host:port` addresses (port defaults to 26379). At least one.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+/// `options.cluster`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedisCluster {
+    /// Seed nodes, `host:port` (port defaults to 6379). At least one.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+}
+
+/// `options.durableSessions`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DurableSessions {
+    /// Replicas that must acknowledge a new or refreshed session. Default 1.
+    #[serde(default)]
+    pub replicas: Option<i64>,
+    /// How long to wait for them (duration). Default `500ms`; less than `commandTimeout`.
+    #[serde(default)]
+    pub timeout: Option<String>,
 }
 
 /// `headers`.

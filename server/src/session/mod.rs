@@ -80,6 +80,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Checks, once at start, that the store can be found at all (`extauth serve` fails
+    /// when it cannot: e.g. no sentinel answers). Stores with nothing to find succeed.
+    async fn check_at_start(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Takes the short cross-replica refresh lock of `id` (`SET NX PX`): `true` when taken.
     /// In-process stores have nothing to coordinate and always succeed.
     async fn try_lock(&self, _id: &SessionId, _ttl: Duration) -> Result<bool, StoreError> {

@@ -231,7 +231,7 @@ async fn allowed_request_reaches_upstream_with_headers_set_and_removed() {
 }
 
 #[tokio::test]
-async fn check_request_carries_method_path_authority_and_lowercase_joined_headers_but_no_body() {
+async fn check_request_carries_method_path_authority_lowercase_joined_headers_and_the_body() {
     let f = fixture().await;
     f.client
         .post(format!("{}/openai?q=1", f.gateway.url()))
@@ -255,9 +255,9 @@ async fn check_request_carries_method_path_authority_and_lowercase_joined_header
     assert_eq!(http.host, f.gateway.addr().to_string());
     assert_eq!(http.scheme, "http");
     assert_eq!(http.protocol, "HTTP/1.1");
-    // As agentgateway without `includeRequestBody`: no body, no size.
-    assert_eq!(http.body, "");
-    assert_eq!(http.size, 0);
+    // As agentgateway with the harness's `includeRequestBody`: the body and its size.
+    assert_eq!(http.body, "hello");
+    assert_eq!(http.size, 5);
     assert_eq!(http.headers["x-multi"], "a,b");
     assert!(!http.headers.contains_key("host"), "{:?}", http.headers);
     assert_eq!(http.headers["content-type"], "application/json");

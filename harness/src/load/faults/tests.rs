@@ -107,7 +107,7 @@ fn before_is_the_run_before_the_first_fault_and_during_stops_at_the_next_one() {
     let kill = Fired {
         fault: "extauth-kill:0@1".parse().expect("parses"),
         ran: Some((ms(1000), ms(5))),
-        result: Ok(()),
+        result: Ok(None),
     };
     let restart = Fired {
         fault: "extauth-restart:0@2".parse().expect("parses"),
@@ -117,7 +117,7 @@ fn before_is_the_run_before_the_first_fault_and_during_stops_at_the_next_one() {
     let late = Fired {
         fault: "redis-failover@9".parse().expect("parses"),
         ran: None,
-        result: Ok(()),
+        result: Ok(None),
     };
     let reports = judge(&[kill, restart, late], &events);
     assert_eq!(reports.len(), 3);

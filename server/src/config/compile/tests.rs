@@ -1,10 +1,12 @@
 use super::*;
-use crate::config::{ConfigError, validate_sources};
+use crate::config::{
+    ConfigError, HostPort, RedisAddress, RedisAuth, RedisTopology, validate_sources,
+};
 use crate::env::MapEnv;
 
-const SEED: &str = include_str!("../../../tests/fixtures/seed-step2.yaml");
+pub(super) const SEED: &str = include_str!("../../../tests/fixtures/seed-step2.yaml");
 
-fn seed_env() -> MapEnv {
+pub(super) fn seed_env() -> MapEnv {
     MapEnv::default()
         .with("KEYCLOAK_SECRET", "s3cr3t")
         .with("KEYCLOAK_CLIENT", "a3417aca-4214-4296-8664-482f159b2fac")
@@ -12,12 +14,12 @@ fn seed_env() -> MapEnv {
         .with("INGRESS_GW_ADDRESS", "172.18.0.4")
 }
 
-fn load(text: &str, env: &MapEnv) -> Result<Arc<OidcConfig>, ConfigError> {
+pub(super) fn load(text: &str, env: &MapEnv) -> Result<Arc<OidcConfig>, ConfigError> {
     let report = validate_sources(&[("seed.yaml".to_owned(), text.to_owned())], env)?;
     report.into_loaded().map(|l| l.auth_configs[0].clone())
 }
 
-fn rejection(text: &str, env: &MapEnv) -> String {
+pub(super) fn rejection(text: &str, env: &MapEnv) -> String {
     load(text, env).expect_err("expected REJECTED").to_string()
 }
 
@@ -33,16 +35,16 @@ fn seed_manifests_are_accepted_with_the_guides_values() {
     assert_eq!(c.scope, "email openid");
     assert!(c.session.fail_on_fetch_failure);
     assert_eq!(c.session.cookie.name, "keycloak-session");
+    let redis = c.session.store.redis().expect("Redis sessions");
     assert_eq!(
-        c.session.store,
-        StoreConfig::Redis {
+        redis.topology,
+        RedisTopology::Standalone(RedisAddress::Tcp(HostPort {
             host: "ext-cache-enterprise-agentgateway".into(),
             port: 6379,
-            db: 0,
-            pool_size: DEFAULT_POOL_SIZE,
-            key_prefix: String::new(),
-        }
+        }))
     );
+    assert_eq!((redis.db, redis.pool_size), (0, DEFAULT_POOL_SIZE));
+    assert_eq!(redis.key_prefix, "");
     assert_eq!(c.id_token_header.as_ref().unwrap().as_str(), "jwt");
 }
 
@@ -327,10 +329,11 @@ fn every_issue_3_field_has_solos_default() {
     assert_eq!(c.session.header_name, None);
     assert_eq!(c.session.target_domain, None);
     assert_eq!(c.session.store.key_prefix(), "");
-    assert_eq!(
-        c.session.store.redis_url().unwrap(),
-        "redis://ext-cache-enterprise-agentgateway:6379/0"
-    );
+    let redis = c.session.store.redis().expect("Redis sessions");
+    assert_eq!(redis.command_timeout, Duration::from_secs(1));
+    assert_eq!(redis.durable, None);
+    assert_eq!(redis.tls, None);
+    assert_eq!(redis.auth, RedisAuth::default());
     assert_eq!(c.access_token_header, None);
     assert!(!c.use_bearer_schema);
     assert!(c.id_token_claims.is_empty() && c.access_token_claims.is_empty());
@@ -406,16 +409,9 @@ fn every_issue_3_field_is_read() {
     assert_eq!(cookie.path, "/app");
     assert_eq!(cookie.domain.as_deref(), Some("example.com"));
     assert_eq!(cookie.same_site, Some(SameSite::Strict));
-    assert_eq!(
-        c.session.store,
-        StoreConfig::Redis {
-            host: "ext-cache-enterprise-agentgateway".into(),
-            port: 6379,
-            db: 3,
-            pool_size: 20,
-            key_prefix: "sess:".into(),
-        }
-    );
+    let redis = c.session.store.redis().expect("Redis sessions");
+    assert_eq!((redis.db, redis.pool_size), (3, 20));
+    assert_eq!(redis.key_prefix, "sess:");
     assert!(!c.session.allow_refreshing);
     assert_eq!(c.session.pre_expiry_buffer, Duration::from_secs(10));
     assert_eq!(

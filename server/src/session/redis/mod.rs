@@ -1,0 +1,489 @@
+//! Redis sessions: `SET key value EX ttl`, `GET`, `DEL`, with the key `prefix` + the id's
+//! lookup half; the value is encrypted under a key derived from the id's secret half
+//! ([`crate::crypto`]), so a Redis dump alone leaks no token. `SET NX PX` is the short
+//! cross-replica refresh lock.
+//!
+//! Topologies (`options.topology`), one file each:
+//! - standalone: a [`pool`] of the redis crate's `ConnectionManager`s to one server over TCP,
+//!   TLS or a unix socket;
+//! - [`sentinel`]: the master named by Redis Sentinel, followed across failovers;
+//! - [`cluster`]: Redis Cluster through the crate's `cluster-async` client.
+//!
+//! Every call is bounded by `commandTimeout` (connecting included): a call that does not
+//! finish in time is [`StoreError::Unavailable`], never "no session" and never a delete. A
+//! call that fails in a way a restart or a master switch explains (reset or refused
+//! connection, `READONLY`, `LOADING`, `MASTERDOWN`) is tried once more within the same
+//! bound; on Sentinel the master is resolved again first.
+//!
+//! `durableSessions`: a save is `SET` then `WAIT replicas timeout` in one pipeline, so on
+//! the same connection (and, on a cluster, the same node). Fewer acknowledgements than asked
+//! do not fail the save: the session is on the master, the login or refresh completes, and
+//! a warning and `extauth_errors_total{kind="durable_write_unacknowledged"}` count it.
+
+mod cluster;
+mod connect;
+mod index;
+mod pool;
+mod sentinel;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value,
+};
+use tokio::time::Instant;
+
+pub use connect::ensure_tls_provider;
+
+use self::cluster::Cluster;
+use self::pool::Pool;
+use self::sentinel::Sentinel;
+use super::{SessionData, SessionId, SessionStore, StoreError, decode, encode};
+use crate::config::{DurableSessions, RedisAddress, RedisConfig, RedisTopology};
+
+/// The default bound of every call (`options.commandTimeout`).
+pub const DEFAULT_TIMEOUT: Duration = crate::config::compile::redis::DEFAULT_COMMAND_TIMEOUT;
+
+/// Sessions in Redis (standalone, Sentinel or Cluster).
+#[derive(Clone)]
+pub struct RedisStore {
+    backend: Arc<Backend>,
+    prefix: String,
+    timeout: Duration,
+    durable: Option<DurableSessions>,
+    /// Where it points, for `Debug` and messages (no credentials).
+    describe: String,
+}
+
+enum Backend {
+    Standalone(
+        Pool<ConnectionManager>,
+        redis::Client,
+        ConnectionManagerConfig,
+    ),
+    Sentinel(Sentinel),
+    Cluster(Cluster),
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("redis", &self.describe)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("durable", &self.durable)
+            .finish()
+    }
+}
+
+/// One connection for one call, whichever the topology.
+enum Conn {
+    Manager(ConnectionManager),
+    Multiplexed(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Multiplexed(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Multiplexed(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Multiplexed(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A command or a pipeline.
+enum Request<'a> {
+    Cmd(&'a Cmd),
+    Pipe(&'a Pipeline),
+}
+
+impl Request<'_> {
+    async fn run<T: FromRedisValue>(&self, conn: &mut Conn) -> Result<T, RedisError> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Pipe(pipe) => pipe.query_async(conn).await,
+        }
+    }
+}
+
+/// Whether `e` is what a restart or a master switch looks like from a client, so that the
+/// same call on a fresh connection (or a newly resolved master) may succeed.
+fn recoverable(e: &RedisError) -> bool {
+    // A timeout is not: the time is spent.
+    !e.is_timeout() && e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::BusyLoading
+                    | ServerErrorKind::MasterDown
+            )
+        )
+}
+
+impl RedisStore {
+    /// A standalone store for `url` (`redis://host:port[/db]`) over one connection, with the
+    /// default timeout. Does not connect yet; must be called inside a Tokio runtime.
+    pub fn new(url: &str, prefix: impl Into<String>) -> Result<Self, StoreError> {
+        Self::with_pool(url, prefix, 1)
+    }
+
+    /// [`RedisStore::new`] over at most `pool_size` connections (see [`pool`]).
+    pub fn with_pool(
+        url: &str,
+        prefix: impl Into<String>,
+        pool_size: usize,
+    ) -> Result<Self, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Self::standalone(client, pool_size, DEFAULT_TIMEOUT, prefix.into(), None, url)
+    }
+
+    /// The store `config` describes. Does not connect yet (see
+    /// [`SessionStore::check_at_start`]); must be called inside a Tokio runtime.
+    pub fn open(config: &RedisConfig) -> Result<Self, StoreError> {
+        let (tls, auth, db) = (config.tls.as_ref(), &config.auth, config.db);
+        let pool_size = config.pool_size as usize;
+        let prefix = config.key_prefix.clone();
+        let mut store = match &config.topology {
+            RedisTopology::Standalone(address) => {
+                let (addr, describe) = match address {
+                    RedisAddress::Tcp(node) => {
+                        (connect::tcp_addr(node, tls.is_some()), node.to_string())
+                    }
+                    RedisAddress::Unix(path) => (
+                        redis::ConnectionAddr::Unix(path.clone()),
+                        format!("unix://{}", path.display()),
+                    ),
+                };
+                let client = connect::client(addr, tls, auth, db)
+                    .map_err(|e| StoreError::Unavailable(format!("{describe}: {e}")))?;
+                Self::standalone(
+                    client,
+                    pool_size,
+                    config.command_timeout,
+                    prefix,
+                    None,
+                    &describe,
+                )?
+            }
+            RedisTopology::Sentinel {
+                master_name,
+                sentinels,
+            } => {
+                let sentinel = Sentinel::new(master_name, sentinels, config)?;
+                Self {
+                    backend: Arc::new(Backend::Sentinel(sentinel)),
+                    prefix,
+                    timeout: config.command_timeout,
+                    durable: None,
+                    describe: format!(
+                        "sentinel master {master_name:?} via {}",
+                        sentinels
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                }
+            }
+            RedisTopology::Cluster { nodes } => Self {
+                backend: Arc::new(Backend::Cluster(Cluster::new(
+                    nodes,
+                    tls,
+                    auth,
+                    config.command_timeout,
+                )?)),
+                prefix,
+                timeout: config.command_timeout,
+                durable: None,
+                describe: format!(
+                    "cluster via {}",
+                    nodes
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            },
+        };
+        store.durable = config.durable;
+        Ok(store)
+    }
+
+    fn standalone(
+        client: redis::Client,
+        pool_size: usize,
+        timeout: Duration,
+        prefix: String,
+        durable: Option<DurableSessions>,
+        describe: &str,
+    ) -> Result<Self, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::Unavailable(
+                "the Redis store must be created inside a Tokio runtime".into(),
+            ));
+        }
+        // Short-fused: the crate's defaults take ~10 s to give up on a dead port.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        Ok(Self {
+            backend: Arc::new(Backend::Standalone(Pool::new(pool_size), client, config)),
+            prefix,
+            timeout,
+            durable,
+            describe: describe.to_owned(),
+        })
+    }
+
+    /// Runs `request` on a connection of the topology, once more after a recoverable
+    /// failure, all within the command timeout.
+    async fn call<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        request: Request<'_>,
+    ) -> Result<T, StoreError> {
+        let _timer = crate::metrics::redis_timer(op);
+        let deadline = Instant::now() + self.timeout;
+        let work = async {
+            match self.attempt(&request, deadline).await {
+                Err(e) if recoverable(&e) && Instant::now() < deadline => {
+                    tracing::debug!(op, error = %e, "Redis call failed; trying once more");
+                    self.attempt(&request, deadline).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if e.is_timeout() => Err(self.timed_out(op)),
+            Ok(Err(e)) => Err(self.failed(e)),
+            Err(_) => Err(self.timed_out(op)),
+        }
+    }
+
+    /// No answer within the command timeout (ours, or the connection's own).
+    fn timed_out(&self, op: &str) -> StoreError {
+        if let Backend::Cluster(cluster) = &*self.backend {
+            cluster.reset();
+        }
+        crate::metrics::record_error_kind("redis_timeout");
+        StoreError::Unavailable(format!(
+            "Redis ({}) did not answer within {}ms ({op})",
+            self.describe,
+            self.timeout.as_millis()
+        ))
+    }
+
+    /// A failed call, said in terms the operator can act on.
+    fn failed(&self, e: RedisError) -> StoreError {
+        crate::metrics::record_error_kind("redis");
+        let hint = match (e.kind(), e.code()) {
+            (ErrorKind::AuthenticationFailed, _) | (_, Some("WRONGPASS")) => {
+                ": Redis refused the credentials (REDIS_USERNAME / REDIS_PASSWORD)"
+            }
+            (_, Some("NOAUTH")) => ": Redis wants a password: set REDIS_PASSWORD",
+            (_, Some("NOPERM")) => ": the ACL user (REDIS_USERNAME) may not run this command",
+            _ => "",
+        };
+        StoreError::Unavailable(format!("Redis ({}): {e}{hint}", self.describe))
+    }
+
+    async fn attempt<T: FromRedisValue>(
+        &self,
+        request: &Request<'_>,
+        deadline: Instant,
+    ) -> Result<T, RedisError> {
+        match &*self.backend {
+            Backend::Standalone(pool, client, config) => {
+                let lease = pool
+                    .take(|| async {
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    })
+                    .await?;
+                request.run(&mut Conn::Manager(lease.conn.clone())).await
+            }
+            Backend::Sentinel(sentinel) => {
+                let master = sentinel
+                    .master(deadline)
+                    .await
+                    .map_err(|e| RedisError::from(std::io::Error::other(e.to_string())))?;
+                let outcome = match sentinel.lease(&master, deadline).await {
+                    Ok(lease) => {
+                        request
+                            .run(&mut Conn::Multiplexed(lease.conn.clone()))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &outcome
+                    && recoverable(e)
+                {
+                    tracing::info!(master = %master.addr, error = %e, "Redis master unusable; asking the sentinels again");
+                    crate::metrics::record_error_kind("redis_master_lost");
+                    sentinel.forget(&master);
+                }
+                outcome
+            }
+            Backend::Cluster(cluster) => {
+                let conn = cluster.connection().await?;
+                request.run(&mut Conn::Cluster(conn)).await
+            }
+        }
+    }
+
+    /// Checks that the topology can be found at all: for Sentinel, that a sentinel names
+    /// the master; for Cluster, that a seed node gives the slot map. A standalone server is
+    /// not checked (it may come up after extauth; `/readyz` tells).
+    pub async fn check_reachable(&self) -> Result<(), StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        match &*self.backend {
+            Backend::Standalone(..) => Ok(()),
+            Backend::Sentinel(sentinel) => sentinel.ask(deadline).await.map(|_| ()),
+            Backend::Cluster(cluster) => {
+                match tokio::time::timeout_at(deadline, cluster.connection()).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                        "no cluster seed node answered ({}): {e}",
+                        self.describe
+                    ))),
+                    Err(_) => Err(StoreError::Unavailable(format!(
+                        "no cluster seed node answered within {}ms ({})",
+                        self.timeout.as_millis(),
+                        self.describe
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// `WAIT`'s answer below what was asked: logged and counted, not an error.
+    fn check_durable(&self, durable: &DurableSessions, acknowledged: i64) {
+        if acknowledged < i64::from(durable.replicas) {
+            crate::metrics::record_error_kind("durable_write_unacknowledged");
+            tracing::warn!(
+                acknowledged,
+                asked = durable.replicas,
+                timeout_ms = durable.timeout.as_millis() as u64,
+                "session written to the master but fewer replicas acknowledged it in time: a failover now could lose it"
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(id.storage_key(&self.prefix));
+        let bytes: Option<Vec<u8>> = self.call("load", Request::Cmd(&cmd)).await?;
+        bytes.map(|b| decode(id, &b)).transpose()
+    }
+
+    async fn save(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(id, data)?;
+        let mut set = redis::cmd("SET");
+        set.arg(id.storage_key(&self.prefix))
+            .arg(bytes)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1));
+        match &self.durable {
+            None => self.call::<()>("save", Request::Cmd(&set)).await,
+            Some(durable) => {
+                let mut pipe = redis::pipe();
+                pipe.add_command(set)
+                    .ignore()
+                    .cmd("WAIT")
+                    .arg(durable.replicas)
+                    .arg(
+                        u64::try_from(durable.timeout.as_millis())
+                            .unwrap_or(u64::MAX)
+                            .max(1),
+                    );
+                let (acknowledged,): (i64,) = self.call("save", Request::Pipe(&pipe)).await?;
+                self.check_durable(durable, acknowledged);
+                Ok(())
+            }
+        }
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(id.storage_key(&self.prefix));
+        self.call::<()>("delete", Request::Cmd(&cmd)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.call::<String>("ping", Request::Cmd(&redis::cmd("PING")))
+            .await
+            .map(|_| ())
+    }
+
+    async fn check_at_start(&self) -> Result<(), StoreError> {
+        self.check_reachable().await
+    }
+
+    async fn try_lock(&self, id: &SessionId, ttl: Duration) -> Result<bool, StoreError> {
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(id.lock_key(&self.prefix))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(millis);
+        let set: Option<String> = self.call("lock", Request::Cmd(&cmd)).await?;
+        Ok(set.is_some())
+    }
+
+    async fn unlock(&self, id: &SessionId) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(id.lock_key(&self.prefix));
+        self.call::<()>("unlock", Request::Cmd(&cmd)).await
+    }
+
+    fn index(&self) -> Option<&dyn crate::session::index::SessionIndex> {
+        Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+//! The master behind Redis Sentinel, followed across failovers.
+//!
+//! The master's address comes from `SENTINEL get-master-addr-by-name` (the sentinels in
+//! order, the first that answers; each bounded by what is left of the call's timeout), and
+//! the node is checked with `ROLE` before use (a sentinel may name the old master for a
+//! moment after a switch). Connections are plain multiplexed ones that never reconnect by
+//! themselves: when one fails in a way a master switch explains (reset or refused
+//! connection, `READONLY`, `LOADING`, `MASTERDOWN`), [`Sentinel::forget`] drops the whole
+//! set, and the next call resolves the master again. The redis crate's own Sentinel client
+//! is not used: it does not move open connections after a switch (redis-rs#1438).
+
+use std::sync::{Arc, Mutex};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError};
+use tokio::time::Instant;
+
+use super::connect;
+use super::pool::{Lease, Pool};
+use crate::config::{HostPort, RedisAuth, RedisConfig, RedisTls};
+use crate::session::StoreError;
+
+/// A resolved master and its connections.
+pub(super) struct Master {
+    pub(super) addr: HostPort,
+    client: redis::Client,
+    pool: Pool<MultiplexedConnection>,
+}
+
+/// The Sentinel topology of one store.
+pub(super) struct Sentinel {
+    master_name: String,
+    sentinels: Vec<(HostPort, redis::Client)>,
+    tls: Option<RedisTls>,
+    auth: RedisAuth,
+    db: u32,
+    pool_size: usize,
+    /// `commandTimeout`: the response bound of every connection.
+    timeout: std::time::Duration,
+    current: Mutex<Option<Arc<Master>>>,
+    /// One resolution at a time: the others wait for its outcome.
+    resolving: tokio::sync::Mutex<()>,
+}
+
+/// Why no master could be had: every sentinel's and the named node's reason.
+fn unavailable(text: String) -> StoreError {
+    StoreError::Unavailable(text)
+}
+
+impl Sentinel {
+    pub(super) fn new(
+        master_name: &str,
+        sentinels: &[HostPort],
+        config: &RedisConfig,
+    ) -> Result<Self, StoreError> {
+        let tls = config.tls.as_ref();
+        let sentinels = sentinels
+            .iter()
+            .map(|s| {
+                // Sentinels have no databases.
+                connect::client(
+                    connect::tcp_addr(s, tls.is_some()),
+                    tls,
+                    &config.sentinel_auth,
+                    0,
+                )
+                .map(|c| (s.clone(), c))
+                .map_err(|e| unavailable(format!("sentinel {s}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            master_name: master_name.to_owned(),
+            sentinels,
+            tls: tls.cloned(),
+            auth: config.auth.clone(),
+            db: config.db,
+            pool_size: config.pool_size as usize,
+            timeout: config.command_timeout,
+            current: Mutex::new(None),
+            resolving: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Connecting is bounded by what is left of this call; answers, on a connection that
+    /// outlives the call, by the command timeout.
+    fn config(&self, deadline: Instant) -> AsyncConnectionConfig {
+        let left = deadline.saturating_duration_since(Instant::now());
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(left))
+            .set_response_timeout(Some(self.timeout))
+    }
+
+    fn cached(&self) -> Option<Arc<Master>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The current master, resolving it when there is none.
+    pub(super) async fn master(&self, deadline: Instant) -> Result<Arc<Master>, StoreError> {
+        if let Some(master) = self.cached() {
+            return Ok(master);
+        }
+        let _one = self.resolving.lock().await;
+        // Another call may have resolved it while this one waited.
+        if let Some(master) = self.cached() {
+            return Ok(master);
+        }
+        let master = Arc::new(self.resolve(deadline).await?);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&master));
+        Ok(master)
+    }
+
+    /// A connection to `master`.
+    pub(super) async fn lease<'a>(
+        &self,
+        master: &'a Master,
+        deadline: Instant,
+    ) -> Result<Lease<'a, MultiplexedConnection>, RedisError> {
+        master
+            .pool
+            .take(|| async {
+                master
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.config(deadline))
+                    .await
+            })
+            .await
+    }
+
+    /// Drops `master` (when it is still the current one): the next call resolves again.
+    pub(super) fn forget(&self, master: &Arc<Master>) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, master)) {
+            *current = None;
+        }
+    }
+
+    /// What the sentinels name, in order: the first address any of them gives.
+    pub(super) async fn ask(&self, deadline: Instant) -> Result<HostPort, StoreError> {
+        let mut reasons = Vec::with_capacity(self.sentinels.len());
+        for (addr, client) in &self.sentinels {
+            match self.ask_one(client, deadline).await {
+                Ok(Some(master)) => return Ok(master),
+                Ok(None) => reasons.push(format!(
+                    "{addr}: does not monitor a master named {:?}",
+                    self.master_name
+                )),
+                Err(e) => reasons.push(format!("{addr}: {e}")),
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        Err(unavailable(format!(
+            "no sentinel named the master {:?}: {}",
+            self.master_name,
+            reasons.join("; ")
+        )))
+    }
+
+    async fn ask_one(
+        &self,
+        client: &redis::Client,
+        deadline: Instant,
+    ) -> Result<Option<HostPort>, RedisError> {
+        let work = async {
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&self.config(deadline))
+                .await?;
+            let answer: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.master_name)
+                .query_async(&mut conn)
+                .await?;
+            Ok(answer.map(|(host, port)| HostPort { host, port }))
+        };
+        match tokio::time::timeout_at(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer in time",
+            ))),
+        }
+    }
+
+    async fn resolve(&self, deadline: Instant) -> Result<Master, StoreError> {
+        let addr = self.ask(deadline).await?;
+        let client = connect::client(
+            connect::tcp_addr(&addr, self.tls.is_some()),
+            self.tls.as_ref(),
+            &self.auth,
+            self.db,
+        )
+        .map_err(|e| unavailable(format!("master {addr}: {e}")))?;
+        let work = async {
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&self.config(deadline))
+                .await?;
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+            Ok::<_, RedisError>((conn, role))
+        };
+        let (conn, role) = match tokio::time::timeout_at(deadline, work).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(unavailable(format!("master {addr}: {e}"))),
+            Err(_) => {
+                return Err(unavailable(format!(
+                    "master {addr}: no answer within the command timeout"
+                )));
+            }
+        };
+        let is_master = matches!(
+            role.first(),
+            Some(redis::Value::BulkString(b)) if b.as_slice() == b"master"
+        ) || matches!(role.first(), Some(redis::Value::SimpleString(s)) if s == "master");
+        if !is_master {
+            return Err(unavailable(format!(
+                "the sentinels name {addr} as master {:?}, but it is not a master (yet)",
+                self.master_name
+            )));
+        }
+        tracing::info!(master = %addr, name = %self.master_name, "Redis master resolved through Sentinel");
+        Ok(Master {
+            addr,
+            client,
+            pool: Pool::with_first(self.pool_size, conn),
+        })
+    }
+}

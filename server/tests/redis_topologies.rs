@@ -1,0 +1,267 @@
+//! extauth on Redis Sentinel and Cluster over real sockets: two replicas share the refresh
+//! lock and refresh a session once; `extauth validate` REJECTS bad Redis settings and
+//! `extauth serve` refuses to start when no sentinel answers (the binary, as users run it).
+
+// Test helpers panic with context on purpose: a failed fixture is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use extauth::clock::ManualClock;
+use extauth::config;
+use extauth::env::MapEnv;
+use extauth::server::{self, RunningServer, ServeOptions, StoreChoice};
+use extauth::testing::{RedisCluster, RedisSentinel, free_port};
+use mock_idp::RunningIdp;
+
+mod support;
+
+const SEED_HOST: &str = "host: ${REDIS_HOST}:${REDIS_PORT}";
+
+/// The seed's manifests with `options.host` replaced by these option lines.
+fn manifest(options: &[String]) -> String {
+    let indent = " ".repeat(14);
+    support::MANIFEST.replace(SEED_HOST, &options.join(&format!("\n{indent}")))
+}
+
+fn sentinel_options(topology: &RedisSentinel) -> Vec<String> {
+    vec![
+        "topology: sentinel".into(),
+        "sentinel:".into(),
+        format!("  masterName: {}", topology.master_name()),
+        format!(
+            "  addresses: [{}]",
+            topology.sentinel_addresses().join(", ")
+        ),
+    ]
+}
+
+fn cluster_options(cluster: &RedisCluster) -> Vec<String> {
+    vec![
+        "topology: cluster".into(),
+        format!("cluster: {{nodes: [{}]}}", cluster.seed_nodes().join(", ")),
+    ]
+}
+
+fn env(idp: &RunningIdp) -> MapEnv {
+    MapEnv::default()
+        .with("KEYCLOAK_SECRET", "agentgateway-client-secret")
+        .with("KEYCLOAK_CLIENT", "agentgateway")
+        .with(
+            "KEYCLOAK_URL",
+            idp.base_url().as_str().trim_end_matches('/'),
+        )
+        .with("INGRESS_GW_ADDRESS", support::GATEWAY)
+        .with("SIGNING_KEY", "a-topology-test-signing-key-of-32+bytes")
+}
+
+async fn replica(loaded: &config::Loaded, clock: &ManualClock) -> RunningServer {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    server::start_with_clock(
+        loaded.clone(),
+        ServeOptions {
+            grpc: any,
+            http: any,
+            admin: any,
+            session_store: StoreChoice::FromConfig,
+        },
+        Arc::new(clock.clone()),
+    )
+    .await
+    .expect("extauth starts")
+}
+
+/// Logs in through `one`, lets the tokens come due, then sends concurrent requests with the
+/// cookie to both replicas: every one is served with the same refreshed token, and the IdP
+/// saw one `refresh_token` grant (it rotates refresh tokens: a second refresh would have
+/// been refused and ended the session).
+async fn two_replicas_refresh_once(options: Vec<String>) {
+    let idp = support::idp().await;
+    let loaded = config::load_str("topology.yaml", &manifest(&options), &env(&idp))
+        .expect("the manifest loads");
+    let clock = ManualClock::at_system_time();
+    let (one, two) = (
+        replica(&loaded, &clock).await,
+        replica(&loaded, &clock).await,
+    );
+    let http = support::client();
+    let ask = |addr: SocketAddr, cookie: Option<String>| {
+        let http = http.clone();
+        async move {
+            let mut req = http
+                .post(format!("http://{addr}/openai"))
+                .header("host", support::APP_HOST)
+                .header("accept", "*/*");
+            if let Some(cookie) = cookie {
+                req = req.header("cookie", cookie);
+            }
+            support::Answer::read(req.send().await.unwrap()).await
+        }
+    };
+    let first = ask(one.http_addr(), None).await;
+    assert_eq!(first.status, 302, "{first:?}");
+    let callback = support::log_in(&http, first.header("location").unwrap()).await;
+    let back = support::Answer::read(
+        http.get(format!(
+            "http://{}{}",
+            one.http_addr(),
+            support::path_and_query(&callback)
+        ))
+        .header("host", support::APP_HOST)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(back.status, 302, "{back:?}");
+    let cookie = support::cookie_pair(back.header("set-cookie").unwrap());
+    clock.advance(299);
+    idp.clock().advance(299);
+    let answers = futures::future::join_all((0..8).map(|i| {
+        let addr = if i % 2 == 0 {
+            one.http_addr()
+        } else {
+            two.http_addr()
+        };
+        ask(addr, Some(cookie.clone()))
+    }))
+    .await;
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    let jwts: Vec<_> = answers.iter().map(|a| a.header("jwt")).collect();
+    assert!(jwts.windows(2).all(|w| w[0] == w[1]), "{jwts:?}");
+    let refreshes = idp
+        .requests()
+        .iter()
+        .map(|r| format!("{r:?}"))
+        .filter(|r| r.contains("/protocol/openid-connect/token") && r.contains("refresh_token"))
+        .count();
+    assert_eq!(refreshes, 1, "one refresh across both replicas");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_sentinel_refresh_a_session_once() {
+    let topology = RedisSentinel::start().await.expect("sentinel topology");
+    two_replicas_refresh_once(sentinel_options(&topology)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_a_cluster_refresh_a_session_once() {
+    let cluster = RedisCluster::start().await.expect("cluster");
+    two_replicas_refresh_once(cluster_options(&cluster)).await;
+}
+
+fn write_manifest(dir: &tempfile::TempDir, options: &[String]) -> std::path::PathBuf {
+    let path = dir.path().join("manifest.yaml");
+    std::fs::write(&path, manifest(options)).unwrap();
+    path
+}
+
+const VARS: [(&str, &str); 5] = [
+    ("KEYCLOAK_SECRET", "s3cr3t"),
+    ("KEYCLOAK_CLIENT", "agentgateway"),
+    ("KEYCLOAK_URL", "http://127.0.0.1:1"),
+    ("INGRESS_GW_ADDRESS", "127.0.0.1"),
+    ("SIGNING_KEY", "a-topology-test-signing-key-of-32+bytes"),
+];
+
+#[test]
+fn extauth_validate_rejects_bad_redis_settings_with_the_field_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["topology: replicated", "host: r"],
+            "session.redis.options.topology: expected `standalone`, `sentinel` or `cluster`, got \"replicated\"",
+        ),
+        (
+            &[
+                "topology: sentinel",
+                "sentinel: {addresses: [\"127.0.0.1:26379\"]}",
+            ],
+            "session.redis.options.sentinel.masterName: expected the monitored master's name",
+        ),
+        (
+            &[
+                "host: r",
+                "socketType: TLS",
+                "tlsCertMountPath: /nonexistent/redis-tls",
+            ],
+            "session.redis.options.tlsCertMountPath: /nonexistent/redis-tls is not a readable folder",
+        ),
+    ];
+    for (options, reason) in cases {
+        let options: Vec<String> = options.iter().map(|s| (*s).to_owned()).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_extauth"))
+            .arg("validate")
+            .arg("--config")
+            .arg(write_manifest(&dir, &options))
+            .env_clear()
+            .envs(VARS)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains("AuthConfig agentgateway-system/oauth-authorization-code: REJECTED"),
+            "{text}"
+        );
+        assert!(text.contains(reason), "{text}");
+    }
+}
+
+#[test]
+fn extauth_serve_fails_at_start_naming_the_sentinels_that_did_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (free_port().unwrap(), free_port().unwrap());
+    let options = vec![
+        "topology: sentinel".to_owned(),
+        format!(
+            "sentinel: {{masterName: mymaster, addresses: [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\"]}}"
+        ),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_extauth"))
+        .args([
+            "serve",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .arg("--config")
+        .arg(write_manifest(&dir, &options))
+        .env_clear()
+        .envs(VARS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("extauth serve kept running without any sentinel");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("session store for agentgateway-system/oauth-authorization-code"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no sentinel named the master \"mymaster\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("127.0.0.1:{a}")), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{b}")), "{stderr}");
+}
