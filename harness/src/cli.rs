@@ -178,6 +178,13 @@ pub enum Command {
         #[arg(long = "baseline", value_enum, value_name = "KIND")]
         baselines: Vec<BaselineArg>,
     },
+    /// The benchmark table (markdown) of `benches/README.md` from `harness load --target
+    /// http|grpc --report` files: each figure, its baseline, the ratio and the target.
+    BenchTable {
+        /// The JSON reports, in the order of the table's rows.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
     /// An ext_authz gRPC server that allows every check (the baseline of `harness load
     /// --target grpc`); runs until Ctrl-C or SIGTERM.
     NoopAuthz {
@@ -428,6 +435,23 @@ pub async fn main(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::BenchTable { reports } => {
+            let mut loaded = Vec::new();
+            for path in &reports {
+                let parsed = std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
+                match parsed {
+                    Ok(report) => loaded.push(report),
+                    Err(e) => {
+                        eprintln!("harness bench-table: {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            print!("{}", crate::load::check::bench_table(&loaded));
+            ExitCode::SUCCESS
         }
         Command::NoopAuthz { listen } => match noop_authz(listen).await {
             Ok(()) => ExitCode::SUCCESS,

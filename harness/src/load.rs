@@ -160,7 +160,7 @@ pub fn is_loopback(url: &str) -> bool {
 }
 
 /// One latency series in the report (milliseconds).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Series {
     /// What was timed.
     pub name: String,

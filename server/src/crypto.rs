@@ -55,7 +55,7 @@ pub enum CryptoError {
 
 /// The data key of a session.
 pub fn session_key(id: &SessionId) -> Key {
-    Key::derive(&id.secret_part(), b"extauth session data v1")
+    Key::derive(id.secret_part(), b"extauth session data v1")
 }
 
 /// Encrypts `plain`.

@@ -38,7 +38,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
 use super::Series;
@@ -52,7 +52,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Which listener of extauth is loaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckTarget {
     /// The HTTP mode: `GET /openai` with the session cookie; 200 is an allow.
@@ -176,7 +176,7 @@ pub struct CheckEndpoints {
 }
 
 /// One ratio of the report, with the target it is held to (if any).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
     /// What over what.
     pub name: String,
@@ -189,7 +189,7 @@ pub struct Ratio {
 }
 
 /// The outcome of a check load run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     /// `http` or `grpc`.
     pub target: CheckTarget,
@@ -563,6 +563,98 @@ impl CheckReport {
         let series: Vec<&Series> = self.series.iter().collect();
         super::standalone_plot(&title, &series)
     }
+}
+
+/// The benchmark table of `benches/README.md` from check reports (`--report` files): one row
+/// per figure held to a target, and the memory a session costs Redis.
+pub fn bench_table(reports: &[CheckReport]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| run | figure | ours | baseline | ratio | target | met |\n| --- | --- | --- | --- | --- | --- | --- |"
+    );
+    for r in reports {
+        let run = format!(
+            "{} x{}{}",
+            r.target.as_str(),
+            r.connections,
+            r.rate
+                .map_or(String::new(), |rate| format!(" at {rate:.0}/s"))
+        );
+        let series = |prefix: &str| r.series.iter().find(|s| s.name.starts_with(prefix));
+        let check_small = r.series.first();
+        let check_large = r.series.iter().take(r.sessions.len()).last();
+        let redis = series("baseline: redis");
+        let noop = series("baseline: extauth /healthz").or(series("baseline: no-op"));
+        let noop_name = match r.target {
+            CheckTarget::Http => "/healthz",
+            CheckTarget::Grpc => "no-op ext_authz",
+        };
+        let mut row = |figure: String, ours: String, base: String, ratio: Option<&Ratio>| {
+            let (value, target, met): (String, String, String) =
+                ratio.map_or(("-".into(), "-".into(), "-".into()), |x| {
+                    (
+                        x.value.map_or("-".into(), |v| format!("{v:.2}x")),
+                        x.target.clone().unwrap_or_else(|| "-".into()),
+                        x.met
+                            .map_or("-", |m| if m { "yes" } else { "**no**" })
+                            .to_owned(),
+                    )
+                });
+            let _ = writeln!(
+                out,
+                "| {run} | {figure} | {ours} | {base} | {value} | {target} | {met} |"
+            );
+        };
+        let find = |needle: &str| r.ratios.iter().find(|x| x.name.starts_with(needle));
+        if let (Some(check), Some(redis)) = (check_small, redis) {
+            row(
+                format!("p50, {} sessions", r.sessions[0]),
+                format!("{:.3} ms", check.p50_ms),
+                format!("redis GET {:.3} ms", redis.p50_ms),
+                find("check p50 / redis GET p50"),
+            );
+        }
+        if let (Some(check), Some(noop)) = (check_small, noop) {
+            row(
+                format!("throughput, {} sessions", r.sessions[0]),
+                format!("{:.0}/s", check.per_second),
+                format!("{noop_name} {:.0}/s", noop.per_second),
+                find("check throughput /"),
+            );
+        }
+        if let (Some(small), Some(large)) = (check_small, check_large)
+            && r.sessions.len() > 1
+        {
+            row(
+                format!("p99, {} sessions", r.sessions[r.sessions.len() - 1]),
+                format!("{:.3} ms", large.p99_ms),
+                format!("{} sessions {:.3} ms", r.sessions[0], small.p99_ms),
+                find("check p99 with"),
+            );
+        }
+    }
+    if let Some(r) = reports.first() {
+        let c = &r.creation;
+        let _ = writeln!(
+            out,
+            "| sessions | Redis memory per session (MEMORY USAGE, mean of {}) | {:.0} B | sealed value {} B | - | <= 2.5 KB | {} |",
+            c.memory_sampled,
+            c.memory_usage_mean_bytes,
+            c.value_bytes,
+            if c.memory_usage_mean_bytes <= 2560.0 {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "| sessions | created straight into Redis | {:.0}/s | - | - | - | - |",
+            c.per_second
+        );
+    }
+    out
 }
 
 /// What one series measured.

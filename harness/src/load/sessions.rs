@@ -56,7 +56,7 @@ pub struct SessionLayout {
 }
 
 /// What creating the sessions took, and what they cost Redis.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CreationReport {
     /// Sessions written, all sets together.
     pub sessions: usize,
