@@ -583,7 +583,7 @@ pub fn bench_table(reports: &[CheckReport]) -> String {
         );
         let series = |prefix: &str| r.series.iter().find(|s| s.name.starts_with(prefix));
         let check_small = r.series.first();
-        let check_large = r.series.iter().take(r.sessions.len()).last();
+        let check_large = r.series.get(r.sessions.len().saturating_sub(1));
         let redis = series("baseline: redis");
         let noop = series("baseline: extauth /healthz").or(series("baseline: no-op"));
         let noop_name = match r.target {
@@ -771,7 +771,7 @@ enum Driver {
     },
     Grpc {
         client: AuthorizationClient<Channel>,
-        template: CheckRequest,
+        template: Box<CheckRequest>,
         cookies: Option<Arc<SessionSet>>,
     },
     Redis {
@@ -798,7 +798,7 @@ impl Driver {
             },
             (Kind::Check { set }, CheckTarget::Grpc) => Driver::Grpc {
                 client: grpc_client(endpoints.grpc).await?,
-                template: check_request(&endpoints.host),
+                template: Box::new(check_request(&endpoints.host)),
                 cookies: Some(Arc::clone(&sets[*set])),
             },
             (Kind::Healthz, _) => Driver::Http {
@@ -814,7 +814,7 @@ impl Driver {
                         .ok_or("no no-op ext_authz server to load")?,
                 )
                 .await?,
-                template: check_request(&endpoints.host),
+                template: Box::new(check_request(&endpoints.host)),
                 cookies: None,
             },
             (Kind::RedisGet { set }, _) => {
@@ -862,7 +862,7 @@ impl Driver {
                 template,
                 cookies,
             } => {
-                let mut request = template.clone();
+                let mut request = CheckRequest::clone(template);
                 if let Some(set) = cookies
                     && let Some(http) = request
                         .attributes

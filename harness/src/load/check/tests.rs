@@ -167,3 +167,91 @@ fn options_that_cannot_run_are_refused_with_the_flag_named() {
     }
     assert_eq!(CheckOptions::default().validate(), Ok(()));
 }
+
+fn series(name: &str, count: u64, per_second: f64, p50_ms: f64, p99_ms: f64) -> Series {
+    Series {
+        name: name.into(),
+        count,
+        per_second,
+        min_ms: p50_ms / 2.0,
+        mean_ms: p50_ms,
+        p50_ms,
+        p90_ms: p99_ms,
+        p99_ms,
+        max_ms: p99_ms * 2.0,
+        curve: vec![(50.0, p50_ms), (99.0, p99_ms)],
+    }
+}
+
+#[test]
+fn the_bench_table_puts_each_figure_beside_its_baseline_ratio_and_target() {
+    let specs = vec![
+        Spec {
+            name: "check http (1000 sessions)".into(),
+            kind: Kind::Check { set: 0 },
+        },
+        Spec {
+            name: "check http (1000000 sessions)".into(),
+            kind: Kind::Check { set: 1 },
+        },
+        Spec {
+            name: "baseline: redis GET (1000 keys)".into(),
+            kind: Kind::RedisGet { set: 0 },
+        },
+        Spec {
+            name: "baseline: extauth /healthz".into(),
+            kind: Kind::Healthz,
+        },
+    ];
+    let all = vec![
+        series(&specs[0].name, 100, 1000.0, 0.10, 1.0),
+        series(&specs[1].name, 100, 1000.0, 0.10, 1.1),
+        series(&specs[2].name, 400, 4000.0, 0.08, 0.5),
+        series(&specs[3].name, 300, 3000.0, 0.05, 0.4),
+    ];
+    let options = CheckOptions {
+        sessions: vec![1000, 1_000_000],
+        ..CheckOptions::default()
+    };
+    let report = CheckReport {
+        target: CheckTarget::Http,
+        description: "test".into(),
+        connections: 1,
+        rate: None,
+        duration_seconds: 1.0,
+        rounds: 1,
+        sessions: options.sessions.clone(),
+        creation: CreationReport {
+            sessions: 1_001_000,
+            seconds: 10.0,
+            per_second: 100_100.0,
+            value_bytes: 2000,
+            memory_usage_mean_bytes: 2400.0,
+            memory_usage_max_bytes: 2400,
+            memory_sampled: 400,
+            used_memory_per_session_bytes: 2450.0,
+        },
+        ratios: ratios(&specs, &all, &options),
+        series: all,
+        errors: BTreeMap::new(),
+    };
+    let table = bench_table(&[report]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 7, "{table}");
+    assert_eq!(
+        rows[2],
+        "| http x1 | p50, 1000 sessions | 0.100 ms | redis GET 0.080 ms | 1.25x | <= 1.3x at 1 connection | yes |"
+    );
+    assert_eq!(
+        rows[3],
+        "| http x1 | throughput, 1000 sessions | 1000/s | /healthz 3000/s | 0.33x | - | - |"
+    );
+    assert_eq!(
+        rows[4],
+        "| http x1 | p99, 1000000 sessions | 1.100 ms | 1000 sessions 1.000 ms | 1.10x | <= 1.2x | yes |"
+    );
+    assert!(
+        rows[5].contains("| 2400 B | sealed value 2000 B | - | <= 2.5 KB | yes |"),
+        "{table}"
+    );
+}
