@@ -57,6 +57,29 @@ docker-down:
 bench:
     cargo bench -p benches
 
+# The benchmark report of benches/README.md, measured again: extauth's check (release build,
+# one `extauth serve` process, redis-server) over HTTP and gRPC at 1 and 16 connections, with
+# 1,000 and 1,000,000 sessions, beside Redis GET and the no-op servers in the same runs; then
+# the table of every figure, its baseline, the ratio and the target. Reports and plots go to
+# target/bench-report/. Takes about 4 minutes; `SECS=30 just bench-report` for longer runs.
+bench-report:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -q -p harness -p extauth
+    bin="$CARGO_TARGET_DIR/release/harness"
+    out=target/bench-report
+    mkdir -p "$out"
+    secs="${SECS:-10}"
+    for target in http grpc; do
+        for c in 1 16; do
+            "$bin" load --target "$target" --redis process --replicas 1 \
+                --extauth-bin "$CARGO_TARGET_DIR/release/extauth" --quiet \
+                --connections "$c" --duration "$secs" --sessions 1000,1000000 \
+                --report "$out/$target-c$c.json"
+        done
+    done
+    "$bin" bench-table "$out"/http-c1.json "$out"/http-c16.json "$out"/grpc-c1.json "$out"/grpc-c16.json
+
 # Formatting and lints, as CI wants them.
 lint:
     cargo fmt --all --check

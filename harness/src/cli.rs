@@ -1,5 +1,6 @@
-//! The `harness` command line: `up` (the stack for a person to use), `run` (scenarios) and
-//! `load` (virtual users logging in and calling, see [`crate::load`]).
+//! The `harness` command line: `up` (the stack for a person to use), `run` (scenarios),
+//! `load` (virtual users logging in and calling, see [`crate::load`]; or extauth's check
+//! loaded directly, see [`crate::load::check`]) and `noop-authz` (the gRPC baseline).
 //! `main.rs` only parses and calls [`main`].
 
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::extauth::ExtauthMode;
 use crate::idp::IdpMode;
+use crate::load::check::{Baseline, CheckOptions, CheckReport, CheckTarget};
 use crate::load::{Fault, FaultInjector, LoadOptions, LoadReport, LoadTarget};
 use crate::login::Credentials;
 use crate::scenario::{RunOptions, ScenarioReport, run_paths};
@@ -30,6 +32,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once at start: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Bring up Redis, the IdP, extauth, the LLM upstream and the gateway; print how to use
@@ -155,7 +159,68 @@ pub enum Command {
             conflicts_with = "gateway_url"
         )]
         faults: Vec<Fault>,
+        /// What to load: `login` (virtual users logging in through the gateway, then
+        /// calling), or extauth's check directly, without the gateway: `http` (its HTTP
+        /// mode) or `grpc` (ext_authz), over `--sessions` pre-created sessions, beside the
+        /// `--baseline`s in the same run.
+        #[arg(long, value_enum, default_value_t = TargetArg::Login)]
+        target: TargetArg,
+        /// With `--target http|grpc`: session counts, comma-separated, one check series
+        /// each (e.g. `1000,1000000`); the sessions are written straight into Redis.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000",
+            value_name = "N,..."
+        )]
+        sessions: Vec<usize>,
+        /// With `--target http|grpc`: connections per series.
+        #[arg(long, default_value_t = 1, value_name = "C")]
+        connections: usize,
+        /// With `--target http|grpc`: open loop at R requests per second per series
+        /// (latency from the intended send time, as wrk2); default: closed loop.
+        #[arg(long, value_name = "R")]
+        rate: Option<f64>,
+        /// With `--target http|grpc`: a baseline in the same run (repeatable; default both):
+        /// `redis` (GET of the same keys through the redis crate), `noop` (extauth's
+        /// `/healthz` for http, a no-op ext_authz gRPC server for grpc).
+        #[arg(long = "baseline", value_enum, value_name = "KIND")]
+        baselines: Vec<BaselineArg>,
     },
+    /// The benchmark table (markdown) of `benches/README.md` from `harness load --target
+    /// http|grpc --report` files: each figure, its baseline, the ratio and the target.
+    BenchTable {
+        /// The JSON reports, in the order of the table's rows.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
+    /// An ext_authz gRPC server that allows every check (the baseline of `harness load
+    /// --target grpc`); runs until Ctrl-C or SIGTERM.
+    NoopAuthz {
+        /// Where to listen (loopback only).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+    },
+}
+
+/// `load --target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    /// Logins through the gateway, then authenticated calls.
+    Login,
+    /// extauth's HTTP mode, directly.
+    Http,
+    /// extauth's ext_authz gRPC listener, directly.
+    Grpc,
+}
+
+/// `load --baseline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BaselineArg {
+    /// A Redis GET loop.
+    Redis,
+    /// The same server stack without a decision.
+    Noop,
 }
 
 /// `--redis`.
@@ -310,6 +375,11 @@ pub async fn main(cli: Cli) -> ExitCode {
             gateway_url,
             upstream_url,
             faults,
+            target,
+            sessions,
+            connections,
+            rate,
+            baselines,
         } => {
             let duration = match duration.map(Duration::try_from_secs_f64).transpose() {
                 Ok(duration) => duration,
@@ -318,6 +388,50 @@ pub async fn main(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            let check_target = match target {
+                TargetArg::Login => None,
+                TargetArg::Http => Some(CheckTarget::Http),
+                TargetArg::Grpc => Some(CheckTarget::Grpc),
+            };
+            if let Some(check_target) = check_target {
+                let baselines = if baselines.is_empty() {
+                    vec![Baseline::Redis, Baseline::Noop]
+                } else {
+                    baselines
+                        .iter()
+                        .map(|b| match b {
+                            BaselineArg::Redis => Baseline::Redis,
+                            BaselineArg::Noop => Baseline::Noop,
+                        })
+                        .collect()
+                };
+                let options = CheckOptions {
+                    target: check_target,
+                    sessions,
+                    connections,
+                    rate,
+                    duration: duration.unwrap_or(CheckOptions::default().duration),
+                    baselines,
+                    progress: !quiet,
+                    ..CheckOptions::default()
+                };
+                let args = CheckArgs {
+                    options,
+                    credentials: Credentials::new(user, password),
+                    report,
+                    svg,
+                    stack: backends,
+                    gateway_url,
+                };
+                return match load_check(args).await {
+                    Ok(report) if report.error_total() == 0 => ExitCode::SUCCESS,
+                    Ok(_) => ExitCode::FAILURE,
+                    Err(e) => {
+                        eprintln!("harness load: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             let args = LoadArgs {
                 options: LoadOptions {
                     users,
@@ -344,7 +458,103 @@ pub async fn main(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::BenchTable { reports } => {
+            let mut loaded = Vec::new();
+            for path in &reports {
+                let parsed = std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
+                match parsed {
+                    Ok(report) => loaded.push(report),
+                    Err(e) => {
+                        eprintln!("harness bench-table: {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            print!("{}", crate::load::check::bench_table(&loaded));
+            ExitCode::SUCCESS
+        }
+        Command::NoopAuthz { listen } => match noop_authz(listen).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("harness noop-authz: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// `harness load --target http|grpc`'s choices.
+#[derive(Debug, Clone)]
+struct CheckArgs {
+    options: CheckOptions,
+    credentials: Credentials,
+    report: Option<PathBuf>,
+    svg: Option<PathBuf>,
+    stack: BackendArgs,
+    gateway_url: Option<String>,
+}
+
+async fn load_check(args: CheckArgs) -> anyhow::Result<CheckReport> {
+    let CheckArgs {
+        options,
+        credentials,
+        report: report_file,
+        svg,
+        stack,
+        gateway_url,
+    } = args;
+    if gateway_url.is_some() {
+        anyhow::bail!(
+            "--target http|grpc loads extauth directly: it needs a stack the harness starts, not --gateway-url"
+        );
+    }
+    options.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let mut stack_options = stack.stack_options()?;
+    if matches!(stack_options.redis, RedisMode::Memory) {
+        anyhow::bail!(
+            "--target http|grpc pre-creates sessions in Redis: use --redis process (or auto, container, url), not memory"
+        );
+    }
+    stack_options.announce = options.progress;
+    let running = Stack::up(stack_options).await?;
+    let result = tokio::select! {
+        result = crate::load::direct::run(&running, &options, &credentials) => {
+            result.map_err(|e| anyhow::anyhow!(e))
+        }
+        () = shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    running.stop().await;
+    let report = result?;
+    print!("{}", report.table());
+    if let Some(path) = &report_file {
+        create_parent(path)?;
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
+        create_parent(&path)?;
+        std::fs::write(&path, report.svg())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    Ok(report)
+}
+
+/// `harness noop-authz`: serves until Ctrl-C or SIGTERM.
+async fn noop_authz(listen: SocketAddr) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() {
+        anyhow::bail!("--listen {listen}: expected a loopback address");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    println!("noop-authz listening on {}", listener.local_addr()?);
+    crate::noop_authz::serve(listener, shutdown_signal()).await?;
+    Ok(())
 }
 
 /// The backend choices `up` and `load` share.

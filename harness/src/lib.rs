@@ -19,7 +19,10 @@
 //! - [`login`]: the browser and plain-HTTP login drivers for Keycloak's form;
 //! - [`stack`]: all of the above plus the mock IdP and extauth, wired as the seed guide says;
 //! - [`scenario`]: the YAML scenario format, its runner, redaction and snapshots;
-//! - [`load`]: `harness load`, virtual users logging in and calling, with a baseline;
+//! - [`load`]: `harness load`, virtual users logging in and calling, with a baseline; and
+//!   [`load::check`], extauth's check loaded directly (HTTP or gRPC) over pre-created
+//!   sessions, beside a Redis `GET`, `/healthz` and [`noop_authz`] in the same run;
+//! - [`noop_authz`]: an ext_authz gRPC server that allows everything (the gRPC baseline);
 //! - [`cli`]: `harness up`, `harness run` and `harness load`;
 //! - [`watchdog`]: what is in flight, and the last bound on a hung run.
 
@@ -32,6 +35,7 @@ pub mod idp;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod noop_authz;
 pub mod redis;
 pub mod scenario;
 pub mod stack;

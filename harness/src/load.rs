@@ -34,7 +34,10 @@ use url::Url;
 use crate::login::{self, Credentials, LoginError};
 use crate::stack::RunningStack;
 
+pub mod check;
+pub mod direct;
 pub mod faults;
+pub mod sessions;
 pub mod timeline;
 
 use faults::Fired;
@@ -157,7 +160,7 @@ pub fn is_loopback(url: &str) -> bool {
 }
 
 /// One latency series in the report (milliseconds).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Series {
     /// What was timed.
     pub name: String,
@@ -423,133 +426,172 @@ impl LoadReport {
     }
 
     /// The latency distributions as an SVG: one curve per series, latency (log scale) across,
-    /// percentile up.
+    /// percentile up; the timeline panel under them.
     pub fn svg(&self) -> String {
-        const W: f64 = 760.0;
-        const H: f64 = 420.0;
-        const LEFT: f64 = 60.0;
-        const RIGHT: f64 = 200.0;
-        const TOP: f64 = 40.0;
-        const BOTTOM: f64 = 50.0;
-        const COLOURS: &[&str] = &["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e"];
         let series = self.series();
-        let values = series
-            .iter()
-            .flat_map(|s| s.curve.iter().map(|(_, ms)| *ms))
-            .filter(|ms| *ms > 0.0);
-        let (lo, hi) = values.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let (lo, hi) = if hi <= 0.0 {
-            (0.1, 10.0)
-        } else {
-            (
-                10f64.powf(lo.log10().floor()),
-                10f64.powf(hi.log10().ceil()).max(lo * 10.0),
-            )
-        };
-        let lo = lo.max(0.001);
-        let plot_w = W - LEFT - RIGHT;
-        let plot_h = H - TOP - BOTTOM;
-        let x =
-            |ms: f64| LEFT + (ms.max(lo).log10() - lo.log10()) / (hi.log10() - lo.log10()) * plot_w;
-        // Percentile up on a "nines" scale (p90, p99, p99.9 evenly spaced; max at the top),
-        // so the tail gets as much room as the body.
-        let nines = |p: f64| -(1.0 - p.min(99.99) / 100.0).log10() / 4.0;
-        let y = |p: f64| TOP + plot_h - nines(p) * plot_h;
         let mut out = String::new();
-        // The latency distributions on top, the timeline panel under them.
-        let total_h = H + timeline::PANEL_H;
-        let _ = writeln!(
-            out,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{total_h}" viewBox="0 0 {W} {total_h}" font-family="sans-serif" font-size="12">"#
+        let total_h = PLOT_H + timeline::PANEL_H;
+        svg_open(&mut out, total_h);
+        plot_distributions(
+            &mut out,
+            &format!(
+                "harness load: latency distribution ({} users, {:.1} s)",
+                self.users, self.wall_seconds
+            ),
+            &series,
         );
-        let _ = writeln!(
-            out,
-            r#"<rect width="{W}" height="{total_h}" fill="white"/>"#
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{LEFT}" y="22" font-size="14">harness load: latency distribution ({} users, {:.1} s)</text>"#,
-            self.users, self.wall_seconds
-        );
-        // Grid: decades across, quartiles up.
-        let mut decade = lo;
-        while decade <= hi * 1.0001 {
-            let gx = x(decade);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
-                TOP + plot_h,
-                TOP + plot_h + 16.0,
-                trim_number(decade)
-            );
-            decade *= 10.0;
-        }
-        for (p, label) in [
-            (0.0, "p0"),
-            (50.0, "p50"),
-            (75.0, "p75"),
-            (90.0, "p90"),
-            (99.0, "p99"),
-            (99.9, "p99.9"),
-            (100.0, "max"),
-        ] {
-            let gy = y(p);
-            let _ = writeln!(
-                out,
-                r##"<line x1="{LEFT}" y1="{gy:.1}" x2="{:.1}" y2="{gy:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
-                LEFT + plot_w,
-                LEFT - 6.0,
-                gy + 4.0
-            );
-        }
-        let _ = writeln!(
-            out,
-            r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">latency, ms (log scale)</text>"#,
-            LEFT + plot_w / 2.0,
-            H - 12.0
-        );
-        for (i, s) in series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            if s.curve.len() > 1 {
-                let points = s
-                    .curve
-                    .iter()
-                    .map(|(p, ms)| format!("{:.1},{:.1}", x(*ms), y(*p)))
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let _ = writeln!(
-                    out,
-                    r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>"#
-                );
-            }
-            let ly = TOP + 10.0 + i as f64 * 36.0;
-            let lx = LEFT + plot_w + 12.0;
-            let _ = writeln!(
-                out,
-                r##"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{colour}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text><text x="{:.1}" y="{:.1}" fill="#555">n={} p50={:.1} p99={:.1} ms</text>"##,
-                lx + 18.0,
-                lx + 24.0,
-                ly + 4.0,
-                xml_escape(&s.name),
-                lx + 24.0,
-                ly + 18.0,
-                s.count,
-                s.p50_ms,
-                s.p99_ms
-            );
-        }
         let marks: Vec<(f64, String)> = self
             .faults
             .iter()
             .filter_map(|f| f.fired_s.map(|at| (at, f.fault.clone())))
             .collect();
-        out.push_str(&self.timeline.svg_panel(&marks, H, W));
+        out.push_str(&self.timeline.svg_panel(&marks, PLOT_H, PLOT_W));
         out.push_str("</svg>\n");
         out
+    }
+}
+
+/// Width of the latency plot.
+const PLOT_W: f64 = 760.0;
+/// Height of the latency plot.
+const PLOT_H: f64 = 420.0;
+
+fn svg_open(out: &mut String, height: f64) {
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{PLOT_W}" height="{height}" viewBox="0 0 {PLOT_W} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<rect width="{PLOT_W}" height="{height}" fill="white"/>"#
+    );
+}
+
+/// An SVG of nothing but the latency distributions of `series`.
+pub(crate) fn standalone_plot(title: &str, series: &[&Series]) -> String {
+    let mut out = String::new();
+    svg_open(&mut out, PLOT_H);
+    plot_distributions(&mut out, title, series);
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The title, grid, one curve per series and the legend, in the top [`PLOT_H`] of an SVG.
+fn plot_distributions(out: &mut String, title: &str, series: &[&Series]) {
+    const W: f64 = PLOT_W;
+    const H: f64 = PLOT_H;
+    const LEFT: f64 = 60.0;
+    const RIGHT: f64 = 200.0;
+    const TOP: f64 = 40.0;
+    const BOTTOM: f64 = 50.0;
+    const COLOURS: &[&str] = &[
+        "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+    ];
+    let values = series
+        .iter()
+        .flat_map(|s| s.curve.iter().map(|(_, ms)| *ms))
+        .filter(|ms| *ms > 0.0);
+    let (lo, hi) = values.fold((f64::MAX, 0.0_f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if hi <= 0.0 {
+        (0.1, 10.0)
+    } else {
+        (
+            10f64.powf(lo.log10().floor()),
+            10f64.powf(hi.log10().ceil()).max(lo * 10.0),
+        )
+    };
+    let lo = lo.max(0.001);
+    let plot_w = W - LEFT - RIGHT;
+    let plot_h = H - TOP - BOTTOM;
+    let x = |ms: f64| LEFT + (ms.max(lo).log10() - lo.log10()) / (hi.log10() - lo.log10()) * plot_w;
+    // Percentile up on a "nines" scale (p90, p99, p99.9 evenly spaced; max at the top),
+    // so the tail gets as much room as the body.
+    let nines = |p: f64| -(1.0 - p.min(99.99) / 100.0).log10() / 4.0;
+    let y = |p: f64| TOP + plot_h - nines(p) * plot_h;
+    let _ = writeln!(
+        out,
+        r#"<text x="{LEFT}" y="22" font-size="14">{}</text>"#,
+        xml_escape(title)
+    );
+    // Grid: decades across, quartiles up.
+    let mut decade = lo;
+    while decade <= hi * 1.0001 {
+        let gx = x(decade);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{gx:.1}" y1="{TOP}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+            TOP + plot_h,
+            TOP + plot_h + 16.0,
+            trim_number(decade)
+        );
+        decade *= 10.0;
+    }
+    for (p, label) in [
+        (0.0, "p0"),
+        (50.0, "p50"),
+        (75.0, "p75"),
+        (90.0, "p90"),
+        (99.0, "p99"),
+        (99.9, "p99.9"),
+        (100.0, "max"),
+    ] {
+        let gy = y(p);
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" y1="{gy:.1}" x2="{:.1}" y2="{gy:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end">{label}</text>"##,
+            LEFT + plot_w,
+            LEFT - 6.0,
+            gy + 4.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
+    );
+    let _ = writeln!(
+        out,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">latency, ms (log scale)</text>"#,
+        LEFT + plot_w / 2.0,
+        H - 12.0
+    );
+    for (i, s) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        if s.curve.len() > 1 {
+            let points = s
+                .curve
+                .iter()
+                .map(|(p, ms)| format!("{:.1},{:.1}", x(*ms), y(*p)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(
+                out,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>"#
+            );
+        }
+        let ly = TOP + 10.0 + i as f64 * 36.0;
+        let lx = LEFT + plot_w + 12.0;
+        let _ = writeln!(
+            out,
+            r##"<line x1="{lx:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{colour}" stroke-width="3"/><text x="{:.1}" y="{:.1}">{}</text><text x="{:.1}" y="{:.1}" fill="#555">n={} p50={} p99={} ms</text>"##,
+            lx + 18.0,
+            lx + 24.0,
+            ly + 4.0,
+            xml_escape(&s.name),
+            lx + 24.0,
+            ly + 18.0,
+            s.count,
+            short_ms(s.p50_ms),
+            short_ms(s.p99_ms)
+        );
+    }
+}
+
+/// Milliseconds with enough digits for sub-millisecond figures.
+fn short_ms(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{ms:.3}")
+    } else {
+        format!("{ms:.1}")
     }
 }
 

@@ -51,6 +51,7 @@ impl MockIdp {
             signing_alg: SigningAlg::RS256,
             rotate_every: None,
             backchannel_timeout: DEFAULT_BACKCHANNEL_LOGOUT_TIMEOUT,
+            keep_expired: false,
         }
     }
 }
@@ -78,6 +79,7 @@ pub struct MockIdpBuilder {
     signing_alg: SigningAlg,
     rotate_every: Option<Duration>,
     backchannel_timeout: Duration,
+    keep_expired: bool,
 }
 
 impl MockIdpBuilder {
@@ -85,6 +87,15 @@ impl MockIdpBuilder {
     /// `backchannel.logout.url`) may take before it counts as failed. Default 5 s.
     pub fn backchannel_logout_timeout(mut self, timeout: Duration) -> Self {
         self.backchannel_timeout = timeout;
+        self
+    }
+
+    /// Never drops expired SSO sessions, codes and refresh tokens (default: they are purged
+    /// every 30 s of IdP time, as Keycloak's cleanup task does). For tests that set the clock
+    /// back: a purged session could not come back, while one kept is valid again before its
+    /// expiry, so the IdP's answers are a function of the time alone.
+    pub fn keep_expired_sessions(mut self, keep: bool) -> Self {
+        self.keep_expired = keep;
         self
     }
 
@@ -191,7 +202,12 @@ impl MockIdpBuilder {
                 let spare = SigningKey::generate_off_thread(alg).await?;
                 key_ring.schedule(every.as_secs(), clock.unix_seconds(), spare);
             }
-            let state = RealmState::new(realm, issuer_url(&base_url, &name), key_ring);
+            let state = RealmState::new(
+                realm,
+                issuer_url(&base_url, &name),
+                key_ring,
+                self.keep_expired,
+            );
             if realms.insert(name.clone(), Arc::new(state)).is_some() {
                 return Err(Error::DuplicateRealm(name));
             }

@@ -307,3 +307,79 @@ fn redis_topologies_and_a_password_are_backend_flags() {
         "{err}"
     );
 }
+
+#[test]
+fn load_target_takes_session_counts_connections_a_rate_and_baselines() {
+    let parsed = Cli::try_parse_from(["harness", "load"]).expect("parses");
+    let Command::Load {
+        target,
+        sessions,
+        connections,
+        rate,
+        baselines,
+        ..
+    } = parsed.command
+    else {
+        panic!("expected load");
+    };
+    assert_eq!(target, TargetArg::Login);
+    assert_eq!((sessions, connections, rate), (vec![1000], 1, None));
+    assert!(baselines.is_empty());
+
+    let parsed = Cli::try_parse_from([
+        "harness",
+        "load",
+        "--target",
+        "grpc",
+        "--sessions",
+        "1000,1000000",
+        "--connections",
+        "16",
+        "--rate",
+        "5000",
+        "--baseline",
+        "redis",
+        "--baseline",
+        "noop",
+    ])
+    .expect("parses");
+    let Command::Load {
+        target,
+        sessions,
+        connections,
+        rate,
+        baselines,
+        ..
+    } = parsed.command
+    else {
+        panic!("expected load");
+    };
+    assert_eq!(target, TargetArg::Grpc);
+    assert_eq!(sessions, vec![1000, 1_000_000]);
+    assert_eq!((connections, rate), (16, Some(5000.0)));
+    assert_eq!(baselines, vec![BaselineArg::Redis, BaselineArg::Noop]);
+
+    let err = Cli::try_parse_from(["harness", "load", "--target", "tcp"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("invalid value 'tcp' for '--target"),
+        "{err}"
+    );
+    let err = Cli::try_parse_from(["harness", "load", "--sessions", "many"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("invalid value 'many' for '--sessions"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bench_table_needs_reports_and_noop_authz_takes_an_address() {
+    assert!(Cli::try_parse_from(["harness", "bench-table"]).is_err());
+    let parsed = Cli::try_parse_from(["harness", "noop-authz", "--listen", "127.0.0.1:9191"])
+        .expect("parses");
+    match parsed.command {
+        Command::NoopAuthz { listen } => assert_eq!(listen.to_string(), "127.0.0.1:9191"),
+        other => panic!("expected noop-authz, got {other:?}"),
+    }
+}

@@ -83,7 +83,7 @@ mod tests {
         let realm = Realm::from_json_str(r#"{"realm":"master"}"#).unwrap();
         let issuer = url::Url::parse("http://localhost:8080/realms/master").unwrap();
         let keys = crate::keys::KeyRing::new(crate::keys::SigningKey::shared().unwrap(), 60);
-        RealmState::new(realm, issuer, std::sync::Arc::new(keys))
+        RealmState::new(realm, issuer, std::sync::Arc::new(keys), false)
     }
 
     #[test]

@@ -186,10 +186,20 @@ pub(crate) struct RealmState {
 }
 
 impl RealmState {
-    pub(crate) fn new(realm: Realm, issuer: url::Url, key_ring: Arc<KeyRing>) -> Self {
+    pub(crate) fn new(
+        realm: Realm,
+        issuer: url::Url,
+        key_ring: Arc<KeyRing>,
+        keep_expired: bool,
+    ) -> Self {
         let secure = issuer.scheme() == "https";
         let cookie_path = format!("{}/", issuer.path());
-        let store = Mutex::new(Store::new(realm.lifetimes()));
+        let store = Store::new(realm.lifetimes());
+        let store = Mutex::new(if keep_expired {
+            store.keep_expired()
+        } else {
+            store
+        });
         Self {
             realm,
             issuer: issuer.as_str().trim_end_matches('/').to_owned(),

@@ -196,6 +196,9 @@ pub(crate) struct Store {
     codes: HashMap<String, CodeGrant>,
     refresh: HashMap<String, RefreshGrant>,
     last_purge: u64,
+    /// Whether expired entries are dropped (Keycloak's periodic cleanup); see
+    /// [`crate::MockIdpBuilder::keep_expired_sessions`].
+    purge: bool,
 }
 
 impl fmt::Debug for Store {
@@ -219,7 +222,15 @@ impl Store {
             codes: HashMap::new(),
             refresh: HashMap::new(),
             last_purge: 0,
+            purge: true,
         }
+    }
+
+    /// Never drops expired sessions, codes or refresh tokens: they stay unusable while
+    /// expired, and usable again if the clock is set back before their expiry.
+    pub(crate) fn keep_expired(mut self) -> Self {
+        self.purge = false;
+        self
     }
 
     /// Remembers a request whose login form is being rendered; returns `(tab_id,
@@ -381,7 +392,7 @@ impl Store {
     }
 
     fn maybe_purge(&mut self, now: u64) {
-        if now < self.last_purge + PURGE_INTERVAL {
+        if !self.purge || now < self.last_purge + PURGE_INTERVAL {
             return;
         }
         self.last_purge = now;

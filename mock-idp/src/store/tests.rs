@@ -213,3 +213,24 @@ fn debug_output_shows_counts_not_codes() {
     let shown = format!("{s:?}");
     assert!(!shown.contains(&code) && !shown.contains(&sid), "{shown}");
 }
+
+#[test]
+fn an_expired_session_is_purged_unless_expired_ones_are_kept() {
+    let idle = Lifetimes::default().sso_idle;
+    for (keep, live_after_clock_back) in [(false, false), (true, true)] {
+        let mut s = if keep {
+            store().keep_expired()
+        } else {
+            store()
+        };
+        let (sid, _) = s.create_session("u", 1000);
+        // Another login once the first session has idled out runs the cleanup...
+        s.create_session("v", 1000 + idle);
+        // ...and the clock is set back before that expiry.
+        assert_eq!(
+            s.live_session(&sid, 1000 + idle - 60).is_some(),
+            live_after_clock_back,
+            "keep_expired {keep}"
+        );
+    }
+}

@@ -71,6 +71,9 @@ pub(crate) async fn start_idp(clock: &ManualClock) -> mock_idp::RunningIdp {
         .realm(mock_idp::Realm::from_file(REALM).expect("the seed realm"))
         .public_host("localhost")
         .clock(Arc::new(IdpClock(clock.clone())))
+        // The tests set the clock back as well as forward: the IdP's answers must be a
+        // function of the time alone, not of when its cleanup last ran.
+        .keep_expired_sessions(true)
         .start()
         .await
         .expect("mock-idp starts")

@@ -12,16 +12,23 @@ pub const SESSION_ID_BYTES: usize = 64;
 pub const SESSION_ID_LEN: usize = 104;
 
 /// A session id. The inner value is private and `Debug` is redacted: the id is a bearer
-/// credential.
+/// credential. The decoded bytes are kept beside the text: the storage key and the data key
+/// are both derived from them on every request.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId {
+    text: String,
+    bytes: [u8; SESSION_ID_BYTES],
+}
 
 impl SessionId {
     /// A fresh random id (OS randomness through `rand`'s thread RNG, a CSPRNG).
     pub fn generate() -> Self {
         let mut bytes = [0u8; SESSION_ID_BYTES];
         rand::rng().fill_bytes(&mut bytes);
-        Self(BASE32.encode(&bytes))
+        Self {
+            text: BASE32.encode(&bytes),
+            bytes,
+        }
     }
 
     /// Parses a cookie value; anything that is not exactly a padded base32 encoding of 64
@@ -30,24 +37,35 @@ impl SessionId {
         if value.len() != SESSION_ID_LEN {
             return None;
         }
-        let decoded = BASE32.decode(value.as_bytes()).ok()?;
-        (decoded.len() == SESSION_ID_BYTES).then(|| Self(value.to_owned()))
+        // 104 padded characters decode to at most 65 bytes; exactly 64 is an id.
+        let mut decoded = [0u8; SESSION_ID_BYTES + 8];
+        let room = BASE32.decode_len(value.len()).ok()?;
+        let written = BASE32
+            .decode_mut(value.as_bytes(), decoded.get_mut(..room)?)
+            .ok()?;
+        let bytes: [u8; SESSION_ID_BYTES] = decoded.get(..written)?.try_into().ok()?;
+        Some(Self {
+            text: value.to_owned(),
+            bytes,
+        })
     }
 
     /// The cookie value.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.text
     }
 
     /// The key in a key-value store: `prefix` + base32 of the id's first half (the lookup
     /// part). The second half (the secret part) never reaches the store: it keys the
     /// encryption of the session data, so a dump of the store alone decrypts nothing.
     pub fn storage_key(&self, prefix: &str) -> String {
-        let bytes = self.bytes();
-        format!(
-            "{prefix}{}",
-            data_encoding::BASE32_NOPAD.encode(&bytes[..SESSION_ID_BYTES / 2])
-        )
+        let half = &self.bytes[..SESSION_ID_BYTES / 2];
+        let mut key = String::with_capacity(
+            prefix.len() + data_encoding::BASE32_NOPAD.encode_len(half.len()),
+        );
+        key.push_str(prefix);
+        data_encoding::BASE32_NOPAD.encode_append(half, &mut key);
+        key
     }
 
     /// The key of the short refresh lock for this session.
@@ -56,21 +74,14 @@ impl SessionId {
     }
 
     /// The secret half of the id, the input of the data-encryption key.
-    pub(crate) fn secret_part(&self) -> Vec<u8> {
-        self.bytes()[SESSION_ID_BYTES / 2..].to_vec()
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        // `parse` and `generate` guarantee 64 decodable bytes.
-        BASE32
-            .decode(self.0.as_bytes())
-            .unwrap_or_else(|_| vec![0; SESSION_ID_BYTES])
+    pub(crate) fn secret_part(&self) -> &[u8] {
+        &self.bytes[SESSION_ID_BYTES / 2..]
     }
 }
 
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({}…)", &self.0[..4])
+        write!(f, "SessionId({}…)", &self.text[..4])
     }
 }
 

@@ -115,5 +115,17 @@ fn decode(id: &SessionId, bytes: &[u8]) -> Result<SessionData, StoreError> {
     serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The value a key-value store keeps for `data` under `id` (at the key
+/// [`SessionId::storage_key`]), exactly as the stores write it: for tools that write many
+/// sessions at once without a store, such as the load generator's pre-created sessions.
+pub fn sealed_value(id: &SessionId, data: &SessionData) -> Result<Vec<u8>, StoreError> {
+    encode(id, data)
+}
+
+/// Opens a value written by a store (or [`sealed_value`]) with the id it belongs to.
+pub fn open_value(id: &SessionId, bytes: &[u8]) -> Result<SessionData, StoreError> {
+    decode(id, bytes)
+}
+
 #[cfg(test)]
 pub(crate) mod tests;

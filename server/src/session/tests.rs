@@ -210,3 +210,28 @@ async fn the_pool_grows_with_concurrency_up_to_pool_size_and_no_further() {
     }
     assert_eq!(other_clients(&redis).await, 3);
 }
+
+#[tokio::test]
+async fn a_value_sealed_outside_a_store_is_loaded_by_the_store() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::new(&redis.url(), "bulk:").unwrap();
+    let id = SessionId::generate();
+    let data = sample("bulk-user");
+    let value = super::sealed_value(&id, &data).unwrap();
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("SET")
+        .arg(id.storage_key("bulk:"))
+        .arg(&value)
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), Some(data.clone()));
+    assert_eq!(super::open_value(&id, &value).unwrap(), data);
+    assert!(matches!(
+        super::open_value(&SessionId::generate(), &value),
+        Err(StoreError::Corrupt(_))
+    ));
+}
