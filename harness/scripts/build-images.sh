@@ -24,6 +24,11 @@ rootfs() {
         mkdir -p "$dir$(dirname "$lib")"
         cp -L "$lib" "$dir$lib"
     done
+    # The system's CA bundle, as a real image has it (mock-idp's outgoing https calls).
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        mkdir -p "$dir/etc/ssl/certs"
+        cp -L /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/"
+    fi
     echo "root:x:0:0:root:/root:/bin/false" > "$dir/etc/passwd"
     echo "root:x:0:" > "$dir/etc/group"
 }

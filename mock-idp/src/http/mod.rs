@@ -67,12 +67,26 @@ pub(crate) struct AppState {
 }
 
 /// The client [`AppState::http`] holds.
+///
+/// A system without CA certificates (a bare container image) still gets a client: plain
+/// `http://` calls work and `https://` ones fail their certificate check, said once at start.
 pub(crate) fn outgoing_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .build()
+    let builder = || {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(std::time::Duration::from_secs(5))
+    };
+    match builder().build() {
+        Ok(client) => Ok(client),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no CA certificates on this system: https back-channel and jwks calls will fail"
+            );
+            builder().tls_certs_only(Vec::new()).build()
+        }
+    }
 }
 
 impl AppState {
