@@ -18,7 +18,10 @@
 //! `durableSessions`: a save is `SET` then `WAIT replicas timeout` in one pipeline, so on
 //! the same connection (and, on a cluster, the same node). Fewer acknowledgements than asked
 //! do not fail the save: the session is on the master, the login or refresh completes, and
-//! a warning and `extauth_errors_total{kind="durable_write_unacknowledged"}` count it.
+//! a warning and `extauth_errors_total{kind="durable_write_unacknowledged"}` count it. On
+//! Sentinel, the sentinels are first asked (for up to the `WAIT` timeout again) whether the
+//! master moved, as after a graceful failover, where the old master takes writes without an
+//! error and later drops them: the save is then made again on the new master.
 
 mod cluster;
 mod connect;
@@ -46,6 +49,10 @@ use self::pool::Pool;
 use self::sentinel::Sentinel;
 use super::{SessionData, SessionId, SessionStore, StoreError, decode, encode};
 use crate::config::{DurableSessions, RedisAddress, RedisConfig, RedisTopology};
+
+/// How often a durable save that too few replicas acknowledged asks the sentinels whether
+/// the master moved.
+const SENTINEL_POLL: Duration = Duration::from_millis(100);
 
 /// The default bound of every call (`options.commandTimeout`).
 pub const DEFAULT_TIMEOUT: Duration = crate::config::compile::redis::DEFAULT_COMMAND_TIMEOUT;
@@ -239,7 +246,54 @@ impl RedisStore {
             },
         };
         store.durable = config.durable;
+        store.watch_sentinels();
         Ok(store)
+    }
+
+    /// On Sentinel, a task that asks the sentinels every [`sentinel::WATCH_INTERVAL`]
+    /// whether the master moved (see [`sentinel`]); it ends with the store. Outside a Tokio
+    /// runtime (nothing serves then) there is none.
+    fn watch_sentinels(&self) {
+        if !matches!(&*self.backend, Backend::Sentinel(_)) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let backend = Arc::downgrade(&self.backend);
+        let timeout = self.timeout;
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(sentinel::WATCH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(backend) = backend.upgrade() else {
+                    break;
+                };
+                if let Backend::Sentinel(sentinel) = &*backend {
+                    sentinel.check_master(Instant::now() + timeout).await;
+                }
+            }
+        });
+    }
+
+    /// On Sentinel, whether the sentinels name another master than the one in use within
+    /// `wait` (asked every 100 ms; a moved master is dropped: the next call goes to the new
+    /// one). Elsewhere: no.
+    async fn master_moved_within(&self, wait: Duration) -> bool {
+        let Backend::Sentinel(sentinel) = &*self.backend else {
+            return false;
+        };
+        let until = Instant::now() + wait;
+        loop {
+            if sentinel.check_master(Instant::now() + self.timeout).await {
+                return true;
+            }
+            if Instant::now() + SENTINEL_POLL > until {
+                return false;
+            }
+            tokio::time::sleep(SENTINEL_POLL).await;
+        }
     }
 
     fn standalone(
@@ -439,7 +493,15 @@ impl SessionStore for RedisStore {
                             .unwrap_or(u64::MAX)
                             .max(1),
                     );
-                let (acknowledged,): (i64,) = self.call("save", Request::Pipe(&pipe)).await?;
+                let (mut acknowledged,): (i64,) = self.call("save", Request::Pipe(&pipe)).await?;
+                // Too few acknowledgements: perhaps the node written to is no longer the
+                // master (its replica was just promoted, and the sentinels announce that up
+                // to a second later): then write again to the new one.
+                if acknowledged < i64::from(durable.replicas)
+                    && self.master_moved_within(durable.timeout).await
+                {
+                    (acknowledged,) = self.call("save", Request::Pipe(&pipe)).await?;
+                }
                 self.check_durable(durable, acknowledged);
                 Ok(())
             }

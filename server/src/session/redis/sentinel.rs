@@ -8,8 +8,15 @@
 //! connection, `READONLY`, `LOADING`, `MASTERDOWN`), [`Sentinel::forget`] drops the whole
 //! set, and the next call resolves the master again. The redis crate's own Sentinel client
 //! is not used: it does not move open connections after a switch (redis-rs#1438).
+//!
+//! A graceful failover (`SENTINEL FAILOVER`) gives no error at all: the old master stays a
+//! writable master until the sentinels turn it into a replica, about ten seconds later, and
+//! then drops what was written to it meanwhile (its full sync from the new master). So the
+//! sentinels are also asked every [`WATCH_INTERVAL`] ([`Sentinel::check_master`]): when they
+//! name another master than the one in use, it is dropped and the next call resolves again.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
@@ -19,6 +26,9 @@ use super::connect;
 use super::pool::{Lease, Pool};
 use crate::config::{HostPort, RedisAuth, RedisConfig, RedisTls};
 use crate::session::StoreError;
+
+/// How often the sentinels are asked whether the master moved (besides after an error).
+pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A resolved master and its connections.
 pub(super) struct Master {
@@ -134,6 +144,24 @@ impl Sentinel {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, master)) {
             *current = None;
+        }
+    }
+
+    /// Asks the sentinels which node is the master; when they name another one than the
+    /// master in use, drops it (the next call resolves again) and says so. No master in use,
+    /// or no sentinel answering: nothing changes (a failing call finds out by itself).
+    pub(super) async fn check_master(&self, deadline: Instant) -> bool {
+        let Some(current) = self.cached() else {
+            return false;
+        };
+        match self.ask(deadline).await {
+            Ok(named) if named != current.addr => {
+                tracing::info!(old = %current.addr, new = %named, name = %self.master_name, "the sentinels name another Redis master; switching to it");
+                crate::metrics::record_error_kind("redis_master_switched");
+                self.forget(&current);
+                true
+            }
+            _ => false,
         }
     }
 
