@@ -335,7 +335,8 @@ impl RedisCluster {
             })
     }
 
-    /// SIGKILL to the master on `port` (default: [`RedisCluster::busiest_master`]); waits
+    /// SIGKILL to the master on `port` (default: [`RedisCluster::busiest_master`]), once its
+    /// replica has what the master held at the call ([`super::wait_replica_caught_up`]); waits
     /// until its replica is the master of its slots and the cluster is ok, and returns the
     /// killed port and how long Redis took.
     pub async fn kill_master(
@@ -363,6 +364,7 @@ impl RedisCluster {
                 reason: "it has no live replica to take over".into(),
             })?
             .port;
+        super::wait_replica_caught_up(self.access(), port, || self.joined_tails()).await?;
         let started = Instant::now();
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
             node.stop();

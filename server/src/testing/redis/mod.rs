@@ -269,5 +269,68 @@ where
     })
 }
 
+/// How long a master kill waits for its replica to catch up first.
+pub(crate) const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The master's `master_repl_offset` and its replicas' `offset`s, from `INFO replication`.
+fn replication_offsets(info: &str) -> (Option<u64>, Vec<u64>) {
+    let mut master = None;
+    let mut replicas = Vec::new();
+    for line in info.lines() {
+        let line = line.trim();
+        if let Some(value) = line.strip_prefix("master_repl_offset:") {
+            master = value.parse().ok();
+        } else if line.starts_with("slave") && line.contains("offset=") {
+            replicas.extend(
+                line.split(',')
+                    .find_map(|field| field.strip_prefix("offset="))
+                    .and_then(|v| v.parse::<u64>().ok()),
+            );
+        }
+    }
+    (master, replicas)
+}
+
+/// Until a replica of the master on `port` has acknowledged everything the master held when
+/// this was called (bounded by [`CATCH_UP_TIMEOUT`]): a kill then loses only what is
+/// written from now on, as it would in production, and not, on a starved machine, a write
+/// made well before the kill that the replica had not received yet.
+pub(crate) async fn wait_replica_caught_up(
+    access: &Access,
+    port: u16,
+    log: impl Fn() -> String,
+) -> Result<(), RedisSpawnError> {
+    let info: String = access
+        .query(port, redis::cmd("INFO").arg("replication"))
+        .await
+        .map_err(|reason| RedisSpawnError::Command {
+            what: format!("INFO replication on {port}"),
+            reason,
+        })?;
+    let Some(target) = replication_offsets(&info).0 else {
+        return Err(RedisSpawnError::Command {
+            what: format!("INFO replication on {port}"),
+            reason: "no master_repl_offset".into(),
+        });
+    };
+    wait_until(
+        &format!("a replica of 127.0.0.1:{port} at offset {target}"),
+        CATCH_UP_TIMEOUT,
+        log,
+        || async move {
+            let info: String = access
+                .query(port, redis::cmd("INFO").arg("replication"))
+                .await?;
+            let (_, replicas) = replication_offsets(&info);
+            if replicas.iter().any(|&offset| offset >= target) {
+                Ok(())
+            } else {
+                Err(format!("replica offsets {replicas:?}, master at {target}"))
+            }
+        },
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests;

@@ -229,11 +229,13 @@ impl RedisSentinel {
         Ok(started.elapsed())
     }
 
-    /// SIGKILL to the current master's PID; waits until the sentinels promoted the replica
+    /// SIGKILL to the current master's PID, once its replica has what the master held at the
+    /// call ([`super::wait_replica_caught_up`]); waits until the sentinels promoted the replica
     /// and returns how long that took. The killed node stays down (see
     /// [`RedisSentinel::restart_node`]).
     pub async fn kill_master(&mut self) -> Result<Duration, RedisSpawnError> {
         let old = self.master().await?;
+        super::wait_replica_caught_up(self.access(), old, || self.joined_tails()).await?;
         let node = self
             .nodes
             .iter_mut()

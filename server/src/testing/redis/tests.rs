@@ -75,3 +75,19 @@ async fn every_node_of_a_cluster_is_gone_after_drop() {
         assert!(!alive(pid), "{what} {pid} survived the drop");
     }
 }
+
+#[test]
+fn replication_offsets_are_read_from_info_replication() {
+    let info = "# Replication\r\nrole:master\r\nconnected_slaves:2\r\n\
+        slave0:ip=127.0.0.1,port=7001,state=online,offset=4242,lag=0\r\n\
+        slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=1\r\n\
+        master_failover_state:no-failover\r\nmaster_repl_offset:4300\r\n";
+    assert_eq!(
+        super::replication_offsets(info),
+        (Some(4300), vec![4242, 0])
+    );
+    assert_eq!(
+        super::replication_offsets("role:master\r\nconnected_slaves:0\r\n"),
+        (None, vec![])
+    );
+}
