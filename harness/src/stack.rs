@@ -1170,12 +1170,29 @@ impl RunningStack {
         self.var("UPSTREAM_URL")
     }
 
-    /// The `dynamic_metadata` the gateway simulator received so far (no other gateway shows
-    /// it).
+    /// The `dynamic_metadata` the gateway received from ext_authz so far: the simulator
+    /// keeps it, agentgateway logs it (see [`agentgateway::AccessLog`]); Caddy and nginx
+    /// have none (HTTP ext-auth).
     pub fn gateway_dynamic_metadata(&self) -> Vec<serde_json::Value> {
         match &self.gateway {
             Some(GatewayHandle::Simulator(sim)) => sim.dynamic_metadata(),
+            Some(GatewayHandle::Process(p)) if p.what() == "agentgateway" => {
+                agentgateway::AccessLog::read(p.log_path()).dynamic_metadata
+            }
             _ => Vec::new(),
+        }
+    }
+
+    /// How many requests the gateway has logged as finished, for a gateway whose
+    /// observations come from its log (agentgateway writes the line just after the answer,
+    /// so a reader waits for it); `None` for the others, whose records are complete when
+    /// the answer arrives.
+    pub fn gateway_requests_logged(&self) -> Option<usize> {
+        match &self.gateway {
+            Some(GatewayHandle::Process(p)) if p.what() == "agentgateway" => {
+                Some(agentgateway::AccessLog::read(p.log_path()).requests)
+            }
+            _ => None,
         }
     }
 

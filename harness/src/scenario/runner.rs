@@ -467,6 +467,9 @@ fn first_time_skipped_for(reason: &str) -> bool {
     }
 }
 
+/// How long a request step waits for the gateway's log line (agentgateway).
+const GATEWAY_LOG_WAIT: Duration = Duration::from_secs(2);
+
 /// Lines of each backend's log printed with a failure.
 const LOG_TAIL_LINES: usize = 15;
 
@@ -728,6 +731,7 @@ impl<'s> Run<'s> {
 
         let seen_before = self.stack.upstream_requests().await.len();
         let metadata_before = self.stack.gateway_dynamic_metadata().len();
+        let logged_before = self.stack.gateway_requests_logged();
         let mut builder = self.client.request(method.clone(), &url);
         for (k, v) in &headers {
             builder = builder.header(k, v);
@@ -751,6 +755,9 @@ impl<'s> Run<'s> {
             })
             .collect();
         let text = response.text().await.unwrap_or_default();
+        if let Some(before) = logged_before {
+            self.wait_for_gateway_log(before + 1).await;
+        }
         let upstream: Vec<_> = self
             .stack
             .upstream_requests()
@@ -1350,6 +1357,26 @@ impl<'s> Run<'s> {
             step: name.to_owned(),
             what,
         });
+    }
+
+    /// Waits (at most [`GATEWAY_LOG_WAIT`]) until the gateway has logged `requests`
+    /// requests: what it observed (ext_authz's `dynamic_metadata`) is read from that log.
+    async fn wait_for_gateway_log(&mut self, requests: usize) {
+        let started = Instant::now();
+        while self
+            .stack
+            .gateway_requests_logged()
+            .is_some_and(|n| n < requests)
+        {
+            if started.elapsed() > GATEWAY_LOG_WAIT {
+                self.notes.push(format!(
+                    "the gateway had not logged the request after {} ms",
+                    GATEWAY_LOG_WAIT.as_millis()
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The IdP's discovery document.

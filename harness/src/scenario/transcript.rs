@@ -263,8 +263,8 @@ pub enum StepKind {
         response: ResponseRecord,
         /// What the upstream received during the step.
         upstream_received: Vec<UpstreamRecord>,
-        /// The `dynamic_metadata` the gateway simulator received from ext_authz during the
-        /// step (`dynamicMetadataFromClaims`); only the simulator shows it.
+        /// The `dynamic_metadata` the gateway received from ext_authz during the step
+        /// (`dynamicMetadataFromClaims`): the simulator's, or agentgateway's from its log.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         gateway_dynamic_metadata: Vec<Node>,
     },
