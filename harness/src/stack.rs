@@ -463,21 +463,6 @@ impl Stack {
             },
         };
 
-        let realm = mock_idp::Realm::from_file(&options.realm_file).map_err(|source| {
-            StackError::Realm {
-                path: options.realm_file.clone(),
-                source,
-            }
-        })?;
-        let client_secret = realm
-            .client(&options.client_id)
-            .and_then(|c| c.secret())
-            .map(|s| s.expose().to_owned())
-            .ok_or_else(|| StackError::Client {
-                path: options.realm_file.clone(),
-                client: options.client_id.clone(),
-            })?;
-
         let upstream = Upstream::start().await;
 
         // The gateway's address decides INGRESS_GW_ADDRESS, so bind it before extauth loads.
@@ -526,6 +511,32 @@ impl Stack {
             let a = gateway_addr.to_string();
             (a.clone(), format!("http://{a}"), format!("http://{a}"))
         };
+
+        // The realm may name the gateway (a client's `backchannel.logout.url`,
+        // `frontchannel.logout.url`): `${APP_URL}`, `${GATEWAY_URL}` and
+        // `${INGRESS_GW_ADDRESS}` are filled in, and every IdP reads the rendered copy.
+        let realm_file = render_realm(
+            &options.realm_file,
+            files.path(),
+            &[
+                ("APP_URL", app_url.as_str()),
+                ("GATEWAY_URL", gateway_url.as_str()),
+                ("INGRESS_GW_ADDRESS", ingress.as_str()),
+            ],
+        )?;
+        let realm =
+            mock_idp::Realm::from_file(&realm_file).map_err(|source| StackError::Realm {
+                path: options.realm_file.clone(),
+                source,
+            })?;
+        let client_secret = realm
+            .client(&options.client_id)
+            .and_then(|c| c.secret())
+            .map(|s| s.expose().to_owned())
+            .ok_or_else(|| StackError::Client {
+                path: options.realm_file.clone(),
+                client: options.client_id.clone(),
+            })?;
 
         let redis_url = redis.as_ref().map(RedisHandle::url);
         let mut topology_options = redis.as_ref().and_then(RedisHandle::manifest_options);
@@ -621,7 +632,7 @@ impl Stack {
             &options.idp,
             realm,
             &IdpSetup {
-                realm_file: options.realm_file.clone(),
+                realm_file,
                 client_id: options.client_id.clone(),
                 redirect_uris,
                 dir: files.path().to_path_buf(),
@@ -1159,12 +1170,29 @@ impl RunningStack {
         self.var("UPSTREAM_URL")
     }
 
-    /// The `dynamic_metadata` the gateway simulator received so far (no other gateway shows
-    /// it).
+    /// The `dynamic_metadata` the gateway received from ext_authz so far: the simulator
+    /// keeps it, agentgateway logs it (see [`agentgateway::AccessLog`]); Caddy and nginx
+    /// have none (HTTP ext-auth).
     pub fn gateway_dynamic_metadata(&self) -> Vec<serde_json::Value> {
         match &self.gateway {
             Some(GatewayHandle::Simulator(sim)) => sim.dynamic_metadata(),
+            Some(GatewayHandle::Process(p)) if p.what() == "agentgateway" => {
+                agentgateway::AccessLog::read(p.log_path()).dynamic_metadata
+            }
             _ => Vec::new(),
+        }
+    }
+
+    /// How many requests the gateway has logged as finished, for a gateway whose
+    /// observations come from its log (agentgateway writes the line just after the answer,
+    /// so a reader waits for it); `None` for the others, whose records are complete when
+    /// the answer arrives.
+    pub fn gateway_requests_logged(&self) -> Option<usize> {
+        match &self.gateway {
+            Some(GatewayHandle::Process(p)) if p.what() == "agentgateway" => {
+                Some(agentgateway::AccessLog::read(p.log_path()).requests)
+            }
+            _ => None,
         }
     }
 
@@ -1319,6 +1347,35 @@ async fn start_process(
         .await
         .map_err(|e| StackError::Files(std::io::Error::other(format!("gateway start: {e}"))))??;
     Ok(GatewayHandle::Process(process))
+}
+
+/// `realm_file` itself, or, when it uses `${VAR}` of `vars`, a copy with them filled in,
+/// written into `dir`.
+fn render_realm(
+    realm_file: &Path,
+    dir: &Path,
+    vars: &[(&str, &str)],
+) -> Result<PathBuf, StackError> {
+    let text = std::fs::read_to_string(realm_file).map_err(|source| StackError::Realm {
+        path: realm_file.to_owned(),
+        source: mock_idp::RealmError::Read {
+            file: realm_file.to_owned(),
+            source,
+        },
+    })?;
+    if !vars
+        .iter()
+        .any(|(k, _)| text.contains(&format!("${{{k}}}")))
+    {
+        return Ok(realm_file.to_owned());
+    }
+    let env = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let rendered = dir.join("realm.rendered.json");
+    std::fs::write(&rendered, render(&text, &env)).map_err(StackError::Files)?;
+    Ok(rendered)
 }
 
 /// `${VAR}` filled from `env`; unknown variables are left as written.

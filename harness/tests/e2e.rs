@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use harness::scenario::{RunOptions, run_file};
 use harness::watchdog::{Watchdog, arm};
 
-/// Far above what a test takes (the whole file runs in about a minute here): past it, the
+/// Far above what a test takes (the whole file runs in about six minutes here): past it, the
 /// process reports what is in flight and exits instead of holding CI until its limit.
 fn watchdog(test: &str) -> Watchdog {
     arm(

@@ -86,6 +86,13 @@ config:
   adminAddr: {admin}
   statsAddr: {stats}
   readinessAddr: {readiness}
+  # One JSON line per request, with the ext_authz `dynamic_metadata` it received (the CEL
+  # variable `extauthz`): the harness reads it back for the scenario transcript.
+  logging:
+    format: json
+    fields:
+      add:
+        extauthz: extauthz
 binds:
 - port: {port}
   listeners:
@@ -112,6 +119,42 @@ binds:
             timeout = CHECK_TIMEOUT,
             upstream = self.upstream,
         )
+    }
+}
+
+/// What agentgateway's log says about the requests it served: one JSON line per request
+/// (`"scope":"request"`), carrying, when ext_authz sent some, the `dynamic_metadata` it
+/// received (the `extauthz` field the config adds).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccessLog {
+    /// How many requests it has logged.
+    pub requests: usize,
+    /// The `dynamic_metadata` of each request that had some, in order.
+    pub dynamic_metadata: Vec<serde_json::Value>,
+}
+
+impl AccessLog {
+    /// Reads the log file (missing or unreadable: nothing logged yet).
+    pub fn read(log: &Path) -> Self {
+        Self::parse(&std::fs::read_to_string(log).unwrap_or_default())
+    }
+
+    /// Parses log text; lines that are not request lines are skipped.
+    pub fn parse(text: &str) -> Self {
+        let mut log = Self::default();
+        for line in text.lines() {
+            let Ok(serde_json::Value::Object(entry)) = serde_json::from_str(line) else {
+                continue;
+            };
+            if entry.get("scope").and_then(serde_json::Value::as_str) != Some("request") {
+                continue;
+            }
+            log.requests += 1;
+            if let Some(metadata) = entry.get("extauthz").filter(|m| !m.is_null()) {
+                log.dynamic_metadata.push(metadata.clone());
+            }
+        }
+        log
     }
 }
 

@@ -16,6 +16,10 @@
 //!   (`/extauth/sign_in`): the 302 to the IdP, the callback's 302 with every `Set-Cookie`,
 //!   a 401 or 503 with its body, all in one answer (oauth2-proxy's `/oauth2/start` recipe,
 //!   without the extra hop).
+//!
+//! Several extauth replicas are one `upstream` (round robin, `max_fails=0`): a connection
+//! refused by one goes on to the next (`proxy_next_upstream error`, nginx's default), and a
+//! restarted replica takes checks again from the next request on.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -137,7 +141,10 @@ http {{
             auth = self
                 .extauth_nginx
                 .iter()
-                .map(|a| format!("        server {a};\n"))
+                // `max_fails=0`: a replica that refused a connection is retried by the next
+                // request, not set aside for `fail_timeout` (10 s): replicas restart in
+                // milliseconds here, and with the other one down nginx would have none.
+                .map(|a| format!("        server {a} max_fails=0;\n"))
                 .collect::<String>(),
             upstream = self.upstream,
             listen = self.listen,

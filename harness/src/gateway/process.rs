@@ -174,6 +174,11 @@ impl GatewayProcess {
         self.what
     }
 
+    /// Its log file (stdout, and stderr unless it has its own).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
         crate::logs::file_tail(&self.log, lines)

@@ -330,6 +330,7 @@ fn drive(
         cookies,
         page_text: last.text,
         hops,
+        idp_cookies: None,
     })
 }
 

@@ -20,8 +20,8 @@ use reqwest::{Client, Response, StatusCode};
 use url::Url;
 
 use super::{
-    CookieValue, Credentials, Driver, INVALID_CREDENTIALS_TEXT, LoginCookie, LoginError,
-    LoginOutcome,
+    CookieValue, Credentials, Driver, INVALID_CREDENTIALS_TEXT, IdpCookies, LoginCookie,
+    LoginError, LoginOutcome,
 };
 
 /// Runs the login (see the module docs), bounded by `timeout` overall.
@@ -56,7 +56,8 @@ fn client(jar: Option<Arc<reqwest::cookie::Jar>>) -> Result<Client, LoginError> 
 }
 
 async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome, LoginError> {
-    let idp = client(Some(Arc::new(reqwest::cookie::Jar::default())))?;
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let idp = client(Some(Arc::clone(&jar)))?;
     let gateway = client(None)?;
     let mut hops = Vec::new();
 
@@ -208,6 +209,7 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
         cookies,
         page_text,
         hops,
+        idp_cookies: Some(IdpCookies(jar)),
     })
 }
 
@@ -377,6 +379,25 @@ fn action_of_tag_at(html: &str, start: usize) -> Option<String> {
     let value_start = tag.find("action=\"")? + "action=\"".len();
     let value_len = tag[value_start..].find('"')?;
     Some(unescape(&tag[value_start..value_start + value_len]))
+}
+
+/// The `src` of every `<iframe>` in `html`, in page order, HTML-unescaped: the clients'
+/// front-channel logout URLs on an IdP's logout page.
+pub(crate) fn iframe_sources(html: &str) -> Vec<String> {
+    let mut sources = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find("<iframe") {
+        rest = &rest[at + "<iframe".len()..];
+        let Some(end) = rest.find('>') else { break };
+        let tag = &rest[..end];
+        if let Some(start) = tag.find("src=\"").map(|i| i + "src=\"".len())
+            && let Some(len) = tag[start..].find('"')
+        {
+            sources.push(unescape(&tag[start..start + len]));
+        }
+        rest = &rest[end..];
+    }
+    sources
 }
 
 /// The text inside the element with `id` (tags stripped, whitespace collapsed).

@@ -123,6 +123,27 @@ pub struct LoginOutcome {
     /// Each hop, as `METHOD url -> status` or a short note (no secrets: codes, states and
     /// cookies are left to the caller's redaction, which sees these URLs).
     pub hops: Vec<String>,
+    /// The IdP's cookies after the login (its SSO session), for a later logout at the IdP
+    /// as the same user agent; the http driver keeps them, the browser's stay in its
+    /// profile (`None`).
+    pub idp_cookies: Option<IdpCookies>,
+}
+
+/// The cookie jar the http driver used at the IdP (its values never print).
+#[derive(Clone)]
+pub struct IdpCookies(pub(crate) std::sync::Arc<reqwest::cookie::Jar>);
+
+impl IdpCookies {
+    /// The jar, to send the IdP's cookies again.
+    pub fn jar(&self) -> std::sync::Arc<reqwest::cookie::Jar> {
+        std::sync::Arc::clone(&self.0)
+    }
+}
+
+impl fmt::Debug for IdpCookies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdpCookies([redacted])")
+    }
 }
 
 impl LoginOutcome {

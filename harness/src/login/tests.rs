@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use super::http::{form_action, parse_set_cookie, unescape};
+use super::http::{form_action, iframe_sources, parse_set_cookie, unescape};
 use super::*;
 
 fn realm_file() -> PathBuf {
@@ -273,6 +273,23 @@ fn form_action_is_found_and_unescaped() {
         Some("http://localhost:1/realms/master/login-actions/authenticate?session_code=a&tab_id=b")
     );
     assert_eq!(form_action("<form id=\"other\" action=\"/x\">"), None);
+}
+
+#[test]
+fn iframe_sources_are_found_in_page_order_and_unescaped() {
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            "the mock's logout page",
+            r#"<ul><li>App<iframe src="http://a/fc?iss=i&amp;sid=s" style="display:none;"></iframe></li><li>B<iframe style="x" src="http://b/fc"></iframe></li></ul>"#,
+            &["http://a/fc?iss=i&sid=s", "http://b/fc"],
+        ),
+        ("no frames", "<p>You are logged out</p>", &[]),
+        ("a frame without src", "<iframe srcdoc=\"x\"></iframe>", &[]),
+        ("an unclosed tag", "<iframe src=\"http://a/", &[]),
+    ];
+    for (label, html, want) in cases {
+        assert_eq!(iframe_sources(html), want, "{label}");
+    }
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub use runner::{
     snapshot_name,
 };
 
-use model::{IdpAdminExpect, LoginExpect, RawScenario, RequestExpect};
+use model::{IdpAdminExpect, IdpLogoutExpect, LoginExpect, RawScenario, RequestExpect};
 
 /// The longest `pause_ms` step: scenarios stay bounded.
 pub const MAX_PAUSE_MS: u64 = 60_000;
@@ -107,7 +107,8 @@ impl Scenario {
                         || step.login.is_some()
                         || step.redis.is_some()
                         || step.extauth.is_some()
-                        || step.idp_admin.is_some();
+                        || step.idp_admin.is_some()
+                        || step.idp_logout.is_some();
                     if others || step.expect.is_some() {
                         return Err(fail(
                             "a `pause_ms` step takes nothing else (no action, no expect)".into(),
@@ -124,6 +125,21 @@ impl Scenario {
                             )));
                         }
                     }
+                }
+                _ if step.idp_logout.is_some() => {
+                    let (Some(logout), None, None, None, None, None) = (
+                        step.idp_logout.clone(),
+                        &step.request,
+                        &step.login,
+                        step.redis,
+                        step.extauth,
+                        &step.idp_admin,
+                    ) else {
+                        return Err(fail(ONE_ACTION.into()));
+                    };
+                    let expect: IdpLogoutExpect = typed_expect(step.expect.clone())
+                        .map_err(|e| fail(format!("expect: {e}")))?;
+                    Action::IdpLogout(logout, expect)
                 }
                 _ if step.idp_admin.is_some() => {
                     let (Some(admin), None, None, None, None) = (
@@ -193,8 +209,7 @@ impl Scenario {
 }
 
 /// What a step that is none or several of the kinds is told.
-const ONE_ACTION: &str =
-    "expected exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`, `pause_ms`";
+const ONE_ACTION: &str = "expected exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`, `idp_logout`, `pause_ms`";
 
 /// `stack:` fields that only make sense together.
 fn check_stack(stack: &model::StackSpec) -> Result<(), String> {

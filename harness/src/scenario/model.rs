@@ -27,6 +27,9 @@
 //!   - name: the mock IdP's admin API (mock IdP only; see mock-idp/README.md)
 //!     idp_admin: {method: POST, path: /admin/mock/faults, body: {kind: id_token_nonce}}
 //!     expect: {status: 201}              # default: any 2xx; also body_json: {path: text}
+//!   - name: the user logs out at the IdP, whose page loads our front-channel URL
+//!     idp_logout: {}                     # after an http-driver login; {frame_cookies: true}
+//!     expect: {status: 200, frames: 1, frame_status: 200}
 //! ```
 //!
 //! Strings in requests and expectations may use `${VAR}` with the stack's variables
@@ -281,7 +284,7 @@ fn yes() -> bool {
 }
 
 /// One step as written: exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`,
-/// `pause_ms`.
+/// `idp_logout`, `pause_ms`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawStep {
@@ -291,6 +294,7 @@ pub(crate) struct RawStep {
     pub redis: Option<RedisAction>,
     pub extauth: Option<RawExtauthAction>,
     pub idp_admin: Option<IdpAdminSpec>,
+    pub idp_logout: Option<IdpLogoutSpec>,
     /// Wait this long (1 to 60000 ms), e.g. for a retry delay of the server under test.
     pub pause_ms: Option<u64>,
     pub expect: Option<yaml_serde::Value>,
@@ -335,6 +339,8 @@ pub enum Action {
     Extauth(ExtauthAction),
     /// A call to the mock IdP's admin API (faults, clock, request log, keys).
     IdpAdmin(IdpAdminSpec, IdpAdminExpect),
+    /// The last login's user logs out at the IdP; the frames of its logout page are loaded.
+    IdpLogout(IdpLogoutSpec, IdpLogoutExpect),
     /// Wait (`pause_ms`), bounded to a minute.
     Pause(std::time::Duration),
 }
@@ -617,4 +623,30 @@ pub struct IdpAdminExpect {
     /// JSON body fields by dotted path (`requests.0.form.code_verifier`) → expected text.
     #[serde(default)]
     pub body_json: BTreeMap<String, String>,
+}
+
+/// `idp_logout:`: the user of the last login (http driver: the IdP's cookies it kept) logs
+/// out at the IdP's `end_session_endpoint` (from discovery), as a person does, and every
+/// `<iframe src>` of the page it answers (OpenID Connect Front-Channel Logout 1.0: each
+/// client's `frontchannel.logout.url` with `iss` and `sid`) is loaded, as the browser does.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpLogoutSpec {
+    /// Send the gateway cookies of the last login with the frame requests. Default `false`:
+    /// the frames are cross-site (IdP page on `localhost`, gateway on 127.0.0.N), where a
+    /// browser keeps `SameSite=Lax` cookies back, so the logout must work from `sid` alone.
+    #[serde(default)]
+    pub frame_cookies: bool,
+}
+
+/// `expect:` of an `idp_logout` step. Without it, the logout page must answer 2xx.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdpLogoutExpect {
+    /// The status of the IdP's logout page (default: any 2xx).
+    pub status: Option<u16>,
+    /// How many frames the page loads.
+    pub frames: Option<usize>,
+    /// The status every frame answered.
+    pub frame_status: Option<u16>,
 }

@@ -12,13 +12,13 @@ use url::Url;
 use super::checks::{IdTokenContext, Problems};
 use super::model::{
     Action, Combo, ExtauthAction, GatewayBackend, IdpAdminExpect, IdpAdminSpec, IdpBackend,
-    LAST_LOCATION, LoginExpect, LoginResult, LoginSpec, RedisAction, RedisBackend, RejectionExpect,
-    RequestExpect, RequestSpec, Scenario, Step,
+    IdpLogoutExpect, IdpLogoutSpec, LAST_LOCATION, LoginExpect, LoginResult, LoginSpec,
+    RedisAction, RedisBackend, RejectionExpect, RequestExpect, RequestSpec, Scenario, Step,
 };
 use super::snapshot;
 use super::transcript::{
-    CookieRecord, LoginRecord, Node, Redactor, RequestRecord, ResponseRecord, StepKind, StepRecord,
-    Transcript, UpstreamRecord, clip, header_map,
+    CookieRecord, FrameRecord, IdpLogoutRecord, LoginRecord, Node, Redactor, RequestRecord,
+    ResponseRecord, StepKind, StepRecord, Transcript, UpstreamRecord, clip, header_map,
 };
 use super::{ScenarioError, expand_paths};
 use crate::extauth::ExtauthMode;
@@ -467,6 +467,9 @@ fn first_time_skipped_for(reason: &str) -> bool {
     }
 }
 
+/// How long a request step waits for the gateway's log line (agentgateway).
+const GATEWAY_LOG_WAIT: Duration = Duration::from_secs(2);
+
 /// Lines of each backend's log printed with a failure.
 const LOG_TAIL_LINES: usize = 15;
 
@@ -682,6 +685,7 @@ impl<'s> Run<'s> {
             Action::Redis(action) => self.redis(&step.name, *action).await,
             Action::Extauth(action) => self.extauth(&step.name, *action).await,
             Action::IdpAdmin(spec, expect) => self.idp_admin(&step.name, spec, expect).await,
+            Action::IdpLogout(spec, expect) => self.idp_logout(&step.name, spec, expect).await,
             Action::Pause(duration) => {
                 tokio::time::sleep(*duration).await;
                 Vec::new()
@@ -727,6 +731,7 @@ impl<'s> Run<'s> {
 
         let seen_before = self.stack.upstream_requests().await.len();
         let metadata_before = self.stack.gateway_dynamic_metadata().len();
+        let logged_before = self.stack.gateway_requests_logged();
         let mut builder = self.client.request(method.clone(), &url);
         for (k, v) in &headers {
             builder = builder.header(k, v);
@@ -750,6 +755,9 @@ impl<'s> Run<'s> {
             })
             .collect();
         let text = response.text().await.unwrap_or_default();
+        if let Some(before) = logged_before {
+            self.wait_for_gateway_log(before + 1).await;
+        }
         let upstream: Vec<_> = self
             .stack
             .upstream_requests()
@@ -1143,6 +1151,158 @@ impl<'s> Run<'s> {
         problems
     }
 
+    /// The last login's user logs out at the IdP: a `GET` of its `end_session_endpoint`
+    /// with the IdP's cookies the http driver kept, then a `GET` of every frame of the page
+    /// (without the gateway's cookies unless `frame_cookies`: see [`IdpLogoutSpec`]).
+    async fn idp_logout(
+        &mut self,
+        name: &str,
+        spec: &IdpLogoutSpec,
+        expect: &IdpLogoutExpect,
+    ) -> Vec<String> {
+        let Some(jar) = self
+            .last_login
+            .as_ref()
+            .and_then(|l| l.idp_cookies.as_ref())
+            .map(login::IdpCookies::jar)
+        else {
+            return vec![
+                "idp_logout: needs an earlier successful login with the http driver (whose IdP cookies it sends)"
+                    .into(),
+            ];
+        };
+        let endpoint = match self.discovery().await.and_then(|doc| {
+            doc.get("end_session_endpoint")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|e| Url::parse(e).ok())
+                .ok_or_else(|| "discovery: no end_session_endpoint URL".to_owned())
+        }) {
+            Ok(url) => url,
+            Err(e) => return vec![format!("idp_logout: {e}")],
+        };
+        let client = match reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .cookie_provider(jar)
+            .build()
+        {
+            Ok(c) => c,
+            Err(e) => return vec![format!("idp_logout: {e}")],
+        };
+        let (status, html) = match client.get(endpoint.clone()).send().await {
+            Ok(resp) => (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            ),
+            Err(e) => return vec![format!("idp_logout: GET {endpoint}: {e}")],
+        };
+        let frame_cookie = if spec.frame_cookies {
+            self.last_login
+                .as_ref()
+                .and_then(LoginOutcome::cookie_header)
+        } else {
+            None
+        };
+        let mut frames = Vec::new();
+        let mut problems = Vec::new();
+        for src in login::http::iframe_sources(&html) {
+            let url = match endpoint.join(&src) {
+                Ok(url) => url,
+                Err(e) => {
+                    problems.push(format!("frame {src:?} is not a URL: {e}"));
+                    continue;
+                }
+            };
+            // The IdP session id travels in the frame's URL: a secret from now on.
+            for (key, value) in url.query_pairs() {
+                if key == "sid" {
+                    self.redactor.add_secret(&value);
+                }
+            }
+            let mut request = self.client.get(url.clone());
+            if let Some(cookie) = &frame_cookie {
+                request = request.header(reqwest::header::COOKIE, cookie);
+            }
+            match request.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers: Vec<(String, String)> = resp
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let text = resp.text().await.unwrap_or_default();
+                    frames.push((url, status, headers, text));
+                }
+                Err(e) => problems.push(format!("frame {url}: {e}")),
+            }
+        }
+        let mut p = Problems::new(&self.vars, &self.redactor);
+        p.list = problems
+            .into_iter()
+            .map(|m| self.redactor.text(&m))
+            .collect();
+        match expect.status {
+            Some(want) => p.status(want, status),
+            None if !(200..300).contains(&status) => p.push(format!(
+                "status: expected 2xx, actual {status}: {}",
+                clip(&html, 200)
+            )),
+            None => {}
+        }
+        if let Some(want) = expect.frames
+            && want != frames.len()
+        {
+            p.push(format!(
+                "frames: expected {want}, actual {} ({:?})",
+                frames.len(),
+                frames
+                    .iter()
+                    .map(|(url, ..)| self.redactor.text(url.as_str()))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        if let Some(want) = expect.frame_status {
+            for (url, status, _, text) in &frames {
+                if *status != want {
+                    p.push(format!(
+                        "frame {}: expected status {want}, actual {status}: {}",
+                        self.redactor.text(url.as_str()),
+                        self.redactor.text(&clip(text, 200))
+                    ));
+                }
+            }
+        }
+        let problems = p.list;
+        let r = &self.redactor;
+        let record = IdpLogoutRecord {
+            url: r.text(endpoint.as_str()),
+            status,
+            frames: frames
+                .iter()
+                .map(|(url, status, headers, text)| FrameRecord {
+                    url: r.text(url.as_str()),
+                    response: ResponseRecord {
+                        status: *status,
+                        headers: header_map(
+                            r,
+                            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                            VOLATILE_HEADERS,
+                        ),
+                        body: body_node(r, text),
+                    },
+                })
+                .collect(),
+        };
+        self.record(name, StepKind::IdpLogout { idp_logout: record });
+        problems
+    }
+
     async fn redis(&mut self, name: &str, action: RedisAction) -> Vec<String> {
         let (label, result) = match action {
             RedisAction::Stop => ("stopped", self.stack.redis_stop().await),
@@ -1199,10 +1359,30 @@ impl<'s> Run<'s> {
         });
     }
 
-    async fn fetch_jwks(&self) -> Result<JwkSet, String> {
+    /// Waits (at most [`GATEWAY_LOG_WAIT`]) until the gateway has logged `requests`
+    /// requests: what it observed (ext_authz's `dynamic_metadata`) is read from that log.
+    async fn wait_for_gateway_log(&mut self, requests: usize) {
+        let started = Instant::now();
+        while self
+            .stack
+            .gateway_requests_logged()
+            .is_some_and(|n| n < requests)
+        {
+            if started.elapsed() > GATEWAY_LOG_WAIT {
+                self.notes.push(format!(
+                    "the gateway had not logged the request after {} ms",
+                    GATEWAY_LOG_WAIT.as_millis()
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The IdP's discovery document.
+    async fn discovery(&self) -> Result<serde_json::Value, String> {
         let discovery = format!("{}/.well-known/openid-configuration", self.stack.issuer());
-        let doc: serde_json::Value = self
-            .client
+        self.client
             .get(&discovery)
             .send()
             .await
@@ -1210,11 +1390,15 @@ impl<'s> Run<'s> {
             .map_err(|e| format!("{discovery}: {e}"))?
             .json()
             .await
-            .map_err(|e| format!("{discovery}: {e}"))?;
+            .map_err(|e| format!("{discovery}: {e}"))
+    }
+
+    async fn fetch_jwks(&self) -> Result<JwkSet, String> {
+        let doc = self.discovery().await?;
         let jwks_uri = doc
             .get("jwks_uri")
             .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| format!("{discovery}: no jwks_uri"))?
+            .ok_or_else(|| "discovery: no jwks_uri".to_owned())?
             .to_owned();
         self.client
             .get(&jwks_uri)

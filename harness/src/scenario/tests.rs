@@ -483,7 +483,7 @@ fn extauth_steps_and_replicas_that_cannot_run_are_refused_at_load() {
                 "{replicas: 2}",
                 "extauth: {kill: 0}\n    request: {path: /}",
             ),
-            "t.yaml: step 1 (\"s\"): expected exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`, `pause_ms`",
+            "t.yaml: step 1 (\"s\"): expected exactly one of `request`, `login`, `redis`, `extauth`, `idp_admin`, `idp_logout`, `pause_ms`",
         ),
         (
             "an unknown action",

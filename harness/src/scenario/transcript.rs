@@ -263,8 +263,8 @@ pub enum StepKind {
         response: ResponseRecord,
         /// What the upstream received during the step.
         upstream_received: Vec<UpstreamRecord>,
-        /// The `dynamic_metadata` the gateway simulator received from ext_authz during the
-        /// step (`dynamicMetadataFromClaims`); only the simulator shows it.
+        /// The `dynamic_metadata` the gateway received from ext_authz during the step
+        /// (`dynamicMetadataFromClaims`): the simulator's, or agentgateway's from its log.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         gateway_dynamic_metadata: Vec<Node>,
     },
@@ -283,6 +283,31 @@ pub enum StepKind {
         /// `replica N killed` or `replica N restarted`.
         extauth: String,
     },
+    /// A logout at the IdP and the frames its page loaded.
+    IdpLogout {
+        /// How it went.
+        idp_logout: IdpLogoutRecord,
+    },
+}
+
+/// An `idp_logout` step's record.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdpLogoutRecord {
+    /// The IdP's logout URL (redacted).
+    pub url: String,
+    /// Its status.
+    pub status: u16,
+    /// Each frame the page loaded, in page order.
+    pub frames: Vec<FrameRecord>,
+}
+
+/// One frame of the IdP's logout page, as loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameRecord {
+    /// Its URL (redacted; the `sid` is a secret).
+    pub url: String,
+    /// What it answered.
+    pub response: ResponseRecord,
 }
 
 /// A request as sent.

@@ -352,3 +352,36 @@ async fn a_failover_on_a_single_server_is_a_clear_error() {
     );
     stack.stop().await;
 }
+
+#[test]
+fn a_realm_naming_the_gateway_is_rendered_and_any_other_is_read_as_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vars = [
+        ("APP_URL", "http://127.0.0.9:80"),
+        ("GATEWAY_URL", "http://127.0.0.9"),
+    ];
+    let plain = dir.path().join("plain.json");
+    std::fs::write(&plain, r#"{"realm": "master", "note": "${OTHER}"}"#).expect("write");
+    assert_eq!(
+        render_realm(&plain, dir.path(), &vars).expect("plain"),
+        plain,
+        "no variable of ours: the file itself"
+    );
+    let templated = dir.path().join("templated.json");
+    std::fs::write(
+        &templated,
+        r#"{"url": "${APP_URL}/backchannel-logout", "other": "${GATEWAY_URL}", "kept": "${OTHER}"}"#,
+    )
+    .expect("write");
+    let rendered = render_realm(&templated, dir.path(), &vars).expect("templated");
+    assert_ne!(rendered, templated);
+    assert_eq!(
+        std::fs::read_to_string(rendered).expect("read"),
+        r#"{"url": "http://127.0.0.9:80/backchannel-logout", "other": "http://127.0.0.9", "kept": "${OTHER}"}"#
+    );
+    let missing = render_realm(&dir.path().join("absent.json"), dir.path(), &vars);
+    assert!(
+        matches!(missing, Err(StackError::Realm { .. })),
+        "{missing:?}"
+    );
+}

@@ -60,3 +60,28 @@ fn the_agentgateway_binary_accepts_the_generated_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_access_log_gives_each_request_and_the_metadata_ext_authz_sent() {
+    let text = r#"{"level":"info","scope":"agentgateway::proxy::gateway","message":"started bind"}
+{"level":"info","scope":"request","http.method":"POST","http.path":"/openai","http.status":302,"reason":"DirectResponse"}
+not JSON at all
+{"level":"info","scope":"request","http.method":"POST","http.path":"/openai","http.status":200,"extauthz":{"user":"user1","email":"user1@example.com"}}
+{"level":"info","scope":"request","http.status":200,"extauthz":null}
+"#;
+    let log = AccessLog::parse(text);
+    assert_eq!(log.requests, 3, "request lines only");
+    assert_eq!(
+        log.dynamic_metadata,
+        vec![serde_json::json!({"user": "user1", "email": "user1@example.com"})]
+    );
+    assert_eq!(AccessLog::parse(""), AccessLog::default());
+}
+
+#[test]
+fn the_config_logs_requests_as_json_with_the_ext_authz_metadata() {
+    let yaml = config().yaml();
+    for want in ["format: json", "extauthz: extauthz"] {
+        assert!(yaml.contains(want), "{want} missing from:\n{yaml}");
+    }
+}

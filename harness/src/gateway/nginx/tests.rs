@@ -21,7 +21,7 @@ fn the_config_checks_with_extauth_and_signs_in_on_401() {
         "listen 127.0.0.7:80;",
         "large_client_header_buffers 4 32k;",
         "proxy_buffer_size 32k;",
-        "server 127.0.0.1:9003;",
+        "server 127.0.0.1:9003 max_fails=0;",
         "auth_request /_extauth/check;",
         "auth_request_set $extauth_jwt $upstream_http_jwt;",
         "proxy_set_header jwt $extauth_jwt;",
