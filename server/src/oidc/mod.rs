@@ -7,6 +7,7 @@
 mod discovery;
 mod logout_token;
 mod token;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use crate::secret::Secret;
 
 pub use discovery::discovery_url;
 pub use logout_token::{BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_MAX_AGE_SECS, LogoutClaims};
+pub use transport::{IdpAnswer, IdpTransport};
+
+use transport::IdpHttp;
 
 /// How long discovery and JWKS are cached by default (Solo's `discoveryPollInterval`);
 /// each AuthConfig may set its own.
@@ -184,7 +188,7 @@ pub struct BearerIdentity {
 #[derive(Debug)]
 pub struct Provider {
     config: Arc<OidcConfig>,
-    http: openidconnect::reqwest::Client,
+    http: IdpHttp,
     clock: SharedClock,
     cached: Mutex<Option<Arc<Discovered>>>,
     /// JWKS refetches for unknown `kid`s.
@@ -206,11 +210,20 @@ impl Provider {
             })?;
         Ok(Self {
             config,
-            http,
+            http: IdpHttp {
+                client: http,
+                transport: None,
+            },
             clock,
             cached: Mutex::new(None),
             jwks_refetches: std::sync::Mutex::new(RefetchBudget::default()),
         })
+    }
+
+    /// Sends every IdP call through `transport` instead of the network (`harness sim`).
+    pub fn with_transport(mut self, transport: Arc<dyn IdpTransport>) -> Self {
+        self.http.transport = Some(transport);
+        self
     }
 
     /// Discovery and JWKS, fetched at most once per [`DISCOVERY_TTL`]. Concurrent callers wait
