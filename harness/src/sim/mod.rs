@@ -185,9 +185,9 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
 /// then fewer steps) and returns the smallest that still fails, with the original.
 pub fn run_and_shrink(options: &Options) -> anyhow::Result<(Report, Option<Report>)> {
     let first = run(options)?;
-    let Some(_) = first.violation else {
+    if first.violation.is_none() {
         return Ok((first, None));
-    };
+    }
     let mut best: Option<Report> = None;
     let mut current = options.clone();
     let candidates = |o: &Options| {

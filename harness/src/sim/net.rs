@@ -64,8 +64,12 @@ pub struct LinkFaults {
 /// What the extauth → IdP link saw of refresh grants.
 #[derive(Debug, Default)]
 pub struct RefreshLedger {
-    /// Refresh tokens (their hash) that the IdP already honoured.
+    /// Refresh tokens (their hash) that the IdP already honoured, with the Redis loss
+    /// count then: after a failover or data loss the store may hand extauth the session
+    /// with the spent token again, which is the loss, not a second grant by extauth.
     pub spent: BTreeMap<u64, u64>,
+    /// Redis losses (failover, data loss) so far.
+    pub redis_losses: u64,
     /// A refresh token presented again after the IdP honoured it: (hash, step of first).
     pub reused: Vec<u64>,
     /// Successful refresh grants.
@@ -171,6 +175,11 @@ impl Net {
         std::mem::take(&mut lock(&self.inner.ledger).reused)
     }
 
+    /// Redis lost writes (failover, data loss).
+    pub fn note_redis_loss(&self) {
+        lock(&self.inner.ledger).redis_losses += 1;
+    }
+
     pub fn refresh_grants(&self) -> u64 {
         lock(&self.inner.ledger).grants
     }
@@ -252,13 +261,13 @@ impl Net {
         let acted = call(&self.inner.idp, request).await;
         if let (Some(token), Ok(answer)) = (refresh, &acted) {
             let mut ledger = lock(&self.inner.ledger);
-            if ledger.spent.contains_key(&token) && !ledger.excused.contains(&token) {
+            let losses = ledger.redis_losses;
+            if ledger.spent.get(&token) == Some(&losses) && !ledger.excused.contains(&token) {
                 ledger.reused.push(token);
             }
             if answer.status == 200 {
                 ledger.grants += 1;
-                let n = ledger.grants;
-                ledger.spent.insert(token, n);
+                ledger.spent.insert(token, losses);
             }
         }
         if before + after >= timeout {

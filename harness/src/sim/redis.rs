@@ -306,7 +306,7 @@ impl State {
             return error("ERR empty command");
         };
         let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-        for key in args.iter().skip(1).take(1) {
+        if let Some(key) = args.get(1) {
             self.expire(key, now);
         }
         match (name.as_str(), args.len()) {
@@ -355,7 +355,7 @@ impl State {
                 if set.is_empty() {
                     self.master.remove(&args[1]);
                 }
-                self.written(&args[1].clone(), now);
+                self.written(&args[1], now);
                 integer(changed)
             }
             ("SMEMBERS", 2) => match self.master.get(&args[1]) {
@@ -380,7 +380,7 @@ impl State {
                 match self.master.get_mut(&args[1]) {
                     Some(e) => {
                         e.expires_ms = Some(now + ms);
-                        self.written(&args[1].clone(), now);
+                        self.written(&args[1], now);
                         integer(1)
                     }
                     None => integer(0),
@@ -439,7 +439,7 @@ impl State {
             },
         );
         *self.sets.entry(args[1].clone()).or_default() += 1;
-        self.written(&args[1].clone(), now);
+        self.written(&args[1], now);
         b"+OK\r\n".to_vec()
     }
 }

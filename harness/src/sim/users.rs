@@ -182,6 +182,7 @@ impl<'w> Sim<'w> {
 
     /// Redis lost writes: sessions may be gone through no fault of extauth.
     pub fn redis_lost(&self) {
+        self.world.net.note_redis_loss();
         self.oracle.borrow_mut().loss_events += 1;
     }
 
