@@ -24,6 +24,11 @@ test: deps docker-up images
     cargo test --workspace --no-fail-fast
     cargo test -p benches --benches
 
+# The deterministic simulation in one process, e.g. `just sim --seed 42` or `just sim --seeds 0..100`
+# (`-- sim --help`); the same seed prints the same trace hash.
+sim *ARGS:
+    cargo run -q -p harness -- sim {{ARGS}}
+
 # Only the end-to-end scenarios, on every declared backend, plus the no-leftovers check.
 test-e2e: deps docker-up images
     cargo build -q -p harness -p extauth

@@ -194,6 +194,35 @@ pub enum Command {
         #[arg(required = true)]
         reports: Vec<PathBuf>,
     },
+    /// A deterministic simulation of the whole flow in one process (no sockets): the real
+    /// extauth and mock-idp code over a simulated network, Redis and clock, virtual users
+    /// and faults drawn from the seed; invariants checked after every step. Prints the trace
+    /// hash (the same seed gives the same hash) and a table; a broken invariant prints the
+    /// steps that led to it and the command that replays it, and exits 1.
+    Sim {
+        /// The seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Sweep the seeds A..B (B excluded) instead of one.
+        #[arg(long, value_name = "A..B", conflicts_with = "seed")]
+        seeds: Option<String>,
+        /// Virtual users.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        users: u64,
+        /// Steps (a fault event, time passing, or 1-3 users acting at once).
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// extauth replicas behind the gateway.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=16))]
+        replicas: u64,
+        /// No faults (users only).
+        #[arg(long)]
+        no_faults: bool,
+        /// When a seed fails, look for a smaller failing run (fewer users, no faults, one
+        /// replica, fewer steps) and print it too.
+        #[arg(long)]
+        shrink: bool,
+    },
     /// An ext_authz gRPC server that allows every check (the baseline of `harness load
     /// --target grpc`); runs until Ctrl-C or SIGTERM.
     NoopAuthz {
@@ -301,6 +330,100 @@ const SEED_BODY: &str = r#"{
    }
  ]
 }"#;
+
+/// Parses `--seeds A..B`.
+pub fn parse_seed_range(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("--seeds {text:?}: expected A..B (e.g. 0..200)"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("--seeds {text:?}: A must be a whole number"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("--seeds {text:?}: B must be a whole number"))?;
+    if b <= a {
+        return Err(format!("--seeds {text:?}: B must be greater than A"));
+    }
+    Ok(a..b)
+}
+
+/// `harness sim`: one seed (the table) or a sweep (a line per seed, then totals).
+fn sim_command(base: crate::sim::Options, seeds: Option<&str>, shrink: bool) -> ExitCode {
+    let range = match seeds.map(parse_seed_range).transpose() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("harness sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let single = range.is_none();
+    let range = range.unwrap_or(base.seed..base.seed + 1);
+    let (mut failed, mut requests, mut wall) = (Vec::new(), 0u64, 0f64);
+    for seed in range {
+        let options = crate::sim::Options {
+            seed,
+            ..base.clone()
+        };
+        let outcome = if shrink {
+            crate::sim::run_and_shrink(&options)
+        } else {
+            crate::sim::run(&options).map(|r| (r, None))
+        };
+        let (report, smaller) = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("harness sim: seed {seed}: the simulation could not start: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        requests += report.requests;
+        wall += report.wall.as_secs_f64();
+        if single {
+            print!("{}", report.table());
+        } else {
+            println!(
+                "seed {seed:>6}  hash {:016x}  requests {:>7}  logins {:>5}  {}",
+                report.trace_hash,
+                report.requests,
+                report.logins,
+                report
+                    .violation
+                    .as_ref()
+                    .map_or("ok".to_owned(), |v| format!("FAILED: {}", v.invariant))
+            );
+            if let Some(v) = &report.violation {
+                print!("{}", v.render(&report.options));
+            }
+        }
+        if let Some(smaller) = smaller {
+            println!("a smaller run that fails the same way:");
+            print!("{}", smaller.table());
+        }
+        if report.violation.is_some() {
+            failed.push(seed);
+        }
+    }
+    if !single {
+        println!(
+            "{} seed(s) failed{}; {requests} simulated requests in {wall:.1} s of wall time ({:.0} / s)",
+            failed.len(),
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({failed:?})")
+            },
+            requests as f64 / wall.max(1e-9)
+        );
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
 
 /// Runs the command line; the exit code says how it went.
 pub async fn main(cli: Cli) -> ExitCode {
@@ -474,6 +597,31 @@ pub async fn main(cli: Cli) -> ExitCode {
             }
             print!("{}", crate::load::check::bench_table(&loaded));
             ExitCode::SUCCESS
+        }
+        Command::Sim {
+            seed,
+            seeds,
+            users,
+            steps,
+            replicas,
+            no_faults,
+            shrink,
+        } => {
+            let base = crate::sim::Options {
+                seed,
+                users: usize::try_from(users).unwrap_or(1),
+                steps,
+                replicas: usize::try_from(replicas).unwrap_or(1),
+                faults: !no_faults,
+            };
+            // The simulation runs its own single-threaded runtime: on a thread of its own.
+            match std::thread::spawn(move || sim_command(base, seeds.as_deref(), shrink)).join() {
+                Ok(code) => code,
+                Err(_) => {
+                    eprintln!("harness sim: the simulation thread panicked");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::NoopAuthz { listen } => match noop_authz(listen).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,7 @@ pub mod logs;
 pub mod noop_authz;
 pub mod redis;
 pub mod scenario;
+pub mod sim;
 pub mod stack;
 pub mod upstream;
 pub mod watchdog;

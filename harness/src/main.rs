@@ -4,6 +4,9 @@ use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = harness::cli::Cli::parse();
+    // The simulation provokes extauth's warnings on purpose, thousands of times a second.
+    let quiet = matches!(cli.command, harness::cli::Command::Sim { .. });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -12,10 +15,14 @@ async fn main() -> std::process::ExitCode {
                 // redis crate's cluster client warns at every slot refresh, which failover
                 // scenarios cause on purpose.
                 .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,headless_chrome=error,redis=error")
+                    tracing_subscriber::EnvFilter::new(if quiet {
+                        "off"
+                    } else {
+                        "warn,headless_chrome=error,redis=error"
+                    })
                 }),
         )
         .with_writer(std::io::stderr)
         .init();
-    harness::cli::main(harness::cli::Cli::parse()).await
+    harness::cli::main(cli).await
 }

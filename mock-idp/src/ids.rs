@@ -7,10 +7,44 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore as _;
 use sha2::{Digest as _, Sha256};
 
+thread_local! {
+    static SEEDED: std::cell::RefCell<Option<rand::rngs::StdRng>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Fills `buf` from this thread's seeded RNG when [`seed_this_thread`] set one, else from
+/// the thread-local CSPRNG.
+fn fill(buf: &mut [u8]) {
+    let seeded = SEEDED.with(|cell| cell.borrow_mut().as_mut().map(|rng| rng.fill_bytes(buf)));
+    if seeded.is_none() {
+        rand::rng().fill_bytes(buf);
+    }
+}
+
+/// Makes the IdP's ids, codes and opaque tokens on this thread deterministic (from `seed`)
+/// until the guard is dropped: `harness sim` replays a run from one number this way. Only
+/// for simulations: seeded ids are guessable. Keys are not covered (they come from the OS).
+#[must_use = "the seeding ends when the guard is dropped"]
+pub fn seed_this_thread(seed: u64) -> SeededGuard {
+    use rand::SeedableRng as _;
+    SEEDED.with(|cell| *cell.borrow_mut() = Some(rand::rngs::StdRng::seed_from_u64(seed)));
+    SeededGuard(std::marker::PhantomData)
+}
+
+/// Ends [`seed_this_thread`]'s seeding when dropped.
+#[derive(Debug)]
+pub struct SeededGuard(std::marker::PhantomData<*const ()>);
+
+impl Drop for SeededGuard {
+    fn drop(&mut self) {
+        SEEDED.with(|cell| *cell.borrow_mut() = None);
+    }
+}
+
 /// `n` random bytes from the thread-local CSPRNG.
 pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    rand::rng().fill_bytes(&mut buf);
+    fill(&mut buf);
     buf
 }
 
@@ -22,7 +56,7 @@ pub(crate) fn random_token(n: usize) -> String {
 /// A random version-4 UUID in its hyphenated lowercase form (Keycloak's ids look like this).
 pub(crate) fn random_uuid() -> String {
     let mut b = [0u8; 16];
-    rand::rng().fill_bytes(&mut b);
+    fill(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     format_uuid(&b)

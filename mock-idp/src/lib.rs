@@ -52,6 +52,7 @@ pub use clock::{Clock, MockClock, SystemClock};
 pub use error::Error;
 pub use faults::{ActiveFault, Endpoint, Fault, FaultError, FaultKind, FaultMode, Faults};
 pub use http::{LogoutError, LogoutReport, LogoutTarget, Notification};
+pub use ids::{SeededGuard, seed_this_thread};
 pub use keys::{KeyError, SigningAlg, SigningKey};
 pub use realm::{Realm, RealmError};
 pub use requests::{LoggedRequest, RequestFilter, RequestLog};

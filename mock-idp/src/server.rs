@@ -162,16 +162,6 @@ impl MockIdpBuilder {
         if self.realms.is_empty() {
             return Err(Error::NoRealm);
         }
-        let signing = match self.signing_key {
-            Some(k) => k,
-            None if self.signing_alg == SigningAlg::RS256 => {
-                tokio::task::spawn_blocking(SigningKey::shared)
-                    .await
-                    .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??
-            }
-            None => SigningKey::generate_off_thread(self.signing_alg).await?,
-        };
-        let alg = signing.alg();
         let listener = TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -183,44 +173,8 @@ impl MockIdpBuilder {
             source,
         })?;
         let base_url = public_base(&self.public, addr)?;
-
-        let clock = Arc::new(MockClock::new(self.clock));
-        let first_realm = self.realms[0].name().to_owned();
-        let mut realms = HashMap::new();
-        for (i, realm) in self.realms.into_iter().enumerate() {
-            let name = realm.name().to_owned();
-            // Each realm signs with its own keys, as in Keycloak: the first with the given
-            // (or shared) key, the others with keys of their own.
-            let key = if i == 0 {
-                Arc::clone(&signing)
-            } else {
-                SigningKey::generate_off_thread(alg).await?
-            };
-            let key_ring = Arc::new(KeyRing::new(key, self.key_overlap.as_secs()));
-            if let Some(every) = self.rotate_every {
-                // The spare first: its generation must not eat into the first period.
-                let spare = SigningKey::generate_off_thread(alg).await?;
-                key_ring.schedule(every.as_secs(), clock.unix_seconds(), spare);
-            }
-            let state = RealmState::new(
-                realm,
-                issuer_url(&base_url, &name),
-                key_ring,
-                self.keep_expired,
-            );
-            if realms.insert(name.clone(), Arc::new(state)).is_some() {
-                return Err(Error::DuplicateRealm(name));
-            }
-        }
-        let issuers: Vec<String> = realms.values().map(|r| r.issuer.clone()).collect();
-        let state = AppState {
-            realms: Arc::new(realms),
-            clock,
-            faults: Arc::new(Faults::default()),
-            log: Arc::new(RequestLog::default()),
-            http: http::outgoing_client().map_err(Error::HttpClient)?,
-            backchannel_timeout: self.backchannel_timeout,
-        };
+        let (state, first_realm) = self.assemble(&base_url).await?;
+        let issuers: Vec<String> = state.realms.values().map(|r| r.issuer.clone()).collect();
         let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -243,6 +197,90 @@ impl MockIdpBuilder {
             shutdown: Some(tx),
             task: Some(task),
         })
+    }
+
+    /// The IdP without a socket: its router, to be called in-process (`tower::Service`), and
+    /// the handle for its clock, faults and keys. `public_url` must be set (nothing is bound
+    /// to derive it from); requests should carry a `ConnectInfo<SocketAddr>` extension only
+    /// for the admin API, which checks it. `harness sim` runs the IdP this way.
+    pub async fn in_process(self) -> Result<(RunningIdp, axum::Router), Error> {
+        if self.realms.is_empty() {
+            return Err(Error::NoRealm);
+        }
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let base_url = match &self.public {
+            PublicBase::Url(_) => public_base(&self.public, addr)?,
+            _ => {
+                return Err(Error::PublicUrl {
+                    url: String::new(),
+                    reason: "an in-process IdP needs public_url",
+                });
+            }
+        };
+        let (state, first_realm) = self.assemble(&base_url).await?;
+        let router = http::router(state.clone());
+        Ok((
+            RunningIdp {
+                addr,
+                base_url,
+                state,
+                first_realm,
+                shutdown: None,
+                task: None,
+            },
+            router,
+        ))
+    }
+
+    /// Keys, realms and the shared state for an IdP at `base_url`; the first realm's name.
+    async fn assemble(self, base_url: &Url) -> Result<(AppState, String), Error> {
+        let signing = match self.signing_key {
+            Some(k) => k,
+            None if self.signing_alg == SigningAlg::RS256 => {
+                tokio::task::spawn_blocking(SigningKey::shared)
+                    .await
+                    .map_err(|e| crate::keys::KeyError::Task(e.to_string()))??
+            }
+            None => SigningKey::generate_off_thread(self.signing_alg).await?,
+        };
+        let alg = signing.alg();
+        let clock = Arc::new(MockClock::new(self.clock));
+        let first_realm = self.realms[0].name().to_owned();
+        let mut realms = HashMap::new();
+        for (i, realm) in self.realms.into_iter().enumerate() {
+            let name = realm.name().to_owned();
+            // Each realm signs with its own keys, as in Keycloak: the first with the given
+            // (or shared) key, the others with keys of their own.
+            let key = if i == 0 {
+                Arc::clone(&signing)
+            } else {
+                SigningKey::generate_off_thread(alg).await?
+            };
+            let key_ring = Arc::new(KeyRing::new(key, self.key_overlap.as_secs()));
+            if let Some(every) = self.rotate_every {
+                // The spare first: its generation must not eat into the first period.
+                let spare = SigningKey::generate_off_thread(alg).await?;
+                key_ring.schedule(every.as_secs(), clock.unix_seconds(), spare);
+            }
+            let state = RealmState::new(
+                realm,
+                issuer_url(base_url, &name),
+                key_ring,
+                self.keep_expired,
+            );
+            if realms.insert(name.clone(), Arc::new(state)).is_some() {
+                return Err(Error::DuplicateRealm(name));
+            }
+        }
+        let state = AppState {
+            realms: Arc::new(realms),
+            clock,
+            faults: Arc::new(Faults::default()),
+            log: Arc::new(RequestLog::default()),
+            http: http::outgoing_client().map_err(Error::HttpClient)?,
+            backchannel_timeout: self.backchannel_timeout,
+        };
+        Ok((state, first_realm))
     }
 }
 

@@ -29,6 +29,7 @@ pub mod env;
 pub mod flow;
 pub mod metrics;
 pub mod oidc;
+pub mod random;
 pub mod secret;
 pub mod server;
 pub mod session;

@@ -11,7 +11,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -124,7 +123,7 @@ impl StateCodec {
     /// Issues a state for `original_url` at time `now`.
     pub fn issue(&self, original_url: &str, now: i64) -> Result<IssuedState, StateError> {
         let mut lid = [0u8; 16];
-        rand::rng().fill_bytes(&mut lid);
+        crate::random::fill(&mut lid);
         let lid = URL_SAFE_NO_PAD.encode(lid);
         let claims = StateClaims {
             exp: now + STATE_TTL_SECS,

@@ -383,3 +383,31 @@ fn bench_table_needs_reports_and_noop_authz_takes_an_address() {
         other => panic!("expected noop-authz, got {other:?}"),
     }
 }
+
+#[test]
+fn sim_takes_a_seed_or_a_range_of_seeds() {
+    let parsed = Cli::try_parse_from(["harness", "sim", "--seed", "42", "--users", "3"])
+        .expect("sim parses");
+    match parsed.command {
+        Command::Sim {
+            seed, users, seeds, ..
+        } => {
+            assert_eq!((seed, users, seeds), (42, 3, None));
+        }
+        other => panic!("expected sim, got {other:?}"),
+    }
+    assert!(Cli::try_parse_from(["harness", "sim", "--users", "0"]).is_err());
+    let cases: [(&str, Result<std::ops::Range<u64>, &str>); 4] = [
+        ("0..200", Ok(0..200)),
+        ("5..5", Err("--seeds \"5..5\": B must be greater than A")),
+        ("7", Err("--seeds \"7\": expected A..B (e.g. 0..200)")),
+        ("a..3", Err("--seeds \"a..3\": A must be a whole number")),
+    ];
+    for (text, want) in cases {
+        assert_eq!(
+            super::parse_seed_range(text),
+            want.map_err(str::to_owned),
+            "{text}"
+        );
+    }
+}

@@ -34,7 +34,7 @@ pub(super) struct Extra {
 
 /// Fetches discovery, applies `overrides` (discovery keys → values that win), then the JWKS.
 pub(super) async fn fetch(
-    http: &openidconnect::reqwest::Client,
+    http: &super::IdpHttp,
     issuer_url: &str,
     overrides: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(CoreProviderMetadata, Extra), OidcError> {
@@ -103,29 +103,13 @@ pub(super) async fn fetch(
     Ok((metadata, extra))
 }
 
-async fn get(http: &openidconnect::reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let response = http
-        .get(url)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = response.status();
+async fn get(http: &super::IdpHttp, url: &str) -> Result<Vec<u8>, String> {
+    let request = http.get(url).header("accept", "application/json");
+    let (status, body) = http
+        .send(request, MAX_DOCUMENT_BYTES, "document too large")
+        .await?;
     if !status.is_success() {
         return Err(format!("HTTP {status}"));
     }
-    if response
-        .content_length()
-        .is_some_and(|l| l > MAX_DOCUMENT_BYTES as u64)
-    {
-        return Err("document too large".into());
-    }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading body: {e}"))?;
-    if body.len() > MAX_DOCUMENT_BYTES {
-        return Err("document too large".into());
-    }
-    Ok(body.to_vec())
+    Ok(body)
 }

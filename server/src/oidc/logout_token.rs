@@ -70,7 +70,7 @@ impl Provider {
                 let fresh = match self.discovered_inner(true).await {
                     Ok(fresh) => fresh,
                     Err(e) => {
-                        self.refetch_failed();
+                        self.refetch_failed(true);
                         return Err(e);
                     }
                 };

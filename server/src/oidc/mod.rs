@@ -7,6 +7,7 @@
 mod discovery;
 mod logout_token;
 mod token;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use crate::secret::Secret;
 
 pub use discovery::discovery_url;
 pub use logout_token::{BACKCHANNEL_LOGOUT_EVENT, LOGOUT_TOKEN_MAX_AGE_SECS, LogoutClaims};
+pub use transport::{IdpAnswer, IdpTransport};
+
+use transport::IdpHttp;
 
 /// How long discovery and JWKS are cached by default (Solo's `discoveryPollInterval`);
 /// each AuthConfig may set its own.
@@ -184,7 +188,7 @@ pub struct BearerIdentity {
 #[derive(Debug)]
 pub struct Provider {
     config: Arc<OidcConfig>,
-    http: openidconnect::reqwest::Client,
+    http: IdpHttp,
     clock: SharedClock,
     cached: Mutex<Option<Arc<Discovered>>>,
     /// JWKS refetches for unknown `kid`s.
@@ -206,11 +210,20 @@ impl Provider {
             })?;
         Ok(Self {
             config,
-            http,
+            http: IdpHttp {
+                client: http,
+                transport: None,
+            },
             clock,
             cached: Mutex::new(None),
             jwks_refetches: std::sync::Mutex::new(RefetchBudget::default()),
         })
+    }
+
+    /// Sends every IdP call through `transport` instead of the network (`harness sim`).
+    pub fn with_transport(mut self, transport: Arc<dyn IdpTransport>) -> Self {
+        self.http.transport = Some(transport);
+        self
     }
 
     /// Discovery and JWKS, fetched at most once per [`DISCOVERY_TTL`]. Concurrent callers wait
@@ -281,14 +294,36 @@ impl Provider {
         true
     }
 
-    /// A refetch counted by [`Provider::may_refetch_jwks`] failed: give it back, and hold
-    /// the next one for [`FAILED_REFETCH_RETRY_SECS`].
-    fn refetch_failed(&self) {
+    /// Whether an ID token that the token endpoint just returned may have the JWKS refetched
+    /// for its unknown `kid`. The `jwksCacheRefreshPolicy` budget guards against tokens that
+    /// clients present (anyone can put any `kid` in a bearer token); this one comes from the
+    /// IdP itself, over the connection extauth opened, right after the IdP rotated its key.
+    /// Counting it would let one bearer token, or an earlier rotation, use up the budget and
+    /// fail every login and refresh until the poll interval ends (found by `harness sim`).
+    /// Only `never` and the retry delay after a failed refetch hold it back; it uses no
+    /// budget.
+    fn may_refetch_jwks_for_token_endpoint(&self) -> bool {
+        if matches!(self.config.jwks_refresh, JwksRefreshPolicy::Never) {
+            return false;
+        }
+        let budget = self
+            .jwks_refetches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.clock.now() >= budget.retry_at
+    }
+
+    /// A refetch failed: give back its budget when it was `counted` by
+    /// [`Provider::may_refetch_jwks`], and hold the next one for
+    /// [`FAILED_REFETCH_RETRY_SECS`].
+    fn refetch_failed(&self, counted: bool) {
         let mut budget = self
             .jwks_refetches
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        budget.used = budget.used.saturating_sub(1);
+        if counted {
+            budget.used = budget.used.saturating_sub(1);
+        }
         budget.retry_at = self.clock.now() + FAILED_REFETCH_RETRY_SECS;
     }
 
@@ -416,7 +451,7 @@ impl Provider {
         let id_token = parse_id_token(raw)?;
         let discovered = self.discovered().await?;
         let (exp, sub) = self
-            .verify_with_refetch(discovered, &id_token, None, None)
+            .verify_with_refetch(discovered, &id_token, None, None, false)
             .await?;
         Ok(BearerIdentity {
             subject: sub,
@@ -445,6 +480,7 @@ impl Provider {
                         &id_token,
                         nonce,
                         Some(&access_token),
+                        true,
                     )
                     .await?;
                 if let Some(previous) = previous_id_token {
@@ -472,21 +508,31 @@ impl Provider {
     }
 
     /// Verifies `id_token`; on an unknown `kid`, refetches the JWKS once if the
-    /// `jwksCacheRefreshPolicy` allows it, then tries again.
+    /// `jwksCacheRefreshPolicy` allows it, then tries again. `from_token_endpoint`: the
+    /// token endpoint just returned it (a login or a refresh), see
+    /// [`Provider::may_refetch_jwks_for_token_endpoint`].
     async fn verify_with_refetch(
         &self,
         discovered: Arc<Discovered>,
         id_token: &CoreIdToken,
         nonce: Option<&str>,
         access_token: Option<&AccessToken>,
+        from_token_endpoint: bool,
     ) -> Result<(i64, String), OidcError> {
+        let may_refetch = || {
+            if from_token_endpoint {
+                self.may_refetch_jwks_for_token_endpoint()
+            } else {
+                self.may_refetch_jwks()
+            }
+        };
         match self.verify(&discovered, id_token, nonce, access_token) {
-            Err(VerifyError::UnknownKey) if self.may_refetch_jwks() => {
+            Err(VerifyError::UnknownKey) if may_refetch() => {
                 tracing::info!(config = %self.config.id, "ID token signed with an unknown key; refetching the JWKS");
                 let fresh = match self.discovered_inner(true).await {
                     Ok(fresh) => fresh,
                     Err(e) => {
-                        self.refetch_failed();
+                        self.refetch_failed(!from_token_endpoint);
                         tracing::warn!(config = %self.config.id, error = %e, "JWKS refetch failed; the next may be tried in {FAILED_REFETCH_RETRY_SECS} s");
                         return Err(e);
                     }

@@ -148,7 +148,7 @@ fn a_failed_refetch_is_given_back_and_retried_after_a_second() {
     // The default policy: one refetch per poll interval.
     let p = provider_with("", clock.clone());
     assert!(p.may_refetch_jwks());
-    p.refetch_failed();
+    p.refetch_failed(true);
     assert!(!p.may_refetch_jwks(), "not within the retry delay");
     clock.advance(FAILED_REFETCH_RETRY_SECS);
     assert!(
@@ -162,7 +162,7 @@ fn a_failed_refetch_is_given_back_and_retried_after_a_second() {
         clock.clone(),
     );
     assert!(always.may_refetch_jwks());
-    always.refetch_failed();
+    always.refetch_failed(true);
     assert!(
         !always.may_refetch_jwks(),
         "`always` also waits after a failure"

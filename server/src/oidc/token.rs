@@ -85,7 +85,7 @@ impl Provider {
             .authenticate(self.http.post(&endpoint), &mut form, &endpoint)
             .map_err(|e| TokenCallError::Unavailable(e.to_string()))?;
         let timer = crate::metrics::idp_timer(call);
-        let (status, body) = send_form(request, &form)
+        let (status, body) = send_form(&self.http, request, &form)
             .await
             .map_err(TokenCallError::Unavailable)?;
         drop(timer);
@@ -124,7 +124,7 @@ impl Provider {
             .unwrap_or_else(|| endpoint.to_owned());
         let request = self.authenticate(self.http.post(endpoint), &mut form, &audience)?;
         let _timer = crate::metrics::idp_timer("revoke");
-        let (status, _) = send_form(request, &form)
+        let (status, _) = send_form(&self.http, request, &form)
             .await
             .map_err(|e| OidcError::TokenEndpoint(format!("revocation: {e}")))?;
         if !status.is_success() {
@@ -177,33 +177,17 @@ fn is_idp_failure(error: &str) -> bool {
 
 /// Sends `form` and reads the answer, at most [`MAX_RESPONSE_BYTES`].
 async fn send_form(
+    http: &super::IdpHttp,
     request: openidconnect::reqwest::RequestBuilder,
     form: &[(String, String)],
 ) -> Result<(http::StatusCode, Vec<u8>), String> {
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .finish();
-    let response = request
+    let request = request
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "application/json")
-        .body(body)
-        .send()
+        .body(body);
+    http.send(request, MAX_RESPONSE_BYTES, "response too large")
         .await
-        .map_err(|e| format!("request failed: {e}"))?;
-    let status = http::StatusCode::from_u16(response.status().as_u16())
-        .unwrap_or(http::StatusCode::BAD_GATEWAY);
-    if response
-        .content_length()
-        .is_some_and(|l| l > MAX_RESPONSE_BYTES as u64)
-    {
-        return Err("response too large".into());
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| format!("reading the response: {e}"))?;
-    if bytes.len() > MAX_RESPONSE_BYTES {
-        return Err("response too large".into());
-    }
-    Ok((status, bytes.to_vec()))
 }

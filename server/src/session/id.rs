@@ -4,7 +4,6 @@
 use std::fmt;
 
 use data_encoding::BASE32;
-use rand::RngCore as _;
 
 /// Random bytes in a session id.
 pub const SESSION_ID_BYTES: usize = 64;
@@ -24,7 +23,7 @@ impl SessionId {
     /// A fresh random id (OS randomness through `rand`'s thread RNG, a CSPRNG).
     pub fn generate() -> Self {
         let mut bytes = [0u8; SESSION_ID_BYTES];
-        rand::rng().fill_bytes(&mut bytes);
+        crate::random::fill(&mut bytes);
         Self {
             text: BASE32.encode(&bytes),
             bytes,

@@ -311,3 +311,39 @@ fn an_error_without_state_is_a_401_naming_the_error() {
         "The identity provider did not complete the login: access_denied.\n"
     );
 }
+
+/// Found by `harness sim` (seed 11, 6 users, 120 steps): after the IdP rotated its key a
+/// second time within one discovery poll interval, the one JWKS refetch that
+/// `jwksCacheRefreshPolicy` allows by default was spent, so the ID token of every login (and
+/// refresh) on that replica failed as "signed with a key not in the JWKS" until the interval
+/// ended. An ID token the token endpoint just returned may always have the JWKS refetched.
+#[test]
+fn logins_keep_working_after_two_key_rotations_in_one_poll_interval() {
+    let clock = ManualClock::at_system_time();
+    let idp = rt().block_on(testkit::start_idp(&clock));
+    let env = testkit::seed_env(idp.base_url().as_str(), "127.0.0.1:1");
+    let loaded = testkit::load(testkit::SEED, &env);
+    let store = Observed::memory(&clock);
+    let flow = testkit::flow_with_store(&loaded, Arc::clone(&store) as _, &clock);
+    let fx = Fixture { idp, flow, store };
+    // Before any rotation (the first fetch), after one (the budget's refetch), after two.
+    for rotations in 0..3 {
+        if rotations > 0 {
+            rt().block_on(fx.idp.rotate_keys())
+                .expect("the IdP rotates its key");
+        }
+        let query = real_login(&fx, "/openai").expect("the IdP logs the user in");
+        let saves = fx.store.saves();
+        let decision = rt().block_on(fx.flow.decide(&callback(&query)));
+        let Decision::Deny(deny) = &decision else {
+            panic!("the callback itself was allowed");
+        };
+        assert_eq!(
+            deny.status.as_u16(),
+            302,
+            "after {rotations} rotation(s): {}",
+            describe(&decision)
+        );
+        assert_eq!(fx.store.saves(), saves + 1, "after {rotations} rotation(s)");
+    }
+}

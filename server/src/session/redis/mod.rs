@@ -76,6 +76,39 @@ enum Backend {
     ),
     Sentinel(Sentinel),
     Cluster(Cluster),
+    /// Connections from a function (`harness sim`: in-memory streams to a simulated Redis).
+    Injected(Injected),
+}
+
+/// Opens a connection: [`RedisStore::with_connector`].
+pub type Connector = Arc<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = redis::RedisResult<MultiplexedConnection>> + Send>,
+        > + Send
+        + Sync,
+>;
+
+/// One connection from a [`Connector`], opened on first use and dropped after a failure a
+/// restart explains (as the Sentinel backend forgets a master), so the next call reconnects.
+struct Injected {
+    connect: Connector,
+    current: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Injected {
+    async fn connection(&self) -> Result<MultiplexedConnection, RedisError> {
+        let mut current = self.current.lock().await;
+        if let Some(conn) = current.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = (self.connect)().await?;
+        *current = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn forget(&self) {
+        *self.current.lock().await = None;
+    }
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -296,6 +329,26 @@ impl RedisStore {
         }
     }
 
+    /// A store whose connections come from `connect` (an in-memory stream to a simulated
+    /// server in `harness sim`); everything above the connection (commands, the timeout,
+    /// the one retry) is the standalone store's.
+    pub fn with_connector(
+        connect: Connector,
+        prefix: impl Into<String>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            backend: Arc::new(Backend::Injected(Injected {
+                connect,
+                current: tokio::sync::Mutex::new(None),
+            })),
+            prefix: prefix.into(),
+            timeout,
+            durable: None,
+            describe: "injected connection".to_owned(),
+        }
+    }
+
     fn standalone(
         client: redis::Client,
         pool_size: usize,
@@ -417,6 +470,16 @@ impl RedisStore {
                 let conn = cluster.connection().await?;
                 request.run(&mut Conn::Cluster(conn)).await
             }
+            Backend::Injected(injected) => {
+                let conn = injected.connection().await?;
+                let outcome = request.run(&mut Conn::Multiplexed(conn)).await;
+                if let Err(e) = &outcome
+                    && recoverable(e)
+                {
+                    injected.forget().await;
+                }
+                outcome
+            }
         }
     }
 
@@ -426,7 +489,7 @@ impl RedisStore {
     pub async fn check_reachable(&self) -> Result<(), StoreError> {
         let deadline = Instant::now() + self.timeout;
         match &*self.backend {
-            Backend::Standalone(..) => Ok(()),
+            Backend::Standalone(..) | Backend::Injected(..) => Ok(()),
             Backend::Sentinel(sentinel) => sentinel.ask(deadline).await.map(|_| ()),
             Backend::Cluster(cluster) => {
                 match tokio::time::timeout_at(deadline, cluster.connection()).await {
