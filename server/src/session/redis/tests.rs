@@ -69,6 +69,11 @@ fn cluster_config(cluster: &RedisCluster) -> RedisConfig {
     })
 }
 
+/// Held by the test that asserts `durable_write_unacknowledged` did not move and by the tests
+/// whose durable saves go unacknowledged on purpose (failovers): the counter is global to the
+/// test process, where tests run in parallel.
+static UNACKNOWLEDGED_COUNTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn durable(replicas: u32, timeout_ms: u64) -> Option<DurableSessions> {
     Some(DurableSessions {
         replicas,
@@ -351,6 +356,7 @@ async fn wait_for_replica_link(master: &RedisServer) {
 
 #[tokio::test]
 async fn durable_sessions_are_acknowledged_by_a_replica_before_the_save_returns() {
+    let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
     let (master, replica) = replicated();
     wait_for_replica_link(&master).await;
     let store = RedisStore::open(&RedisConfig {
@@ -444,6 +450,7 @@ async fn a_sentinel_that_does_not_know_the_master_name_is_named() {
 
 #[tokio::test]
 async fn a_session_written_before_a_sentinel_failover_is_read_and_written_after() {
+    let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
     let mut topology = RedisSentinel::start().await.expect("sentinel topology");
     let store = RedisStore::open(&RedisConfig {
         durable: durable(1, 500),
@@ -460,6 +467,7 @@ async fn a_session_written_before_a_sentinel_failover_is_read_and_written_after(
 
 #[tokio::test]
 async fn sessions_written_after_a_graceful_sentinel_failover_go_to_the_new_master() {
+    let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
     // `SENTINEL FAILOVER` gives no error: the old master stays writable until the sentinels
     // demote it (seconds later), and then drops what it took meanwhile. The store must see
     // the switch by itself and write to the new master.
@@ -507,6 +515,7 @@ async fn sessions_written_after_a_graceful_sentinel_failover_go_to_the_new_maste
 
 #[tokio::test]
 async fn a_session_survives_a_sentinel_master_kill() {
+    let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
     let mut topology = RedisSentinel::start().await.expect("sentinel topology");
     let store = RedisStore::open(&RedisConfig {
         durable: durable(1, 500),
@@ -556,6 +565,7 @@ async fn the_refresh_lock_is_shared_by_replicas_on_sentinel() {
 
 #[tokio::test]
 async fn sessions_on_several_slots_survive_a_cluster_master_kill() {
+    let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
     let mut cluster = RedisCluster::start().await.expect("cluster");
     let store = RedisStore::open(&RedisConfig {
         durable: durable(1, 500),
