@@ -364,10 +364,10 @@ async fn durable_sessions_are_acknowledged_by_a_replica_before_the_save_returns(
         ..standalone(master.port())
     })
     .unwrap();
-    let before = errors("durable_write_unacknowledged");
+    // (Not asserted through `durable_write_unacknowledged`: that counter is global to the test
+    // process, and other tests here make unacknowledged writes on purpose in parallel.)
     let id = SessionId::generate();
     store.save(&id, &sample("u"), TTL).await.unwrap();
-    assert_eq!(errors("durable_write_unacknowledged"), before);
     // Acknowledged means the replica has it now, not eventually.
     let on_replica: Option<Vec<u8>> = replica
         .access()
