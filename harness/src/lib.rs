@@ -42,3 +42,17 @@ pub mod sim;
 pub mod stack;
 pub mod upstream;
 pub mod watchdog;
+
+/// A header map as `(name, value)` pairs, values read as UTF-8 (lossy), in the map's order:
+/// how transcripts, the simulation and the upstream record the headers they saw.
+pub(crate) fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}

@@ -97,16 +97,7 @@ fn to_received(request: &Request) -> ReceivedRequest {
         method: request.method.as_str().to_owned(),
         path: request.url.path().to_owned(),
         query: request.url.query().map(str::to_owned),
-        headers: request
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: crate::header_pairs(&request.headers),
         body: String::from_utf8_lossy(&request.body).into_owned(),
     }
 }

@@ -744,16 +744,7 @@ impl<'s> Run<'s> {
             Err(e) => return vec![self.redactor.text(&format!("request to {url} failed: {e}"))],
         };
         let status = response.status().as_u16();
-        let response_headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        let response_headers: Vec<(String, String)> = crate::header_pairs(response.headers());
         let text = response.text().await.unwrap_or_default();
         if let Some(before) = logged_before {
             self.wait_for_gateway_log(before + 1).await;
@@ -1226,16 +1217,7 @@ impl<'s> Run<'s> {
             match request.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let headers: Vec<(String, String)> = resp
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect();
+                    let headers: Vec<(String, String)> = crate::header_pairs(resp.headers());
                     let text = resp.text().await.unwrap_or_default();
                     frames.push((url, status, headers, text));
                 }

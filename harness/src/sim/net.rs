@@ -380,16 +380,7 @@ async fn call(router: &Router, request: http::Request<Vec<u8>>) -> Result<Answer
         .await
         .map_err(|e| format!("connection reset: {e}"))?;
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = crate::header_pairs(response.headers());
     let body = response
         .into_body()
         .collect()
