@@ -222,7 +222,7 @@ impl<'a> Reader<'a> {
         Ok(i64::from_le_bytes(bytes))
     }
 
-    fn len(&mut self) -> Result<usize, StoreError> {
+    fn length(&mut self) -> Result<usize, StoreError> {
         let mut n: usize = 0;
         for shift in (0..28).step_by(7) {
             let b = self.u8()?;
@@ -235,7 +235,7 @@ impl<'a> Reader<'a> {
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
-        let n = self.len()?;
+        let n = self.length()?;
         self.take(n)
     }
 
