@@ -25,8 +25,6 @@
 //! version 1). Either way nothing opens without the id's secret half, and any change to the
 //! stored bytes fails authentication.
 
-use std::io::Read as _;
-
 use data_encoding::BASE64URL_NOPAD;
 
 use super::{SessionData, SessionId, StoreError};
@@ -64,9 +62,12 @@ pub(super) fn seal(id: &SessionId, data: &SessionData) -> Result<Vec<u8>, StoreE
     }
     let deflated = deflate(&body);
     let plain = match deflated {
-        Some(mut d) if d.len() < body.len() => {
-            d.insert(0, DEFLATED);
-            d
+        Some(d) if d.len() + 4 < body.len() => {
+            let mut out = Vec::with_capacity(1 + 4 + d.len());
+            out.push(DEFLATED);
+            put_len(&mut out, body.len());
+            out.extend_from_slice(&d);
+            out
         }
         _ => {
             body.insert(0, 0);
@@ -111,16 +112,42 @@ fn deflate(body: &[u8]) -> Option<Vec<u8>> {
     enc.finish().ok()
 }
 
+thread_local! {
+    /// One inflater per thread, reset for each value: a new one allocates and zeroes its
+    /// ~40 KB window and tables, which cost more than the inflating itself.
+    static INFLATER: std::cell::RefCell<flate2::Decompress> =
+        std::cell::RefCell::new(flate2::Decompress::new(false));
+}
+
+/// Inflates raw DEFLATE `data` that must give exactly `len` bytes.
+fn inflate(data: &[u8], len: usize) -> Result<Vec<u8>, StoreError> {
+    INFLATER.with(|cell| {
+        let mut d = cell.borrow_mut();
+        d.reset(false);
+        let mut out = Vec::with_capacity(len);
+        let status = d
+            .decompress_vec(data, &mut out, flate2::FlushDecompress::Finish)
+            .map_err(|e| corrupt(&format!("inflating: {e}")))?;
+        if status != flate2::Status::StreamEnd || out.len() != len {
+            return Err(corrupt(&format!(
+                "inflating: {} bytes where the header says {len}",
+                out.len()
+            )));
+        }
+        Ok(out)
+    })
+}
+
 fn parse_v2(plain: &[u8]) -> Result<SessionData, StoreError> {
     let (&flags, rest) = plain.split_first().ok_or_else(|| corrupt("empty body"))?;
     let inflated;
     let body = if flags & DEFLATED != 0 {
-        let mut out = Vec::with_capacity(rest.len() * 3);
-        flate2::read::DeflateDecoder::new(rest)
-            .take(MAX_BODY)
-            .read_to_end(&mut out)
-            .map_err(|e| corrupt(&format!("inflating: {e}")))?;
-        inflated = out;
+        let mut r = Reader(rest);
+        let len = r.length()?;
+        if len as u64 > MAX_BODY {
+            return Err(corrupt(&format!("inflated length {len} over {MAX_BODY}")));
+        }
+        inflated = inflate(r.0, len)?;
         inflated.as_slice()
     } else {
         rest
