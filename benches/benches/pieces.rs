@@ -30,19 +30,9 @@ const CLIENT_ID: &str = "agentgateway";
 const CLIENT_SECRET: &str = "agentgateway-client-secret";
 const REDIRECT_URI: &str = "http://127.0.0.1:80/openai";
 
+/// A session like mock-idp's (the tokens' sizes and shapes: what a real login stores).
 fn session() -> SessionData {
-    SessionData {
-        id_token: format!(
-            "eyJhbGciOiJSUzI1NiJ9.{}.{}",
-            "a".repeat(900),
-            "s".repeat(342)
-        ),
-        access_token: "a".repeat(1200),
-        refresh_token: Some("r".repeat(600)),
-        expires_at: i64::MAX,
-        subject: "f:1234:user1".into(),
-        created_at: 0,
-    }
+    benches::mock_idp_like_session()
 }
 
 /// A provider for the seed's AuthConfig at `idp`.
@@ -193,6 +183,11 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("open", |b| {
         b.iter(|| black_box(extauth::session::open_value(black_box(&id), &sealed)))
+    });
+    // A value written by extauth before the compact layout (JSON inside the seal).
+    let sealed_v1 = extauth::session::seal_v1(&id, &data).expect("seal v1");
+    group.bench_function("open_version_1", |b| {
+        b.iter(|| black_box(extauth::session::open_value(black_box(&id), &sealed_v1)))
     });
     group.finish();
 }

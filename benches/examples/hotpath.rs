@@ -10,7 +10,9 @@
 //! - `decide`: `Flow::decide` with a valid session in the memory store;
 //! - `http`: the HTTP adapter around it (axum's headers to the check, the decision to the
 //!   response, the metrics and the decision log line, written to a sink);
-//! - `grpc`: the same for the ext_authz adapter.
+//! - `grpc`: the same for the ext_authz adapter;
+//! - each with `-uncached` (`decide-uncached`...): the stored session opened in full on every
+//!   check (extauth otherwise reuses what it opened for the same stored bytes and id).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,25 +41,23 @@ fn flow() -> Flow {
     build_flow(&loaded, StoreChoice::Memory, Arc::new(SystemClock)).expect("flow builds")
 }
 
-/// Tokens of the sizes mock-idp issues (a session of ~2.6 KB of tokens).
+/// A session like mock-idp's (the tokens' sizes and shapes: what a real login stores).
 fn session() -> SessionData {
-    SessionData {
-        id_token: format!(
-            "eyJhbGciOiJSUzI1NiJ9.{}.{}",
-            "a".repeat(900),
-            "s".repeat(342)
-        ),
-        access_token: "a".repeat(1200),
-        refresh_token: Some("r".repeat(600)),
-        expires_at: i64::MAX,
-        subject: "f:1234:user1".into(),
-        created_at: 0,
-    }
+    benches::mock_idp_like_session()
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "decide".into());
+    // `decide-uncached` (and `http-uncached`, `grpc-uncached`): every read opens the stored
+    // value in full, as for the first check of a session in a process.
+    let what = match what.strip_suffix("-uncached") {
+        Some(base) => {
+            extauth::session::set_open_cache(false);
+            base.to_owned()
+        }
+        None => what,
+    };
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     // The decision log line goes where extauth writes it, minus the terminal: a sink.
     let _log = tracing::subscriber::set_default(extauth::cli::log_subscriber(

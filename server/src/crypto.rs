@@ -3,7 +3,7 @@
 //!
 //! AES-256-GCM with a random 96-bit nonce per message, prepended to the ciphertext.
 
-use aes_gcm::aead::{Aead as _, KeyInit as _};
+use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use std::sync::LazyLock;
 
@@ -88,13 +88,38 @@ pub fn seal(key: &Key, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
 
 /// Decrypts what [`seal`] produced with the same key.
 pub fn open(key: &Key, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    open_with_aad(key, sealed, b"")
+}
+
+/// [`seal`], with `aad` authenticated but not encrypted (nor included in the output): the
+/// same `aad` must be given to [`open_with_aad`]. `out` receives `nonce || ciphertext`.
+pub fn seal_with_aad(
+    key: &Key,
+    plain: &[u8],
+    aad: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CryptoError> {
+    let cipher = Aes256Gcm::new((&key.0).into());
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    out.extend_from_slice(&nonce);
+    out.extend(
+        cipher
+            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
+            .map_err(|_| CryptoError::Seal)?,
+    );
+    Ok(())
+}
+
+/// Decrypts what [`seal_with_aad`] produced with the same key and `aad`.
+pub fn open_with_aad(key: &Key, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
     if sealed.len() < NONCE_LEN + 16 {
         return Err(CryptoError::TooShort);
     }
     let (nonce, ct) = sealed.split_at(NONCE_LEN);
     let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::TooShort)?;
     Aes256Gcm::new((&key.0).into())
-        .decrypt(&Nonce::from(nonce), ct)
+        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
         .map_err(|_| CryptoError::Unauthentic)
 }
 

@@ -76,6 +76,13 @@ impl SessionId {
     pub(crate) fn secret_part(&self) -> &[u8] {
         &self.bytes[SESSION_ID_BYTES / 2..]
     }
+
+    /// The lookup half of the id (what the storage key encodes).
+    pub(crate) fn lookup_part(&self) -> &[u8; SESSION_ID_BYTES / 2] {
+        self.bytes
+            .first_chunk()
+            .unwrap_or_else(|| unreachable!("an id is 64 bytes"))
+    }
 }
 
 impl fmt::Debug for SessionId {

@@ -2,12 +2,12 @@
 //! injected clock.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{SessionData, SessionId, SessionStore, StoreError, decode, encode};
+use super::{SessionData, SessionId, SessionStore, StoreError, decode, encode, forget};
 use crate::clock::SharedClock;
 
 /// Sweep expired entries every this many writes, so the map cannot grow without bound.
@@ -22,7 +22,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    entries: HashMap<String, (Vec<u8>, i64)>,
+    entries: HashMap<String, (Arc<[u8]>, i64)>,
     writes: usize,
     /// [`index`]: session lookup keys by index key, with the set's expiry.
     sets: HashMap<String, (std::collections::HashSet<String>, i64)>,
@@ -71,7 +71,7 @@ impl SessionStore for MemoryStore {
         let bytes = {
             let inner = self.lock();
             match inner.entries.get(&id.storage_key("")) {
-                Some((bytes, exp)) if *exp > now => bytes.clone(),
+                Some((bytes, exp)) if *exp > now => Arc::clone(bytes),
                 _ => return Ok(None),
             }
         };
@@ -92,12 +92,15 @@ impl SessionStore for MemoryStore {
         if inner.writes.is_multiple_of(SWEEP_EVERY) {
             inner.entries.retain(|_, (_, e)| *e > now);
         }
-        inner.entries.insert(id.storage_key(""), (bytes, exp));
+        inner
+            .entries
+            .insert(id.storage_key(""), (bytes.into(), exp));
         Ok(())
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.lock().entries.remove(&id.storage_key(""));
+        forget(id);
         Ok(())
     }
 

@@ -4,9 +4,11 @@
 //! it. A store never decides what an error means for the request: the flow does
 //! (`failOnFetchFailure`), and no store method deletes anything on a read error.
 
+mod codec;
 pub mod id;
 pub mod index;
 pub mod memory;
+mod opened;
 pub mod redis;
 
 use std::fmt;
@@ -101,31 +103,45 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     }
 }
 
-/// Session data at rest: `nonce (12 bytes) || AES-256-GCM(json)`, the key derived with
-/// HKDF-SHA256 from the secret half of the session id (which the store never sees).
+/// Session data at rest, as the stores write it: [`codec`]'s version 2 (compact, sealed with
+/// AES-256-GCM under a key derived with HKDF-SHA256 from the secret half of the session id,
+/// which the store never sees). The pair is remembered in [`opened`].
 fn encode(id: &SessionId, data: &SessionData) -> Result<Vec<u8>, StoreError> {
-    let plain = serde_json::to_vec(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    crate::crypto::seal(&crate::crypto::session_key(id), &plain)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    let sealed = codec::seal(id, data)?;
+    opened::put(id, &sealed, data);
+    Ok(sealed)
 }
 
+/// Opens a stored value (either version), through [`opened`].
 fn decode(id: &SessionId, bytes: &[u8]) -> Result<SessionData, StoreError> {
-    let plain = crate::crypto::open(&crate::crypto::session_key(id), bytes)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+    if let Some(data) = opened::get(id, bytes) {
+        return Ok(data);
+    }
+    let data = codec::open(id, bytes)?;
+    opened::put(id, bytes, &data);
+    Ok(data)
+}
+
+/// A session deleted: its opened data is not kept.
+fn forget(id: &SessionId) {
+    opened::forget(id);
 }
 
 /// The value a key-value store keeps for `data` under `id` (at the key
 /// [`SessionId::storage_key`]), exactly as the stores write it: for tools that write many
 /// sessions at once without a store, such as the load generator's pre-created sessions.
 pub fn sealed_value(id: &SessionId, data: &SessionData) -> Result<Vec<u8>, StoreError> {
-    encode(id, data)
+    codec::seal(id, data)
 }
 
-/// Opens a value written by a store (or [`sealed_value`]) with the id it belongs to.
+/// Opens a value written by a store (or [`sealed_value`], or an older extauth) with the id it
+/// belongs to: always in full, never from [`opened`].
 pub fn open_value(id: &SessionId, bytes: &[u8]) -> Result<SessionData, StoreError> {
-    decode(id, bytes)
+    codec::open(id, bytes)
 }
+
+pub use codec::seal_v1;
+pub use opened::{CAPACITY as OPEN_CACHE_CAPACITY, set_enabled as set_open_cache};
 
 #[cfg(test)]
 pub(crate) mod tests;

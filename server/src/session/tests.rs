@@ -235,3 +235,83 @@ async fn a_value_sealed_outside_a_store_is_loaded_by_the_store() {
         Err(StoreError::Corrupt(_))
     ));
 }
+
+async fn redis_set(redis: &RedisProcess, key: &str, value: &[u8]) {
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("EX")
+        .arg(60)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_session_written_by_an_older_extauth_is_still_read() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::new(&redis.url(), "old:").unwrap();
+    let id = SessionId::generate();
+    let data = sample("from-v1");
+    redis_set(
+        &redis,
+        &id.storage_key("old:"),
+        &super::seal_v1(&id, &data).unwrap(),
+    )
+    .await;
+    assert_eq!(store.load(&id).await.unwrap(), Some(data));
+}
+
+#[tokio::test]
+async fn a_value_changed_in_the_store_is_opened_anew_not_served_from_memory() {
+    let redis = RedisProcess::start().expect("this test needs redis-server");
+    let store = RedisStore::new(&redis.url(), "chg:").unwrap();
+    let id = SessionId::generate();
+    store
+        .save(&id, &sample("before"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), Some(sample("before")));
+    assert!(super::opened::contains(&id));
+    // Another replica refreshed the session: the new value is read.
+    let key = id.storage_key("chg:");
+    redis_set(
+        &redis,
+        &key,
+        &super::sealed_value(&id, &sample("after")).unwrap(),
+    )
+    .await;
+    assert_eq!(store.load(&id).await.unwrap(), Some(sample("after")));
+    // The value was tampered with: it fails authentication, whatever was opened before.
+    let mut tampered = super::sealed_value(&id, &sample("after")).unwrap();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    redis_set(&redis, &key, &tampered).await;
+    assert!(matches!(store.load(&id).await, Err(StoreError::Corrupt(_))));
+    // Deleted elsewhere: gone.
+    let client = ::redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    ::redis::cmd("DEL")
+        .arg(&key)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_deleted_session_is_not_kept_opened() {
+    let store = MemoryStore::new(Arc::new(ManualClock::new(1_700_000_000)));
+    let id = SessionId::generate();
+    store
+        .save(&id, &sample("gone"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id).await.unwrap(), Some(sample("gone")));
+    assert!(super::opened::contains(&id));
+    store.delete(&id).await.unwrap();
+    assert!(!super::opened::contains(&id));
+    assert_eq!(store.load(&id).await.unwrap(), None);
+}

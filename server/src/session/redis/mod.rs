@@ -572,6 +572,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        super::forget(id);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(id.storage_key(&self.prefix));
         self.call::<()>("delete", Request::Cmd(&cmd)).await
