@@ -36,6 +36,14 @@ pub struct StateClaims {
     pub state: String,
     /// Random login id (base64url of 16 bytes).
     pub lid: String,
+    /// How many times this login was started again after the IdP refused its code (a
+    /// retried callback whose code was already spent); absent when 0. Bounds the restarts.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 /// A freshly issued state and what goes with it.
@@ -122,6 +130,16 @@ impl StateCodec {
 
     /// Issues a state for `original_url` at time `now`.
     pub fn issue(&self, original_url: &str, now: i64) -> Result<IssuedState, StateError> {
+        self.issue_restart(original_url, now, 0)
+    }
+
+    /// Issues a state for a login started again for the `restarts`-th time.
+    pub fn issue_restart(
+        &self,
+        original_url: &str,
+        now: i64,
+        restarts: u8,
+    ) -> Result<IssuedState, StateError> {
         let mut lid = [0u8; 16];
         crate::random::fill(&mut lid);
         let lid = URL_SAFE_NO_PAD.encode(lid);
@@ -131,6 +149,7 @@ impl StateCodec {
             nbf: now,
             state: original_url.to_owned(),
             lid,
+            restarts,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| StateError::Invalid)?;

@@ -6,7 +6,9 @@
 //!    (`username`/`password`) or oidc-provider's (`login`/`password`), and `POST` it;
 //! 3. follow the IdP's redirects (confirming oidc-provider's consent page once) until one
 //!    leaves the IdP: the `redirect_uri` carrying `code` and `state`;
-//! 4. `GET` that callback through the gateway, capture its `Set-Cookie`s and 302 `location`;
+//! 4. `GET` that callback through the gateway, capture its `Set-Cookie`s and 302 `location`
+//!    (when the gateway starts the login again instead, because the IdP refused the code as
+//!    spent, follow it once through the IdP, whose session answers at once, to a new callback);
 //! 5. `GET` the location with the cookies and record the final status and text.
 //!
 //! The gateway requests use a client with no jar, so the cookies sent are exactly the ones
@@ -148,14 +150,29 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
         });
     }
 
-    // 4. The callback at the gateway.
+    // 4. The callback at the gateway. When it starts the login again (the IdP refused the
+    // code as spent, e.g. after the gateway retried the callback on another replica), the
+    // IdP's session sends the browser straight back with a new code: follow that, once.
     let step = "GET the callback at the gateway";
-    let answer = gateway
-        .get(callback.clone())
-        .send()
-        .await
-        .map_err(|source| LoginError::Http { step, source })?;
-    hops.push(format!("GET {callback} -> {}", answer.status().as_u16()));
+    let mut callback = callback;
+    let mut restarted = false;
+    let answer = loop {
+        let answer = gateway
+            .get(callback.clone())
+            .send()
+            .await
+            .map_err(|source| LoginError::Http { step, source })?;
+        hops.push(format!("GET {callback} -> {}", answer.status().as_u16()));
+        if !restarted && answer.status().is_redirection() {
+            let next = location(step, &answer, &callback)?;
+            if next.origin() == idp_origin {
+                restarted = true;
+                callback = back_from_idp(&idp, next, &idp_origin, &mut hops).await?;
+                continue;
+            }
+        }
+        break answer;
+    };
     if super::is_rejection(answer.status().as_u16()) {
         let status = answer.status().as_u16();
         let cookie_names: Vec<String> = set_cookies(&answer).into_iter().map(|c| c.name).collect();
@@ -215,6 +232,39 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
 
 /// Bound on the redirects followed at the IdP.
 const MAX_HOPS: usize = 12;
+
+/// A login started again by the gateway: GETs `url` at the IdP, following its redirects
+/// (its session cookie in the jar), to the first one that leaves the IdP, the new callback.
+async fn back_from_idp(
+    idp: &Client,
+    mut url: Url,
+    idp_origin: &url::Origin,
+    hops: &mut Vec<String>,
+) -> Result<Url, LoginError> {
+    let step = "follow the login started again back through the IdP";
+    for _ in 0..MAX_HOPS {
+        let response = idp
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|source| LoginError::Http { step, source })?;
+        let status = response.status();
+        hops.push(format!("GET {url} -> {}", status.as_u16()));
+        if !status.is_redirection() {
+            let html = response.text().await.unwrap_or_default();
+            return Err(classify_page(step, status, &html));
+        }
+        let next = location(step, &response, &url)?;
+        if next.origin() != *idp_origin {
+            return Ok(next);
+        }
+        url = next;
+    }
+    Err(LoginError::Unexpected {
+        step,
+        detail: format!("more than {MAX_HOPS} redirects at the IdP"),
+    })
+}
 
 /// GETs `url`, following redirects (IdP cookies kept), until a page; its URL and text.
 async fn follow_to_page(

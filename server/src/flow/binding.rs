@@ -41,7 +41,22 @@ pub fn contains(pending: &[String], binding: &str) -> bool {
 
 /// `Set-Cookie` adding `binding` to what the browser has, dropping the oldest beyond the cap.
 pub fn add(config: &OidcConfig, check: &CheckRequest, binding: &str) -> String {
-    let mut pending = presented(config, check).unwrap_or_default();
+    let pending = presented(config, check).unwrap_or_default();
+    with(config, pending, binding)
+}
+
+/// `Set-Cookie` for a login started again: `used` leaves the browser's pending bindings,
+/// `binding` (the new login's) joins them.
+pub fn replace(config: &OidcConfig, pending: &[String], used: &str, binding: &str) -> String {
+    let rest = pending
+        .iter()
+        .filter(|p| !bool::from(p.as_bytes().ct_eq(used.as_bytes())))
+        .cloned()
+        .collect();
+    with(config, rest, binding)
+}
+
+fn with(config: &OidcConfig, mut pending: Vec<String>, binding: &str) -> String {
     pending.retain(|p| p != binding);
     pending.push(binding.to_owned());
     let keep = config.max_pending_logins;

@@ -9,6 +9,7 @@ use super::{
     login, metadata, return_url,
 };
 use crate::config::OidcConfig;
+use crate::oidc::OidcError;
 use crate::session::{SessionData, SessionId};
 use crate::state::{MAX_STATE_LEN, StateError};
 
@@ -147,7 +148,7 @@ pub async fn handle(
     }
     // 2. the code.
     let redirect_uri = login::redirect_uri(cfg, &check.path);
-    let tokens = route
+    let exchanged = route
         .provider
         .exchange_code(
             &code,
@@ -156,8 +157,34 @@ pub async fn handle(
             (redirect_uri != cfg.redirect_uri).then_some(redirect_uri.as_str()),
             &metadata::mapped_params(cfg, check, metadata::Request::Token),
         )
-        .await
-        .map_err(FlowError::Idp)?;
+        .await;
+    let tokens = match exchanged {
+        Ok(tokens) => tokens,
+        // A code the IdP refuses as `invalid_grant` is most often one already spent: the
+        // gateway retried this callback on another replica after the first died between
+        // the exchange and its answer. Nothing was set in the browser yet, so the login is
+        // started again, once (the restarted login's own refusal is final).
+        Err(OidcError::CodeRejected { error, .. })
+            if error == "invalid_grant" && verified.claims.restarts == 0 =>
+        {
+            tracing::warn!(
+                config = %cfg.id,
+                "the identity provider refused the authorization code (invalid_grant: already used or expired); starting the login again once"
+            );
+            crate::metrics::record_error_kind("login_restarted");
+            return login::restart(
+                flow,
+                route,
+                check,
+                &verified.claims.state,
+                1,
+                pending.as_deref(),
+                &expected,
+            )
+            .await;
+        }
+        Err(e) => return Err(FlowError::Idp(e)),
+    };
     // 3. a new session.
     let expires_at = tokens.expires_at();
     let data = SessionData {

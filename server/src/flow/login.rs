@@ -75,13 +75,60 @@ pub async fn redirect(
     route: &Route,
     check: &CheckRequest,
 ) -> Result<Decision, FlowError> {
-    let discovered = route.provider.discovered().await.map_err(FlowError::Idp)?;
     let cfg = &route.config;
     let original =
         return_url::safe_return_url(&cfg.app_origin, &cfg.app_url, &check.original_url());
+    let (mut deny, lid) = authorization_redirect(flow, route, check, &original, 0).await?;
+    if is_navigation(check) {
+        let b = flow.state().binding(&lid);
+        deny = deny.with_header(SET_COOKIE, binding::add(cfg, check, &b));
+    }
+    Ok(Decision::Deny(deny))
+}
+
+/// The redirect that starts a login again from its callback, when the IdP refused the code
+/// (`invalid_grant`: a code already spent, typically by a callback that reached another
+/// replica first and was retried by the gateway when that replica died). The browser still
+/// has its IdP session, so the IdP sends it straight back with a new code. `restarts` is the
+/// new login's count (the callback refuses a code for good once it is above zero); `pending`
+/// and `used` are the browser's login bindings and the spent login's, which leaves them.
+pub async fn restart(
+    flow: &Flow,
+    route: &Route,
+    check: &CheckRequest,
+    original: &str,
+    restarts: u8,
+    pending: Option<&[String]>,
+    used: &str,
+) -> Result<Decision, FlowError> {
+    let cfg = &route.config;
+    let (mut deny, lid) = authorization_redirect(flow, route, check, original, restarts).await?;
+    let b = flow.state().binding(&lid);
+    match pending {
+        Some(pending) => {
+            deny = deny.with_header(SET_COOKIE, binding::replace(cfg, pending, used, &b))
+        }
+        None if is_navigation(check) => {
+            deny = deny.with_header(SET_COOKIE, binding::add(cfg, check, &b));
+        }
+        None => {}
+    }
+    Ok(Decision::Deny(deny))
+}
+
+/// The 302 to the authorization endpoint for a login returning to `original`, and its `lid`.
+async fn authorization_redirect(
+    flow: &Flow,
+    route: &Route,
+    check: &CheckRequest,
+    original: &str,
+    restarts: u8,
+) -> Result<(Deny, String), FlowError> {
+    let discovered = route.provider.discovered().await.map_err(FlowError::Idp)?;
+    let cfg = &route.config;
     let issued = flow
         .state()
-        .issue(&original, flow.now())
+        .issue_restart(original, flow.now(), restarts)
         .map_err(FlowError::State)?;
     let redirect_uri = redirect_uri(cfg, &check.path);
     // `autoMapFromMetadata` wins over the configured parameters of the same name.
@@ -108,12 +155,8 @@ pub async fn redirect(
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
-    let mut deny = Deny::redirect(with_query(&discovered.authorization_endpoint, &query));
-    if is_navigation(check) {
-        let b = flow.state().binding(&issued.lid);
-        deny = deny.with_header(SET_COOKIE, binding::add(cfg, check, &b));
-    }
-    Ok(Decision::Deny(deny))
+    let deny = Deny::redirect(with_query(&discovered.authorization_endpoint, &query));
+    Ok((deny, issued.lid))
 }
 
 /// `endpoint` with `query` appended (after its own query, if it has one).

@@ -327,8 +327,11 @@ async fn an_expired_state_restarts_the_login() {
     assert_eq!(header(&d, "location"), ["http://172.18.0.4:80/"]);
 }
 
+/// A refused code (`invalid_grant`) starts the login again once: the browser still has its
+/// IdP session, and the usual cause is a callback the gateway retried on another replica
+/// after the first spent the code and died. The restarted login's refusal is final.
 #[tokio::test]
-async fn a_rejected_code_is_401_and_sets_no_cookie() {
+async fn a_rejected_code_restarts_the_login_once_then_is_401() {
     let f = fixture().await;
     Mock::given(method("POST"))
         .and(path("/realms/master/protocol/openid-connect/token"))
@@ -337,22 +340,57 @@ async fn a_rejected_code_is_401_and_sets_no_cookie() {
         ))
         .mount(&f._idp)
         .await;
-    let state = f
+    let callback = |state: &str| {
+        CheckRequest::new(
+            "GET",
+            "http",
+            "172.18.0.4",
+            &format!("/openai?code=c&state={state}"),
+        )
+        .with_header("accept", "text/html")
+    };
+    let first = f
         .flow
         .state()
-        .issue("http://172.18.0.4/openai", NOW)
-        .unwrap()
-        .token;
+        .issue("http://172.18.0.4/openai?x=1", NOW)
+        .unwrap();
+    let used = f.flow.state().binding(&first.lid);
     let d = deny(
         f.flow
-            .decide(&CheckRequest::new(
-                "GET",
-                "http",
-                "172.18.0.4",
-                &format!("/openai?code=c&state={state}"),
-            ))
+            .decide(
+                &callback(&first.token)
+                    .with_header("cookie", &format!("keycloak-session-login=other.{used}")),
+            )
             .await,
     );
+    assert_eq!(d.status, StatusCode::FOUND, "{}", d.body);
+    let location = url::Url::parse(header(&d, "location")[0]).unwrap();
+    assert_eq!(
+        location.path(),
+        "/realms/master/protocol/openid-connect/auth"
+    );
+    let state = location
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let restarted = f.flow.state().verify(&state, NOW).unwrap();
+    assert_eq!(restarted.claims.restarts, 1);
+    assert_eq!(restarted.claims.state, "http://172.18.0.4/openai?x=1");
+    assert_ne!(restarted.claims.lid, first.lid);
+    // The spent login's binding leaves the login cookie, the new one joins it; no session.
+    let new_binding = f.flow.state().binding(&restarted.claims.lid);
+    let cookies = header(&d, "set-cookie");
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(
+        cookies[0].starts_with(&format!("keycloak-session-login=other.{new_binding};")),
+        "{}",
+        cookies[0]
+    );
+
+    // The restarted login's code refused again: final.
+    let d = deny(f.flow.decide(&callback(&state)).await);
     assert_eq!(d.status, StatusCode::UNAUTHORIZED, "{}", d.body);
     assert_eq!(
         d.body,

@@ -140,7 +140,14 @@ async fn a_forged_code_and_the_idps_description_of_it_are_not_repeated() {
             })))
             .mount(&f._idp)
             .await;
-        let state = state_for(&f);
+        // A login already started again once: its refused code is final (a first refusal
+        // restarts the login, with nothing in the answer but a 302 to the IdP).
+        let state = f
+            .flow
+            .state()
+            .issue_restart("http://172.18.0.4/openai", NOW, 1)
+            .unwrap()
+            .token;
         let check = CheckRequest::new(
             "GET",
             "http",
