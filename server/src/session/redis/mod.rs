@@ -213,6 +213,10 @@ impl RedisStore {
     /// The store `config` describes. Does not connect yet (see
     /// [`SessionStore::check_at_start`]); must be called inside a Tokio runtime.
     pub fn open(config: &RedisConfig) -> Result<Self, StoreError> {
+        Self::open_with(config, true)
+    }
+
+    fn open_with(config: &RedisConfig, watch: bool) -> Result<Self, StoreError> {
         let (tls, auth, db) = (config.tls.as_ref(), &config.auth, config.db);
         let pool_size = config.pool_size as usize;
         let prefix = config.key_prefix.clone();
@@ -279,8 +283,17 @@ impl RedisStore {
             },
         };
         store.durable = config.durable;
-        store.watch_sentinels();
+        if watch {
+            store.watch_sentinels();
+        }
         Ok(store)
+    }
+
+    /// [`RedisStore::open`] without the Sentinel watch task: a store that learns of a switch
+    /// only from errors and from the sentinels it asks itself (tests of those paths).
+    #[cfg(test)]
+    pub(super) fn open_unwatched(config: &RedisConfig) -> Result<Self, StoreError> {
+        Self::open_with(config, false)
     }
 
     /// On Sentinel, a task that asks the sentinels every [`sentinel::WATCH_INTERVAL`]
@@ -527,7 +540,23 @@ impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(id.storage_key(&self.prefix));
-        let bytes: Option<Vec<u8>> = self.call("load", Request::Cmd(&cmd)).await?;
+        let started = Instant::now();
+        let switches = match &*self.backend {
+            Backend::Sentinel(sentinel) => Some(sentinel.switches()),
+            _ => None,
+        };
+        let mut bytes: Option<Vec<u8>> = self.call("load", Request::Cmd(&cmd)).await?;
+        // On Sentinel, a miss may be a read from a master the others already left: confirmed
+        // with the sentinels, and read again on the new master when it moved (`sentinel`).
+        if bytes.is_none()
+            && let (Backend::Sentinel(sentinel), Some(switches)) = (&*self.backend, switches)
+            && sentinel
+                .moved_since(started, switches, Instant::now() + self.timeout)
+                .await
+        {
+            crate::metrics::record_error_kind("redis_miss_after_switch_retried");
+            bytes = self.call("load", Request::Cmd(&cmd)).await?;
+        }
         bytes.map(|b| decode(id, &b)).transpose()
     }
 

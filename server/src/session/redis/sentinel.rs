@@ -14,7 +14,15 @@
 //! then drops what was written to it meanwhile (its full sync from the new master). So the
 //! sentinels are also asked every [`WATCH_INTERVAL`] ([`Sentinel::check_master`]): when they
 //! name another master than the one in use, it is dropped and the next call resolves again.
+//!
+//! Between a switch and this process's next check, another replica may already write new
+//! sessions to the new master while this one still reads the old: a session that exists
+//! would be missed (a 302 to log in). So a read that finds nothing is confirmed first
+//! ([`Sentinel::moved_since`]): by a check of the sentinels that started after the read
+//! (shared by the misses that wait for it, at most one per [`MISS_CHECK_SPACING`]); when the
+//! master moved, the read is made again on the new one.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +37,11 @@ use crate::session::StoreError;
 
 /// How often the sentinels are asked whether the master moved (besides after an error).
 pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The least time between two checks of the sentinels made to confirm a read that found
+/// nothing (so that a flood of unknown cookies asks the sentinels at most 100 times a
+/// second; a miss waits at most this long, plus one sentinel round trip).
+pub(super) const MISS_CHECK_SPACING: Duration = Duration::from_millis(10);
 
 /// A resolved master and its connections.
 pub(super) struct Master {
@@ -50,6 +63,10 @@ pub(super) struct Sentinel {
     current: Mutex<Option<Arc<Master>>>,
     /// One resolution at a time: the others wait for its outcome.
     resolving: tokio::sync::Mutex<()>,
+    /// How many times a master in use was dropped (a switch, or a failure).
+    switches: AtomicU64,
+    /// When the last check confirming a miss started; one such check at a time.
+    miss_check: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// Why no master could be had: every sentinel's and the named node's reason.
@@ -88,6 +105,8 @@ impl Sentinel {
             timeout: config.command_timeout,
             current: Mutex::new(None),
             resolving: tokio::sync::Mutex::new(()),
+            switches: AtomicU64::new(0),
+            miss_check: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -144,7 +163,45 @@ impl Sentinel {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, master)) {
             *current = None;
+            self.switches.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// How many times a master in use was dropped so far (see [`Sentinel::moved_since`]).
+    pub(super) fn switches(&self) -> u64 {
+        self.switches.load(Ordering::SeqCst)
+    }
+
+    /// Whether the master in use may have changed since a read that started at `started`,
+    /// when [`Sentinel::switches`] was `switches`, and found nothing: yes when it was dropped
+    /// since; otherwise the sentinels are asked, by a check that starts after the read
+    /// (one at a time, [`MISS_CHECK_SPACING`] apart; a check already started after the read
+    /// answers for it). No sentinel answering: no (the miss stands).
+    pub(super) async fn moved_since(
+        &self,
+        started: Instant,
+        switches: u64,
+        deadline: Instant,
+    ) -> bool {
+        if self.switches() != switches {
+            return true;
+        }
+        let mut last = self.miss_check.lock().await;
+        if self.switches() != switches {
+            return true;
+        }
+        if let Some(at) = *last {
+            if at >= started {
+                // That check began after this read and saw no switch (or the count moved).
+                return false;
+            }
+            let next = at + MISS_CHECK_SPACING;
+            if next > Instant::now() {
+                tokio::time::sleep_until(next.min(deadline)).await;
+            }
+        }
+        *last = Some(Instant::now());
+        self.check_master(deadline).await || self.switches() != switches
     }
 
     /// Asks the sentinels which node is the master; when they name another one than the

@@ -513,6 +513,39 @@ async fn sessions_written_after_a_graceful_sentinel_failover_go_to_the_new_maste
     }
 }
 
+/// After a graceful failover, a replica that has not noticed the switch yet reads the old
+/// master, which lacks the sessions the other replicas already write to the new one: its
+/// miss is confirmed with the sentinels and the read made again on the new master.
+#[tokio::test]
+async fn a_miss_on_the_old_master_after_a_failover_is_read_again_on_the_new_one() {
+    let mut topology = RedisSentinel::start().await.expect("sentinel topology");
+    topology.wait_healthy().await.expect("a settled topology");
+    // Without the watch task: this store learns of the switch only from its misses.
+    let behind = RedisStore::open_unwatched(&sentinel_config(&topology)).unwrap();
+    round_trip(&behind).await;
+    let old = topology.master().await.unwrap();
+    topology.failover().await.expect("failover");
+    let new = topology.master().await.unwrap();
+    assert_ne!(old, new);
+    // Another replica, opened now, writes a new session to the new master only.
+    let ahead = RedisStore::open(&sentinel_config(&topology)).unwrap();
+    let id = SessionId::generate();
+    ahead.save(&id, &sample("u"), TTL).await.expect("save");
+    let on_old: Option<Vec<u8>> = topology
+        .access()
+        .query(old, redis::cmd("GET").arg(id.storage_key("t:")))
+        .await
+        .unwrap();
+    assert!(
+        on_old.is_none(),
+        "the old master has the new session already"
+    );
+    let found = behind.load(&id).await.expect("load");
+    assert_eq!(found, Some(sample("u")));
+    // A session that exists nowhere is still a miss (the confirmation finds no switch).
+    assert_eq!(behind.load(&SessionId::generate()).await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn a_session_survives_a_sentinel_master_kill() {
     let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
