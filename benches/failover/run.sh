@@ -3,6 +3,7 @@
 # replicas for each fault, with and without --durable-sessions, RUNS times each.
 # Usage: RUNS=2 OUT=target/failover bash benches/failover/run.sh [PROFILE]
 # PROFILE: debug (default) or release: the harness and extauth binaries of that build.
+# ONLY="sentinel-failover extauth-kill" runs only the named configurations.
 set -euo pipefail
 profile="${1:-debug}"
 bin="${CARGO_TARGET_DIR:?set CARGO_TARGET_DIR}/$profile"
@@ -20,6 +21,9 @@ configs=(
 for run in $(seq 1 "$runs"); do
   for config in "${configs[@]}"; do
     IFS='|' read -r name redis faults <<<"$config"
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+      continue
+    fi
     for durable in plain durable; do
       flag=""
       [ "$durable" = durable ] && flag="--durable-sessions"

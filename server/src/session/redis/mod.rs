@@ -54,6 +54,23 @@ use crate::config::{DurableSessions, RedisAddress, RedisConfig, RedisTopology};
 /// the master moved.
 const SENTINEL_POLL: Duration = Duration::from_millis(100);
 
+/// How long the sentinels may take to name a promoted replica (their `INFO` period during a
+/// failover is one second): an unacknowledged durable save on a master that lost its
+/// replicas asks them at least this long.
+const FAILOVER_ANNOUNCE: Duration = Duration::from_secs(2);
+
+/// After an unacknowledged durable save asked the sentinels for [`FAILOVER_ANNOUNCE`] and
+/// found no switch (a replica down, not promoted), how long later saves only ask for the
+/// `WAIT` timeout.
+const REPLICA_DOWN_QUIET: Duration = Duration::from_secs(30);
+
+/// `connected_slaves:N` of an `INFO replication` answer.
+fn connected_replicas(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// The default bound of every call (`options.commandTimeout`).
 pub const DEFAULT_TIMEOUT: Duration = crate::config::compile::redis::DEFAULT_COMMAND_TIMEOUT;
 
@@ -323,6 +340,53 @@ impl RedisStore {
         });
     }
 
+    /// On Sentinel, how many times the master in use was dropped so far.
+    fn sentinel_switches(&self) -> Option<u64> {
+        match &*self.backend {
+            Backend::Sentinel(sentinel) => Some(sentinel.switches()),
+            _ => None,
+        }
+    }
+
+    /// On Sentinel, after a durable save that too few replicas acknowledged (`switches`:
+    /// [`RedisStore::sentinel_switches`] before it): whether the master moved, so that the
+    /// save must be made again. The sentinels are asked for the `WAIT` timeout; when the
+    /// master has fewer connected replicas than asked (its replica may just have been
+    /// promoted: the sentinels announce that up to a second or two later), for at least
+    /// [`FAILOVER_ANNOUNCE`], unless such a long wait found no switch in the last
+    /// [`REPLICA_DOWN_QUIET`] (a replica that is simply down costs each save no more than
+    /// twice the timeout). Elsewhere: no.
+    async fn master_moved_after_unacknowledged(
+        &self,
+        durable: &DurableSessions,
+        switches: Option<u64>,
+    ) -> bool {
+        let Backend::Sentinel(sentinel) = &*self.backend else {
+            return false;
+        };
+        if switches.is_some_and(|n| n != sentinel.switches()) {
+            return true;
+        }
+        let mut wait = durable.timeout;
+        let long = wait < FAILOVER_ANNOUNCE && !sentinel.replica_down_recently() && {
+            let mut info = redis::cmd("INFO");
+            info.arg("replication");
+            let text: Result<String, _> = self.call("save", Request::Cmd(&info)).await;
+            text.ok()
+                .and_then(|t| connected_replicas(&t))
+                .is_some_and(|n| n < durable.replicas)
+        };
+        if long {
+            wait = FAILOVER_ANNOUNCE;
+        }
+        let moved = self.master_moved_within(wait).await
+            || switches.is_some_and(|n| n != sentinel.switches());
+        if long && !moved {
+            sentinel.mark_replica_down();
+        }
+        moved
+    }
+
     /// On Sentinel, whether the sentinels name another master than the one in use within
     /// `wait` (asked every 100 ms; a moved master is dropped: the next call goes to the new
     /// one). Elsewhere: no.
@@ -541,10 +605,7 @@ impl SessionStore for RedisStore {
         let mut cmd = redis::cmd("GET");
         cmd.arg(id.storage_key(&self.prefix));
         let started = Instant::now();
-        let switches = match &*self.backend {
-            Backend::Sentinel(sentinel) => Some(sentinel.switches()),
-            _ => None,
-        };
+        let switches = self.sentinel_switches();
         let mut bytes: Option<Vec<u8>> = self.call("load", Request::Cmd(&cmd)).await?;
         // On Sentinel, a miss may be a read from a master the others already left: confirmed
         // with the sentinels, and read again on the new master when it moved (`sentinel`).
@@ -585,12 +646,15 @@ impl SessionStore for RedisStore {
                             .unwrap_or(u64::MAX)
                             .max(1),
                     );
+                let switches = self.sentinel_switches();
                 let (mut acknowledged,): (i64,) = self.call("save", Request::Pipe(&pipe)).await?;
                 // Too few acknowledgements: perhaps the node written to is no longer the
                 // master (its replica was just promoted, and the sentinels announce that up
-                // to a second later): then write again to the new one.
+                // to a second or two later): then write again to the new one.
                 if acknowledged < i64::from(durable.replicas)
-                    && self.master_moved_within(durable.timeout).await
+                    && self
+                        .master_moved_after_unacknowledged(durable, switches)
+                        .await
                 {
                     (acknowledged,) = self.call("save", Request::Pipe(&pipe)).await?;
                 }

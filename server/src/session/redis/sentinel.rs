@@ -67,6 +67,9 @@ pub(super) struct Sentinel {
     switches: AtomicU64,
     /// When the last check confirming a miss started; one such check at a time.
     miss_check: tokio::sync::Mutex<Option<Instant>>,
+    /// Until when a durable save's long wait for a switch is skipped (see
+    /// `RedisStore::master_moved_after_unacknowledged`).
+    replica_down_until: Mutex<Option<Instant>>,
 }
 
 /// Why no master could be had: every sentinel's and the named node's reason.
@@ -107,6 +110,7 @@ impl Sentinel {
             resolving: tokio::sync::Mutex::new(()),
             switches: AtomicU64::new(0),
             miss_check: tokio::sync::Mutex::new(None),
+            replica_down_until: Mutex::new(None),
         })
     }
 
@@ -165,6 +169,22 @@ impl Sentinel {
             *current = None;
             self.switches.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Whether a long wait for a switch found none recently: a replica is down.
+    pub(super) fn replica_down_recently(&self) -> bool {
+        self.replica_down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Remembers, for `REPLICA_DOWN_QUIET`, that a long wait found no switch.
+    pub(super) fn mark_replica_down(&self) {
+        *self
+            .replica_down_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + super::REPLICA_DOWN_QUIET);
     }
 
     /// How many times a master in use was dropped so far (see [`Sentinel::moved_since`]).

@@ -682,3 +682,12 @@ async fn an_unreachable_cluster_fails_the_start_check() {
     assert!(err.contains("no cluster seed node answered"), "{err}");
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
 }
+
+#[test]
+fn connected_replicas_are_read_from_info_replication() {
+    let info =
+        "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port=7001\r\n";
+    assert_eq!(super::connected_replicas(info), Some(2));
+    assert_eq!(super::connected_replicas("role:master\r\n"), None);
+    assert_eq!(super::connected_replicas("connected_slaves:x\r\n"), None);
+}
