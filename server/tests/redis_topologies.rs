@@ -221,6 +221,38 @@ fn extauth_serve_fails_at_start_naming_the_sentinels_that_did_not_answer() {
             "sentinel: {{masterName: mymaster, addresses: [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\"]}}"
         ),
     ];
+    let stderr = serve_fails_at_start(&dir, &options, "without any sentinel");
+    assert!(
+        stderr.contains("session store for agentgateway-system/oauth-authorization-code"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no sentinel named the master \"mymaster\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("127.0.0.1:{a}")), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{b}")), "{stderr}");
+}
+
+#[test]
+fn extauth_serve_fails_at_start_when_no_cluster_seed_node_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (free_port().unwrap(), free_port().unwrap());
+    let options = vec![
+        "topology: cluster".to_owned(),
+        format!("cluster: {{nodes: [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\"]}}"),
+    ];
+    let stderr = serve_fails_at_start(&dir, &options, "without any cluster node");
+    assert!(
+        stderr.contains("session store for agentgateway-system/oauth-authorization-code"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no cluster seed node answered"), "{stderr}");
+}
+
+/// Runs `extauth serve` with the Redis `options`; it must exit by itself (within 20 s, else
+/// the test fails saying it kept running `what`), unsuccessfully: its stderr.
+fn serve_fails_at_start(dir: &tempfile::TempDir, options: &[String], what: &str) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_extauth"))
         .args([
             "serve",
@@ -232,7 +264,7 @@ fn extauth_serve_fails_at_start_naming_the_sentinels_that_did_not_answer() {
             "127.0.0.1:0",
         ])
         .arg("--config")
-        .arg(write_manifest(&dir, &options))
+        .arg(write_manifest(dir, options))
         .env_clear()
         .envs(VARS)
         .stdout(Stdio::null())
@@ -247,21 +279,12 @@ fn extauth_serve_fails_at_start_naming_the_sentinels_that_did_not_answer() {
         if started.elapsed() > Duration::from_secs(20) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("extauth serve kept running without any sentinel");
+            panic!("extauth serve kept running {what}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(!status.success());
-    assert!(
-        stderr.contains("session store for agentgateway-system/oauth-authorization-code"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("no sentinel named the master \"mymaster\""),
-        "{stderr}"
-    );
-    assert!(stderr.contains(&format!("127.0.0.1:{a}")), "{stderr}");
-    assert!(stderr.contains(&format!("127.0.0.1:{b}")), "{stderr}");
+    stderr
 }
