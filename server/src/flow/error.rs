@@ -173,7 +173,8 @@ impl FlowError {
             FlowError::Idp(
                 OidcError::Discovery { .. }
                 | OidcError::IssuerMismatch { .. }
-                | OidcError::TokenEndpoint(_),
+                | OidcError::TokenEndpoint(_)
+                | OidcError::RefreshUnverified { .. },
             ) => Deny::text(
                 status,
                 "The identity provider is unavailable. Try again later.\n",

@@ -736,6 +736,87 @@ async fn idp_mocks(server: &MockServer) {
         .await;
 }
 
+/// Found by `harness sim` (seed 17): the IdP granted a refresh (rotating the refresh
+/// token), but the new ID token was signed with a key its JWKS could not be fetched for at
+/// that moment. The tokens were dropped with the new refresh token, and the next attempt
+/// presented the spent one: `invalid_grant` ended the session. Now the new refresh token is
+/// kept, and the next attempt presents it.
+#[tokio::test]
+async fn a_granted_refresh_whose_keys_are_out_of_reach_keeps_the_new_refresh_token() {
+    let f = fixture().await;
+    f._idp.reset().await;
+    let base = f._idp.uri();
+    let issuer = format!("{base}/realms/master");
+    Mock::given(method("GET"))
+        .and(path("/realms/master/.well-known/openid-configuration"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/protocol/openid-connect/auth"),
+            "token_endpoint": format!("{issuer}/protocol/openid-connect/token"),
+            "jwks_uri": format!("{issuer}/protocol/openid-connect/certs"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })))
+        .mount(&f._idp)
+        .await;
+    // The first JWKS fetch (with discovery) works; the refetch for the new key fails.
+    Mock::given(method("GET"))
+        .and(path("/realms/master/protocol/openid-connect/certs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": []})))
+        .up_to_n_times(1)
+        .mount(&f._idp)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/realms/master/protocol/openid-connect/certs"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&f._idp)
+        .await;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let id_token = format!(
+        "{}.{}.{}",
+        b64(serde_json::json!({"alg": "RS256", "kid": "rotated", "typ": "JWT"})),
+        b64(serde_json::json!({
+            "iss": issuer, "sub": "u", "aud": "agentgateway",
+            "exp": NOW + 300, "iat": NOW,
+        })),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"not-checked")
+    );
+    Mock::given(method("POST"))
+        .and(path("/realms/master/protocol/openid-connect/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": "at-2",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "refresh_token": "rt-2",
+            "id_token": id_token,
+        })))
+        .mount(&f._idp)
+        .await;
+    let id = store_session(
+        &f,
+        &SessionData {
+            expires_at: NOW - 1,
+            ..sample("u")
+        },
+    )
+    .await;
+    // Expired, and the new tokens cannot be checked: 503 (the IdP is unavailable)...
+    let d = deny(f.flow.decide(&with_cookie(post_openai(), &id)).await);
+    assert_eq!(d.status, StatusCode::SERVICE_UNAVAILABLE, "{}", d.body);
+    assert_eq!(
+        d.body,
+        "The identity provider is unavailable. Try again later.\n"
+    );
+    // ...and the session keeps its tokens, with the refresh token the grant returned.
+    let kept = f.flow.routes()[0].store.load(&id).await.unwrap().unwrap();
+    assert_eq!(kept.refresh_token.as_deref(), Some("rt-2"));
+    assert_eq!(kept.id_token, sample("u").id_token);
+    assert_eq!(kept.expires_at, NOW - 1);
+}
+
 #[tokio::test]
 async fn a_transient_refresh_failure_keeps_the_session() {
     let f = fixture().await;

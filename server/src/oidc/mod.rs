@@ -36,7 +36,7 @@ pub const DISCOVERY_TTL: Duration = Duration::from_secs(30 * 60);
 /// Connect timeout for IdP calls.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Whole-request timeout for IdP calls.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Allowed clock skew for `iat` in the future.
 pub const IAT_SKEW_SECS: i64 = 60;
 /// After a JWKS refetch failed, how long until the next may be tried (seconds; Envoy's
@@ -103,6 +103,16 @@ pub enum OidcError {
         /// OAuth error code.
         error: String,
     },
+    /// The IdP granted a refresh, but its new tokens could not be checked for a reason on
+    /// the IdP's side (`source`: its JWKS unreachable while it rotates keys). The tokens are
+    /// not used; the new refresh token is handed back because the one presented is spent.
+    #[error("{source}")]
+    RefreshUnverified {
+        /// The refresh token the grant returned.
+        refresh_token: crate::secret::Secret,
+        /// Why the new tokens could not be checked (an unavailable IdP).
+        source: Box<OidcError>,
+    },
 }
 
 impl OidcError {
@@ -113,6 +123,7 @@ impl OidcError {
             OidcError::Discovery { .. }
                 | OidcError::IssuerMismatch { .. }
                 | OidcError::TokenEndpoint(_)
+                | OidcError::RefreshUnverified { .. }
         )
     }
 }
@@ -427,8 +438,21 @@ impl Provider {
                 }
                 token::TokenCallError::Unavailable(e) => OidcError::TokenEndpoint(e),
             })?;
-        self.tokens(&discovered, &response, None, Some(previous_id_token))
+        match self
+            .tokens(&discovered, &response, None, Some(previous_id_token))
             .await
+        {
+            // Granted but not checkable now: the presented refresh token is spent at the
+            // IdP, so the new one must not be dropped with the unchecked tokens.
+            Err(e) if e.is_unavailable() => match response.refresh_token.clone() {
+                Some(refresh_token) => Err(OidcError::RefreshUnverified {
+                    refresh_token: crate::secret::Secret::new(refresh_token),
+                    source: Box::new(e),
+                }),
+                None => Err(e),
+            },
+            other => other,
+        }
     }
 
     /// Revokes `token` (RFC 7009) when the IdP has a `revocation_endpoint`; best effort.
