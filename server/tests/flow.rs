@@ -127,14 +127,47 @@ async fn seed_flow_over_grpc(store: Store) {
     assert_eq!(claims["iss"], stack.idp.issuer("master"));
     assert_eq!(claims["aud"], "agentgateway");
 
-    // The code is single use: replaying the callback sets no session.
+    // The code is single use: replaying the callback sets no session. The IdP refuses the
+    // spent code, and extauth starts the login again, once (a 302 to the IdP)...
     let (replay, _) = grpc_check(&stack, "GET", &path_and_query(&callback), &[]).await;
+    assert_eq!(replay.status, 302, "{replay:?}");
+    let restart = replay.header("location").expect("a location");
     assert!(
-        (400..500).contains(&replay.status),
-        "a replayed code is a client error: {replay:?}"
+        restart.starts_with(&format!(
+            "{}/protocol/openid-connect/auth?",
+            stack.idp.issuer("master")
+        )),
+        "{restart}"
     );
     assert!(replay.header("set-cookie").is_none());
-    assert!(!replay.body.trim().is_empty(), "the refusal says why");
+    // ...whose own refused code is final: 401, and still no session.
+    let restarted_state = url::Url::parse(restart)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("a state");
+    // The same code (spent) with the restarted login's state, the rest as the IdP sent it.
+    let mut again = callback.clone();
+    let pairs: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                restarted_state.clone()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    again.query_pairs_mut().clear().extend_pairs(pairs);
+    let (last, _) = grpc_check(&stack, "GET", &path_and_query(&again), &[]).await;
+    assert_eq!(last.status, 401, "{last:?}");
+    assert_eq!(
+        last.body,
+        "Login failed: the identity provider rejected the authorization code (invalid_grant). Start the login again.\n"
+    );
+    assert!(last.header("set-cookie").is_none());
     stack.server.shutdown().await;
     stack.idp.shutdown().await;
 }

@@ -72,9 +72,10 @@ async fn json_logs_have_one_line_per_decision_and_no_secrets() {
     .await;
     assert_eq!(ok.status, 200, "{ok:?}");
     let id_token = ok.header("jwt").unwrap().to_owned();
-    // A replayed callback fails: its error is logged too.
+    // A replayed callback: the IdP refuses the spent code and the login starts again once
+    // (a 302); that is logged too.
     let replay = forward_auth(&stack, "GET", &path_and_query(&callback), &[]).await;
-    assert!((400..500).contains(&replay.status), "{replay:?}");
+    assert_eq!(replay.status, 302, "{replay:?}");
     stack.server.shutdown().await;
 
     let log = buffer.text();
@@ -99,6 +100,15 @@ async fn json_logs_have_one_line_per_decision_and_no_secrets() {
     assert!(allow["latency_ms"].as_f64().is_some(), "{allow}");
     assert_eq!(decisions[1]["outcome"], "redirect");
     assert_eq!(decisions[1]["path"], "/openai");
+    assert_eq!(decisions[3]["outcome"], "redirect");
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["fields"]["message"]
+                .as_str()
+                .or(l["message"].as_str())
+                .is_some_and(|m| m.contains("starting the login again once"))),
+        "the restarted login is logged as a warning:\n{log}"
+    );
 
     let secrets = [
         ("session cookie value", session_id.as_str()),
