@@ -126,12 +126,8 @@ impl SigningKey {
                 let der = private.to_pkcs1_der().map_err(KeyError::Encode)?;
                 let n = be_bytes_trimmed(&private.n().to_be_bytes());
                 let e = be_bytes_trimmed(&private.e().to_be_bytes());
-                let mut key = Self::from_parts(
-                    alg,
-                    EncodingKey::from_rsa_der(der.as_bytes()),
-                    &n,
-                    &e,
-                );
+                let mut key =
+                    Self::from_parts(alg, EncodingKey::from_rsa_der(der.as_bytes()), &n, &e);
                 if alg == SigningAlg::RS256 {
                     key.rs256 = Some(Arc::new(
                         ring::signature::RsaKeyPair::from_der(der.as_bytes())
@@ -258,7 +254,9 @@ impl SigningKey {
             token.as_bytes(),
             &mut signature,
         )
-        .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidRsaKey("ring: signing failed".into()))?;
+        .map_err(|_| {
+            jsonwebtoken::errors::ErrorKind::InvalidRsaKey("ring: signing failed".into())
+        })?;
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(&signature));
         Ok(token)
