@@ -65,8 +65,10 @@ bench:
 # The benchmark report of benches/README.md, measured again: extauth's check (release build,
 # one `extauth serve` process, redis-server) over HTTP and gRPC at 1 and 16 connections, with
 # 1,000 and 1,000,000 sessions, beside Redis GET and the no-op servers in the same runs; then
-# the table of every figure, its baseline, the ratio and the target. Reports and plots go to
-# target/bench-report/. Takes about 4 minutes; `SECS=30 just bench-report` for longer runs.
+# the table of every figure, its baseline, the ratio and the target; then the gateway
+# simulator and agentgateway (each with extauth and with the no-op ext_authz server) and
+# mock-idp against oidc-provider. Reports and plots go to target/bench-report/. Takes about
+# 6 minutes; `SECS=30 just bench-report` for longer runs. agentgateway: PATH or ../shared/bin.
 bench-report:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -83,7 +85,22 @@ bench-report:
                 --report "$out/$target-c$c.json"
         done
     done
-    "$bin" bench-table "$out"/http-c1.json "$out"/http-c16.json "$out"/grpc-c1.json "$out"/grpc-c16.json
+    # Through gateways: the simulator alone against extauth (16 connections), agentgateway
+    # with extauth against agentgateway with the no-op ext_authz server (1 and 16).
+    "$bin" load --target sim --redis process --replicas 1 \
+        --extauth-bin "$CARGO_TARGET_DIR/release/extauth" --quiet \
+        --connections 16 --duration "$secs" --sessions 1000 --baseline noop \
+        --report "$out/sim-c16.json"
+    for c in 1 16; do
+        "$bin" load --target agentgateway --redis process --replicas 1 \
+            --extauth-bin "$CARGO_TARGET_DIR/release/extauth" --quiet \
+            --connections "$c" --duration "$secs" --sessions 1000 --baseline noop \
+            --report "$out/agentgateway-c$c.json"
+    done
+    # mock-idp's complete logins per second against oidc-provider's, same run.
+    "$bin" load --target idp --users 8 --duration "$secs" --quiet --report "$out/idp.json"
+    "$bin" bench-table "$out"/http-c1.json "$out"/http-c16.json "$out"/grpc-c1.json "$out"/grpc-c16.json \
+        "$out"/sim-c16.json "$out"/agentgateway-c1.json "$out"/agentgateway-c16.json
 
 # Formatting and lints, as CI wants them.
 lint:

@@ -162,10 +162,12 @@ pub enum Command {
         /// What to load: `login` (virtual users logging in through the gateway, then
         /// calling), or extauth's check directly, without the gateway: `http` (its HTTP
         /// mode) or `grpc` (ext_authz), over `--sessions` pre-created sessions, beside the
-        /// `--baseline`s in the same run.
+        /// `--baseline`s in the same run; or the same sessions through a gateway to a
+        /// trivial upstream, beside the same gateway with a no-op ext_authz server: `sim`
+        /// (the simulator, plus extauth's gRPC check directly) or `agentgateway`.
         #[arg(long, value_enum, default_value_t = TargetArg::Login)]
         target: TargetArg,
-        /// With `--target http|grpc`: session counts, comma-separated, one check series
+        /// With `--target http|grpc|sim|agentgateway`: session counts, comma-separated, one check series
         /// each (e.g. `1000,1000000`); the sessions are written straight into Redis.
         #[arg(
             long,
@@ -174,16 +176,17 @@ pub enum Command {
             value_name = "N,..."
         )]
         sessions: Vec<usize>,
-        /// With `--target http|grpc`: connections per series.
+        /// With `--target http|grpc|sim|agentgateway`: connections per series.
         #[arg(long, default_value_t = 1, value_name = "C")]
         connections: usize,
-        /// With `--target http|grpc`: open loop at R requests per second per series
+        /// With `--target http|grpc|sim|agentgateway`: open loop at R requests per second per series
         /// (latency from the intended send time, as wrk2); default: closed loop.
         #[arg(long, value_name = "R")]
         rate: Option<f64>,
-        /// With `--target http|grpc`: a baseline in the same run (repeatable; default both):
+        /// With `--target http|grpc|sim|agentgateway`: a baseline in the same run (repeatable; default both):
         /// `redis` (GET of the same keys through the redis crate), `noop` (extauth's
-        /// `/healthz` for http, a no-op ext_authz gRPC server for grpc).
+        /// `/healthz` for http, a no-op ext_authz gRPC server for grpc, the same gateway
+        /// with the no-op server for sim and agentgateway).
         #[arg(long = "baseline", value_enum, value_name = "KIND")]
         baselines: Vec<BaselineArg>,
     },
@@ -241,6 +244,15 @@ pub enum TargetArg {
     Http,
     /// extauth's ext_authz gRPC listener, directly.
     Grpc,
+    /// Through two gateway simulators (one with extauth, one with the no-op ext_authz
+    /// server) to a trivial upstream, beside extauth's gRPC check loaded directly.
+    Sim,
+    /// Through two agentgateway processes (one with extauth, one with the no-op ext_authz
+    /// server) to a trivial upstream.
+    Agentgateway,
+    /// Complete logins (authorize, form, code exchange) at mock-idp and at oidc-provider,
+    /// in turns, `--users` at a time, without gateway or extauth.
+    Idp,
 }
 
 /// `load --baseline`.
@@ -511,10 +523,31 @@ pub async fn main(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if target == TargetArg::Idp {
+                let options = crate::load::idp::IdpLoadOptions {
+                    users,
+                    duration: duration.unwrap_or(Duration::from_secs(10)),
+                    slice: Duration::from_secs(1),
+                    warmup: Duration::from_millis(500),
+                    timeout: Duration::from_secs(10),
+                    credentials: Credentials::new(user, password),
+                    progress: !quiet,
+                };
+                return match load_idp(backends, &options, report, svg).await {
+                    Ok(report) if report.error_total() == 0 => ExitCode::SUCCESS,
+                    Ok(_) => ExitCode::FAILURE,
+                    Err(e) => {
+                        eprintln!("harness load: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             let check_target = match target {
-                TargetArg::Login => None,
+                TargetArg::Login | TargetArg::Idp => None,
                 TargetArg::Http => Some(CheckTarget::Http),
                 TargetArg::Grpc => Some(CheckTarget::Grpc),
+                TargetArg::Sim => Some(CheckTarget::Sim),
+                TargetArg::Agentgateway => Some(CheckTarget::Agentgateway),
             };
             if let Some(check_target) = check_target {
                 let baselines = if baselines.is_empty() {
@@ -666,6 +699,8 @@ async fn load_check(args: CheckArgs) -> anyhow::Result<CheckReport> {
         );
     }
     stack_options.announce = options.progress;
+    let mut options = options;
+    options.agentgateway = stack_options.agentgateway.clone();
     let running = Stack::up(stack_options).await?;
     let result = tokio::select! {
         result = crate::load::direct::run(&running, &options, &credentials) => {
@@ -675,6 +710,41 @@ async fn load_check(args: CheckArgs) -> anyhow::Result<CheckReport> {
     };
     running.stop().await;
     let report = result?;
+    print!("{}", report.table());
+    if let Some(path) = &report_file {
+        create_parent(path)?;
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
+        create_parent(&path)?;
+        std::fs::write(&path, report.svg())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    Ok(report)
+}
+
+/// `harness load --target idp`: both IdPs from the stack's realm, loaded in turns.
+async fn load_idp(
+    backends: BackendArgs,
+    options: &crate::load::idp::IdpLoadOptions,
+    report_file: Option<PathBuf>,
+    svg: Option<PathBuf>,
+) -> anyhow::Result<crate::load::idp::IdpLoadReport> {
+    let stack_options = backends.stack_options()?;
+    let dir = tempfile::tempdir()?;
+    let report = tokio::select! {
+        result = crate::load::idp::run(
+            &stack_options.realm_file,
+            &stack_options.client_id,
+            dir.path(),
+            options,
+        ) => result.map_err(|e| anyhow::anyhow!(e))?,
+        () = shutdown_signal() => anyhow::bail!("interrupted"),
+    };
     print!("{}", report.table());
     if let Some(path) = &report_file {
         create_parent(path)?;

@@ -37,6 +37,8 @@ use crate::stack::RunningStack;
 pub mod check;
 pub mod direct;
 pub mod faults;
+pub mod gateways;
+pub mod idp;
 pub mod sessions;
 pub mod timeline;
 

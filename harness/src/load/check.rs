@@ -59,6 +59,13 @@ pub enum CheckTarget {
     Http,
     /// `envoy.service.auth.v3.Authorization/Check`; gRPC status OK is an allow.
     Grpc,
+    /// `GET /openai` with the cookie through the gateway simulator (ext_authz: extauth's
+    /// gRPC listener) to a trivial upstream; beside it the same simulator with the no-op
+    /// ext_authz server, and extauth's gRPC check loaded directly.
+    Sim,
+    /// The same through agentgateway (v1.3.1), beside an agentgateway with the no-op
+    /// ext_authz server, same route, same upstream.
+    Agentgateway,
 }
 
 impl CheckTarget {
@@ -67,7 +74,14 @@ impl CheckTarget {
         match self {
             CheckTarget::Http => "http",
             CheckTarget::Grpc => "grpc",
+            CheckTarget::Sim => "sim",
+            CheckTarget::Agentgateway => "agentgateway",
         }
+    }
+
+    /// Whether the load goes through a gateway pair ([`super::gateways`]).
+    pub fn through_gateway(self) -> bool {
+        matches!(self, CheckTarget::Sim | CheckTarget::Agentgateway)
     }
 }
 
@@ -105,6 +119,9 @@ pub struct CheckOptions {
     pub request_timeout: Duration,
     /// Print each round on stderr.
     pub progress: bool,
+    /// The agentgateway binary (`--target agentgateway`); `None`: PATH, then
+    /// `../shared/bin`.
+    pub agentgateway: Option<std::path::PathBuf>,
 }
 
 impl Default for CheckOptions {
@@ -120,6 +137,7 @@ impl Default for CheckOptions {
             baselines: vec![Baseline::Redis, Baseline::Noop],
             request_timeout: Duration::from_secs(5),
             progress: false,
+            agentgateway: None,
         }
     }
 }
@@ -167,12 +185,48 @@ pub struct CheckEndpoints {
     pub admin: SocketAddr,
     /// The no-op ext_authz server (gRPC baseline).
     pub noop_grpc: Option<SocketAddr>,
+    /// `--target sim|agentgateway`: the gateway whose ext_authz is extauth.
+    pub gateway: Option<SocketAddr>,
+    /// `--target sim|agentgateway`: the gateway whose ext_authz is the no-op server.
+    pub gateway_noop: Option<SocketAddr>,
     /// The Redis the sessions are in.
     pub redis_url: String,
     /// The original request's authority (`Host`), as the gateway would send it.
     pub host: String,
     /// What the target is, for the report.
     pub description: String,
+    /// extauth's process (replica 0), when it runs as one: its CPU time is read around
+    /// every slice.
+    pub extauth_pid: Option<u32>,
+}
+
+/// CPU time one series cost, per successful request (from `/proc/PID/stat` around its
+/// slices; 10 ms resolution, so only meaningful over seconds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CpuFigure {
+    /// The series.
+    pub series: String,
+    /// This harness process (the load generator, and with `--target sim` the simulators,
+    /// the trivial upstream), µs per request.
+    pub harness_us_per_request: f64,
+    /// extauth's process, µs per request (`None`: extauth runs inside the harness).
+    pub extauth_us_per_request: Option<f64>,
+}
+
+/// User + system CPU time of process `pid` (`None`: this one) so far.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let path = pid.map_or_else(
+        || "/proc/self/stat".to_owned(),
+        |p| format!("/proc/{p}/stat"),
+    );
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces): state is the first; utime and
+    // stime (fields 14 and 15 of proc(5)) are the 12th and 13th, in USER_HZ (100/s).
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// One ratio of the report, with the target it is held to (if any).
@@ -213,15 +267,28 @@ pub struct CheckReport {
     pub errors: BTreeMap<String, u64>,
     /// Checks over baselines.
     pub ratios: Vec<Ratio>,
+    /// CPU time per request, per series.
+    #[serde(default)]
+    pub cpu: Vec<CpuFigure>,
 }
 
 /// The series of a run.
 #[derive(Debug, Clone)]
 enum Kind {
-    Check { set: usize },
-    RedisGet { set: usize },
+    Check {
+        set: usize,
+    },
+    RedisGet {
+        set: usize,
+    },
     Healthz,
     NoopGrpc,
+    /// The gateway with the no-op ext_authz server (same requests, set 0's cookies).
+    GatewayNoop,
+    /// extauth's gRPC check, directly (what the simulator is held against).
+    DirectGrpc {
+        set: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -247,7 +314,11 @@ pub async fn run(
         .iter()
         .enumerate()
         .map(|(set, n)| Spec {
-            name: format!("check {} ({} sessions)", options.target.as_str(), n),
+            name: if options.target.through_gateway() {
+                format!("check via {} ({} sessions)", options.target.as_str(), n)
+            } else {
+                format!("check {} ({} sessions)", options.target.as_str(), n)
+            },
             kind: Kind::Check { set },
         })
         .collect();
@@ -269,6 +340,24 @@ pub async fn run(
                     name: "baseline: no-op ext_authz gRPC".into(),
                     kind: Kind::NoopGrpc,
                 });
+            }
+            (Baseline::Noop, target) => {
+                if endpoints.gateway_noop.is_none() {
+                    return Err(format!(
+                        "--baseline noop with --target {} needs the gateway with the no-op server",
+                        target.as_str()
+                    ));
+                }
+                specs.push(Spec {
+                    name: format!("baseline: {} + no-op ext_authz", target.as_str()),
+                    kind: Kind::GatewayNoop,
+                });
+                if target == CheckTarget::Sim {
+                    specs.push(Spec {
+                        name: format!("extauth gRPC direct ({} sessions)", options.sessions[0]),
+                        kind: Kind::DirectGrpc { set: 0 },
+                    });
+                }
             }
         }
     }
@@ -320,6 +409,7 @@ pub async fn run(
         };
         for i in order {
             let conns = std::mem::take(&mut drivers[i]);
+            let before = (cpu_time(None), cpu_time(endpoints.extauth_pid));
             drivers[i] = run_slice(
                 conns,
                 &mut cursors[i],
@@ -329,6 +419,14 @@ pub async fn run(
                 &mut tallies[i],
             )
             .await;
+            let after = (cpu_time(None), cpu_time(endpoints.extauth_pid));
+            if let (Some(a), Some(b)) = (before.0, after.0) {
+                tallies[i].cpu_harness += b.saturating_sub(a);
+            }
+            if let (Some(a), Some(b)) = (before.1, after.1) {
+                tallies[i].cpu_extauth =
+                    Some(tallies[i].cpu_extauth.unwrap_or_default() + b.saturating_sub(a));
+            }
         }
         if options.progress {
             eprintln!(
@@ -355,7 +453,44 @@ pub async fn run(
             errors.insert(format!("{}: {kind}", spec.name), *n);
         }
     }
-    let ratios = ratios(&specs, &series, options);
+    let mut ratios = ratios(&specs, &series, options);
+    let cpu: Vec<CpuFigure> = specs
+        .iter()
+        .zip(&tallies)
+        .map(|(spec, t)| {
+            let n = t.histogram.len().max(1) as f64;
+            CpuFigure {
+                series: spec.name.clone(),
+                harness_us_per_request: t.cpu_harness.as_secs_f64() * 1e6 / n,
+                extauth_us_per_request: t.cpu_extauth.map(|c| c.as_secs_f64() * 1e6 / n),
+            }
+        })
+        .collect();
+    // What the simulator could serve on the CPU extauth needs for a check: extauth's CPU per
+    // direct check over this process's CPU per request through the simulator with the no-op
+    // server. This process also runs the load generator and the trivial upstream then, so
+    // the figure is a lower bound of the simulator's headroom.
+    let cpu_of = |pred: &dyn Fn(&Kind) -> bool| {
+        specs
+            .iter()
+            .zip(&cpu)
+            .find(|(s, _)| pred(&s.kind))
+            .map(|(_, c)| c.clone())
+    };
+    if let (Some(sim), Some(direct)) = (
+        cpu_of(&|k| matches!(k, Kind::GatewayNoop)),
+        cpu_of(&|k| matches!(k, Kind::DirectGrpc { .. })),
+    ) && let Some(extauth) = direct.extauth_us_per_request
+        && sim.harness_us_per_request > 0.0
+    {
+        let value = extauth / sim.harness_us_per_request;
+        ratios.push(Ratio {
+            name: "extauth CPU per check / harness CPU per sim request (no-op)".into(),
+            value: Some(value),
+            target: Some(">= 3x (CPU capacity, lower bound)".into()),
+            met: Some(value >= 3.0),
+        });
+    }
     Ok(CheckReport {
         target: options.target,
         description: endpoints.description.clone(),
@@ -368,6 +503,7 @@ pub async fn run(
         series,
         errors,
         ratios,
+        cpu,
     })
 }
 
@@ -377,7 +513,8 @@ fn short(name: &str) -> &str {
 
 fn set_len(kind: &Kind, sets: &[Arc<SessionSet>]) -> usize {
     match kind {
-        Kind::Check { set } | Kind::RedisGet { set } => sets[*set].len(),
+        Kind::Check { set } | Kind::RedisGet { set } | Kind::DirectGrpc { set } => sets[*set].len(),
+        Kind::GatewayNoop => sets[0].len(),
         Kind::Healthz | Kind::NoopGrpc => 1,
     }
 }
@@ -392,11 +529,15 @@ fn ratios(specs: &[Spec], series: &[Series], options: &CheckOptions) -> Vec<Rati
             .map(|(_, s)| s)
     };
     let redis = find(&|k| matches!(k, Kind::RedisGet { .. }));
-    let noop = find(&|k| matches!(k, Kind::Healthz | Kind::NoopGrpc));
+    let noop = find(&|k| matches!(k, Kind::Healthz | Kind::NoopGrpc | Kind::GatewayNoop));
+    let direct = find(&|k| matches!(k, Kind::DirectGrpc { .. }));
     let noop_name = match options.target {
         CheckTarget::Http => "/healthz",
         CheckTarget::Grpc => "no-op gRPC",
+        CheckTarget::Sim => "sim + no-op",
+        CheckTarget::Agentgateway => "agentgateway + no-op",
     };
+    let closed16 = options.connections >= 16 && options.rate.is_none();
     let checks: Vec<(&Series, usize)> = specs
         .iter()
         .zip(series)
@@ -413,7 +554,7 @@ fn ratios(specs: &[Spec], series: &[Series], options: &CheckOptions) -> Vec<Rati
     for (check, n) in &checks {
         if let Some(redis) = redis {
             let value = div(check.p50_ms, redis.p50_ms, check.count, redis.count);
-            let applies = options.connections == 1;
+            let applies = options.connections == 1 && !options.target.through_gateway();
             out.push(Ratio {
                 name: format!("check p50 / redis GET p50 ({n} sessions)"),
                 value,
@@ -432,25 +573,71 @@ fn ratios(specs: &[Spec], series: &[Series], options: &CheckOptions) -> Vec<Rati
             });
         }
         if let Some(noop) = noop {
+            // The targets: extauth direct >= 0.5x its no-op stack at 16
+            // connections; through agentgateway >= 0.7x agentgateway with the no-op
+            // server at 16 and p50 <= 1.3x at 1.
+            let (min_throughput, max_p50) = match options.target {
+                CheckTarget::Http | CheckTarget::Grpc => (Some(0.5), None),
+                CheckTarget::Agentgateway => (Some(0.7), Some(1.3)),
+                CheckTarget::Sim => (None, None),
+            };
             let value = div(check.per_second, noop.per_second, check.count, noop.count);
-            let applies = options.connections >= 16 && options.rate.is_none();
+            let applies = closed16 && min_throughput.is_some();
             out.push(Ratio {
                 name: format!("check throughput / {noop_name} throughput ({n} sessions)"),
                 value,
-                target: applies.then(|| ">= 0.5x at 16 connections".to_owned()),
+                target: min_throughput
+                    .filter(|_| applies)
+                    .map(|m| format!(">= {m}x at 16 connections")),
                 met: if applies {
-                    held(value, None, Some(0.5))
+                    held(value, None, min_throughput)
                 } else {
                     None
                 },
             });
+            let value = div(check.p50_ms, noop.p50_ms, check.count, noop.count);
+            let applies = options.connections == 1 && max_p50.is_some();
             out.push(Ratio {
                 name: format!("check p50 / {noop_name} p50 ({n} sessions)"),
-                value: div(check.p50_ms, noop.p50_ms, check.count, noop.count),
+                value,
+                target: max_p50
+                    .filter(|_| applies)
+                    .map(|m| format!("<= {m}x at 1 connection")),
+                met: if applies {
+                    held(value, max_p50, None)
+                } else {
+                    None
+                },
+            });
+        }
+        if let Some(direct) = direct {
+            out.push(Ratio {
+                name: format!("check via sim throughput / extauth gRPC direct ({n} sessions)"),
+                value: div(
+                    check.per_second,
+                    direct.per_second,
+                    check.count,
+                    direct.count,
+                ),
                 target: None,
                 met: None,
             });
         }
+    }
+    if let (Some(noop), Some(direct)) = (noop, direct) {
+        // The simulator alone (no-op ext_authz, trivial upstream) against what extauth
+        // serves: the load generator must never be what limits a run.
+        let value = div(noop.per_second, direct.per_second, noop.count, direct.count);
+        out.push(Ratio {
+            name: "sim alone (no-op) throughput / extauth gRPC direct throughput".into(),
+            value,
+            target: closed16.then(|| ">= 3x at 16 connections".to_owned()),
+            met: if closed16 {
+                held(value, None, Some(3.0))
+            } else {
+                None
+            },
+        });
     }
     if let (Some(small), Some(large)) = (
         checks.iter().min_by_key(|(_, n)| *n),
@@ -523,6 +710,19 @@ impl CheckReport {
                 s.name, s.count, s.per_second, s.p50_ms, s.p90_ms, s.p99_ms, p999, s.max_ms
             );
         }
+        if !self.cpu.is_empty() {
+            let _ = writeln!(out, "CPU per request (µs):");
+            for c in &self.cpu {
+                let _ = writeln!(
+                    out,
+                    "  {:<40} harness {:>7.1}   extauth {}",
+                    c.series,
+                    c.harness_us_per_request,
+                    c.extauth_us_per_request
+                        .map_or("-".to_owned(), |v| format!("{v:>7.1}"))
+                );
+            }
+        }
         let _ = writeln!(out, "ratios:");
         for r in &self.ratios {
             let _ = writeln!(
@@ -585,10 +785,15 @@ pub fn bench_table(reports: &[CheckReport]) -> String {
         let check_small = r.series.first();
         let check_large = r.series.get(r.sessions.len().saturating_sub(1));
         let redis = series("baseline: redis");
-        let noop = series("baseline: extauth /healthz").or(series("baseline: no-op"));
+        let noop = series("baseline: extauth /healthz")
+            .or(series("baseline: no-op"))
+            .or(series(&format!("baseline: {} + no-op", r.target.as_str())));
+        let direct = series("extauth gRPC direct");
         let noop_name = match r.target {
             CheckTarget::Http => "/healthz",
             CheckTarget::Grpc => "no-op ext_authz",
+            CheckTarget::Sim => "sim + no-op ext_authz",
+            CheckTarget::Agentgateway => "agentgateway + no-op ext_authz",
         };
         let mut row = |figure: String, ours: String, base: String, ratio: Option<&Ratio>| {
             let (value, target, met): (String, String, String) =
@@ -607,6 +812,62 @@ pub fn bench_table(reports: &[CheckReport]) -> String {
             );
         };
         let find = |needle: &str| r.ratios.iter().find(|x| x.name.starts_with(needle));
+        if r.target == CheckTarget::Sim {
+            if let (Some(noop), Some(direct)) = (noop, direct) {
+                row(
+                    "throughput, simulator alone (no-op ext_authz, trivial upstream)".into(),
+                    format!("{:.0}/s", noop.per_second),
+                    format!("extauth gRPC direct {:.0}/s", direct.per_second),
+                    find("sim alone"),
+                );
+            }
+            if let (Some(check), Some(direct)) = (check_small, direct) {
+                row(
+                    format!("throughput via the simulator, {} sessions", r.sessions[0]),
+                    format!("{:.0}/s", check.per_second),
+                    format!("extauth gRPC direct {:.0}/s", direct.per_second),
+                    find("check via sim throughput"),
+                );
+            }
+            if let Some(x) = find("extauth CPU per check") {
+                let cpu = |prefix: &str| r.cpu.iter().find(|c| c.series.starts_with(prefix));
+                if let (Some(sim), Some(direct)) = (
+                    cpu(&format!("baseline: {}", r.target.as_str())),
+                    cpu("extauth gRPC direct"),
+                ) {
+                    row(
+                        "CPU per request: harness with the simulator (no-op) vs extauth per check"
+                            .into(),
+                        format!("{:.0} µs", sim.harness_us_per_request),
+                        format!(
+                            "extauth {} µs",
+                            direct
+                                .extauth_us_per_request
+                                .map_or("-".to_owned(), |v| format!("{v:.0}"))
+                        ),
+                        Some(x),
+                    );
+                }
+            }
+            continue;
+        }
+        if r.target == CheckTarget::Agentgateway {
+            if let (Some(check), Some(noop)) = (check_small, noop) {
+                row(
+                    format!("p50, {} sessions", r.sessions[0]),
+                    format!("{:.3} ms", check.p50_ms),
+                    format!("{noop_name} {:.3} ms", noop.p50_ms),
+                    find("check p50 / agentgateway"),
+                );
+                row(
+                    format!("throughput, {} sessions", r.sessions[0]),
+                    format!("{:.0}/s", check.per_second),
+                    format!("{noop_name} {:.0}/s", noop.per_second),
+                    find("check throughput / agentgateway"),
+                );
+            }
+            continue;
+        }
         if let (Some(check), Some(redis)) = (check_small, redis) {
             row(
                 format!("p50, {} sessions", r.sessions[0]),
@@ -662,6 +923,8 @@ struct Tally {
     histogram: Histogram<u64>,
     errors: BTreeMap<String, u64>,
     active: Duration,
+    cpu_harness: Duration,
+    cpu_extauth: Option<Duration>,
 }
 
 impl Tally {
@@ -670,6 +933,8 @@ impl Tally {
             histogram: empty.clone(),
             errors: BTreeMap::new(),
             active: Duration::ZERO,
+            cpu_harness: Duration::ZERO,
+            cpu_extauth: None,
         }
     }
 }
@@ -796,11 +1061,33 @@ impl Driver {
                 path: CHECK_PATH,
                 host: endpoints.host.clone(),
             },
-            (Kind::Check { set }, CheckTarget::Grpc) => Driver::Grpc {
-                client: grpc_client(endpoints.grpc).await?,
-                template: Box::new(check_request(&endpoints.host)),
-                cookies: Some(Arc::clone(&sets[*set])),
-            },
+            (Kind::Check { set }, CheckTarget::Grpc) | (Kind::DirectGrpc { set }, _) => {
+                Driver::Grpc {
+                    client: grpc_client(endpoints.grpc).await?,
+                    template: Box::new(check_request(&endpoints.host)),
+                    cookies: Some(Arc::clone(&sets[*set])),
+                }
+            }
+            (Kind::Check { set }, CheckTarget::Sim | CheckTarget::Agentgateway) => {
+                let gateway = endpoints.gateway.ok_or("no gateway to load")?;
+                Driver::Http {
+                    conn: HttpConn::open(gateway).await?,
+                    cookies: Some(Arc::clone(&sets[*set])),
+                    path: CHECK_PATH,
+                    host: gateway.to_string(),
+                }
+            }
+            (Kind::GatewayNoop, _) => {
+                let gateway = endpoints
+                    .gateway_noop
+                    .ok_or("no gateway with the no-op server to load")?;
+                Driver::Http {
+                    conn: HttpConn::open(gateway).await?,
+                    cookies: Some(Arc::clone(&sets[0])),
+                    path: CHECK_PATH,
+                    host: gateway.to_string(),
+                }
+            }
             (Kind::Healthz, _) => Driver::Http {
                 conn: HttpConn::open(endpoints.admin).await?,
                 cookies: None,

@@ -9,6 +9,7 @@ use reqwest::header::LOCATION;
 use url::Url;
 
 use super::check::{Baseline, CheckEndpoints, CheckOptions, CheckReport, CheckTarget};
+use super::gateways::GatewayPair;
 use super::sessions::{self, SessionLayout};
 use crate::login::{self, Credentials};
 use crate::noop_authz::NoopAuthz;
@@ -118,12 +119,43 @@ pub async fn run(
     }
     let (sets, creation) = sessions::create(&layout, &template, &options.sessions).await?;
     let in_process = stack.extauth_pids().is_empty();
-    let noop = if options.target == CheckTarget::Grpc && options.baselines.contains(&Baseline::Noop)
+    let through_gateway = options.target.through_gateway();
+    let noop = if (options.target == CheckTarget::Grpc
+        && options.baselines.contains(&Baseline::Noop))
+        || through_gateway
     {
         Some(start_noop(in_process).await?)
     } else {
         None
     };
+    let gateways = match (options.target, &noop) {
+        (CheckTarget::Sim, Some(noop)) => Some(GatewayPair::sim(grpc, noop.addr()).await?),
+        (CheckTarget::Agentgateway, Some(noop)) => Some(
+            GatewayPair::agentgateway(
+                options.agentgateway.as_deref(),
+                grpc,
+                noop.addr(),
+                &stack.files_dir().join("load-gateways"),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    if options.progress
+        && let Some(pair) = &gateways
+    {
+        eprintln!(
+            "load: {} with extauth at {}, with the no-op ext_authz at {}{}",
+            options.target.as_str(),
+            pair.with_extauth(),
+            pair.with_noop(),
+            if pair.pids().is_empty() {
+                String::new()
+            } else {
+                format!(" (pids {:?})", pair.pids())
+            }
+        );
+    }
     let host = Url::parse(stack.gateway_url())
         .ok()
         .and_then(|u| {
@@ -135,6 +167,12 @@ pub async fn run(
         .backends()
         .iter()
         .map(|(part, name)| format!("{part}={name}"))
+        .chain(gateways.as_ref().map(|_| {
+            format!(
+                "load-gateways={} (trivial upstream)",
+                options.target.as_str()
+            )
+        }))
         .chain(noop.as_ref().map(|_| {
             format!(
                 "noop-authz={}",
@@ -148,11 +186,15 @@ pub async fn run(
         grpc,
         admin,
         noop_grpc: noop.as_ref().map(NoopAuthz::addr),
+        gateway: gateways.as_ref().map(GatewayPair::with_extauth),
+        gateway_noop: gateways.as_ref().map(GatewayPair::with_noop),
         redis_url: stack.redis_url().to_owned(),
         host,
         description,
+        extauth_pid: stack.extauth_pids().first().copied().flatten(),
     };
     let report = super::check::run(&endpoints, &sets, creation, options).await;
+    drop(gateways);
     if let Some(noop) = noop {
         noop.stop().await;
     }

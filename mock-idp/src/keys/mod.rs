@@ -95,6 +95,8 @@ pub struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Value,
+    /// RS256 keys: the same private key for ring, which signs.
+    rs256: Option<Arc<ring::signature::RsaKeyPair>>,
 }
 
 static SHARED: Mutex<Option<Arc<SigningKey>>> = Mutex::new(None);
@@ -124,12 +126,15 @@ impl SigningKey {
                 let der = private.to_pkcs1_der().map_err(KeyError::Encode)?;
                 let n = be_bytes_trimmed(&private.n().to_be_bytes());
                 let e = be_bytes_trimmed(&private.e().to_be_bytes());
-                Ok(Self::from_parts(
-                    alg,
-                    EncodingKey::from_rsa_der(der.as_bytes()),
-                    &n,
-                    &e,
-                ))
+                let mut key =
+                    Self::from_parts(alg, EncodingKey::from_rsa_der(der.as_bytes()), &n, &e);
+                if alg == SigningAlg::RS256 {
+                    key.rs256 = Some(Arc::new(
+                        ring::signature::RsaKeyPair::from_der(der.as_bytes())
+                            .map_err(|e| KeyError::Task(format!("ring refused the key: {e}")))?,
+                    ));
+                }
+                Ok(key)
             }
             SigningAlg::ES256 => Self::generate_es256(),
         }
@@ -182,6 +187,7 @@ impl SigningKey {
                 encoding,
                 decoding,
                 jwk: public,
+                rs256: None,
             });
         }
         Err(KeyError::Task("no valid P-256 key in 8 draws".into()))
@@ -219,7 +225,41 @@ impl SigningKey {
             encoding,
             decoding: DecodingKey::from_rsa_raw_components(n, e),
             jwk,
+            rs256: None,
         }
+    }
+
+    /// A JWT of `header` and `claims` signed with this key: RS256 through ring, the other
+    /// algorithms through jsonwebtoken. The same compact form either way
+    /// (`base64url(JSON header) . base64url(JSON claims) . base64url(signature)`).
+    pub(crate) fn sign<T: serde::Serialize>(
+        &self,
+        header: &jsonwebtoken::Header,
+        claims: &T,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let Some(pair) = self
+            .rs256
+            .as_ref()
+            .filter(|_| header.alg == jsonwebtoken::Algorithm::RS256)
+        else {
+            return jsonwebtoken::encode(header, claims, &self.encoding);
+        };
+        let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
+        let mut signature = vec![0; pair.public().modulus_len()];
+        pair.sign(
+            &ring::signature::RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            token.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| {
+            jsonwebtoken::errors::ErrorKind::InvalidRsaKey("ring: signing failed".into())
+        })?;
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(&signature));
+        Ok(token)
     }
 
     /// Its signature algorithm.
@@ -237,6 +277,7 @@ impl SigningKey {
         &self.jwk
     }
 
+    #[cfg(test)]
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
         &self.encoding
     }

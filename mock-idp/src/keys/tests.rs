@@ -68,3 +68,28 @@ fn algorithms_parse_from_their_jose_names_only() {
     assert_eq!("ES256".parse::<SigningAlg>(), Ok(SigningAlg::ES256));
     assert!("rs256".parse::<SigningAlg>().is_err());
 }
+
+#[test]
+fn an_rs256_token_signed_through_ring_is_the_one_jsonwebtoken_would_make() {
+    let key = SigningKey::shared().unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(key.kid().to_owned());
+    let claims = json!({"sub": "user1", "n": 7});
+    let ours = key.sign(&header, &claims).unwrap();
+    // RSA PKCS#1 v1.5 signatures are deterministic: the same bytes as jsonwebtoken's.
+    let theirs = jsonwebtoken::encode(&header, &claims, key.encoding_key()).unwrap();
+    assert_eq!(ours, theirs);
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    v.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Value>(&ours, key.decoding_key(), &v).unwrap();
+    assert_eq!(data.claims, claims);
+    // A token with a tampered payload does not verify.
+    let parts: Vec<&str> = ours.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","n":7}"#),
+        parts[2]
+    );
+    assert!(jsonwebtoken::decode::<Value>(&forged, key.decoding_key(), &v).is_err());
+}

@@ -372,7 +372,7 @@ impl IdTamper {
         if self.no_kid {
             header.kid = None;
         }
-        let token = jsonwebtoken::encode(&header, claims, keys.signing.encoding_key())?;
+        let token = keys.signing.sign(&header, claims)?;
         if self.bad_signature {
             return Ok(corrupt_signature(&token));
         }
@@ -547,11 +547,7 @@ pub(crate) fn mint_logout(keys: &Keys, g: &LogoutGrant<'_>) -> Result<String, Mi
     };
     let mut header = signing_header(keys);
     header.typ = Some(LOGOUT_TOKEN_TYPE.to_owned());
-    Ok(jsonwebtoken::encode(
-        &header,
-        &claims,
-        keys.signing.encoding_key(),
-    )?)
+    Ok(keys.signing.sign(&header, &claims)?)
 }
 
 /// Keycloak's default realm roles (`realm_access`), which every user and service account has.
@@ -561,11 +557,7 @@ fn default_realm_roles() -> Value {
 
 /// Signs with the active signing key and its algorithm (RS256 unless configured otherwise).
 fn sign_rs256<T: Serialize>(keys: &Keys, claims: &T) -> Result<String, MintError> {
-    Ok(jsonwebtoken::encode(
-        &signing_header(keys),
-        claims,
-        keys.signing.encoding_key(),
-    )?)
+    Ok(keys.signing.sign(&signing_header(keys), claims)?)
 }
 
 /// The JWT header of the active signing key: its algorithm and `kid`.

@@ -234,6 +234,7 @@ fn the_bench_table_puts_each_figure_beside_its_baseline_ratio_and_target() {
         ratios: ratios(&specs, &all, &options),
         series: all,
         errors: BTreeMap::new(),
+        cpu: Vec::new(),
     };
     let table = bench_table(&[report]);
     let rows: Vec<&str> = table.lines().collect();
@@ -254,4 +255,98 @@ fn the_bench_table_puts_each_figure_beside_its_baseline_ratio_and_target() {
         rows[5].contains("| 2400 B | sealed value 2000 B | - | <= 2.5 KB | yes |"),
         "{table}"
     );
+}
+
+#[test]
+fn through_agentgateway_the_check_is_held_to_the_gateway_with_the_no_op_server() {
+    let specs = vec![
+        Spec {
+            name: "check via agentgateway (1000 sessions)".into(),
+            kind: Kind::Check { set: 0 },
+        },
+        Spec {
+            name: "baseline: agentgateway + no-op ext_authz".into(),
+            kind: Kind::GatewayNoop,
+        },
+    ];
+    let all = vec![
+        series(&specs[0].name, 100, 700.0, 0.26, 1.0),
+        series(&specs[1].name, 100, 1000.0, 0.20, 1.0),
+    ];
+    let at = |connections: usize| {
+        let options = CheckOptions {
+            target: CheckTarget::Agentgateway,
+            connections,
+            ..CheckOptions::default()
+        };
+        ratios(&specs, &all, &options)
+    };
+    let one = at(1);
+    let p50 = one
+        .iter()
+        .find(|r| r.name == "check p50 / agentgateway + no-op p50 (1000 sessions)")
+        .expect("the p50 ratio");
+    assert_eq!(p50.target.as_deref(), Some("<= 1.3x at 1 connection"));
+    assert_eq!(p50.met, Some(true), "{p50:?}");
+    let sixteen = at(16);
+    let throughput = sixteen
+        .iter()
+        .find(|r| r.name == "check throughput / agentgateway + no-op throughput (1000 sessions)")
+        .expect("the throughput ratio");
+    assert_eq!(
+        throughput.target.as_deref(),
+        Some(">= 0.7x at 16 connections")
+    );
+    assert_eq!(throughput.met, Some(true), "{throughput:?}");
+    // At 16 connections the p50 is not held to a target, at 1 the throughput is not.
+    assert!(
+        sixteen
+            .iter()
+            .all(|r| !r.name.starts_with("check p50 /") || r.target.is_none())
+    );
+    assert!(
+        one.iter()
+            .all(|r| !r.name.starts_with("check throughput /") || r.target.is_none())
+    );
+}
+
+#[test]
+fn the_simulator_alone_is_held_to_three_times_extauths_throughput() {
+    let specs = vec![
+        Spec {
+            name: "check via sim (1000 sessions)".into(),
+            kind: Kind::Check { set: 0 },
+        },
+        Spec {
+            name: "baseline: sim + no-op ext_authz".into(),
+            kind: Kind::GatewayNoop,
+        },
+        Spec {
+            name: "extauth gRPC direct (1000 sessions)".into(),
+            kind: Kind::DirectGrpc { set: 0 },
+        },
+    ];
+    let all = vec![
+        series(&specs[0].name, 100, 900.0, 1.0, 2.0),
+        series(&specs[1].name, 100, 2900.0, 0.5, 1.0),
+        series(&specs[2].name, 100, 1000.0, 0.4, 1.0),
+    ];
+    let options = CheckOptions {
+        target: CheckTarget::Sim,
+        connections: 16,
+        ..CheckOptions::default()
+    };
+    let out = ratios(&specs, &all, &options);
+    let alone = out
+        .iter()
+        .find(|r| r.name == "sim alone (no-op) throughput / extauth gRPC direct throughput")
+        .expect("the simulator's ratio");
+    assert_eq!(alone.value, Some(2.9));
+    assert_eq!(alone.target.as_deref(), Some(">= 3x at 16 connections"));
+    assert_eq!(alone.met, Some(false));
+    let via = out
+        .iter()
+        .find(|r| r.name == "check via sim throughput / extauth gRPC direct (1000 sessions)")
+        .expect("the check through the simulator against extauth direct");
+    assert_eq!(via.value, Some(0.9));
 }
