@@ -5,9 +5,11 @@
 //! simulated Redis all read this one time (mock-idp's `MockClock` adds the skew fault).
 //!
 //! Tokio's own timers are not simulated (that needs its `test-util` feature): the few real
-//! timeouts inside extauth (Redis `commandTimeout`, the cross-replica refresh wait) run on
-//! the wall clock and, since every simulated answer comes in microseconds, never fire
-//! except where the simulation makes a call hang on purpose.
+//! timers inside extauth run on the wall clock. Its timeouts (Redis `commandTimeout`) never
+//! fire, since every simulated answer comes in microseconds, except where the simulation
+//! makes a call hang on purpose; its cross-replica refresh wait does sleep 100 ms steps of
+//! wall time when a run reaches it, which costs wall time (not CPU) and lets the other
+//! tasks run meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -32,6 +32,11 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Simulated Unix seconds when the message reached the server that answered it (for the
+    /// gateway: when it asked extauth). Other tasks may move the shared clock while an
+    /// answer travels back, so what the server decided is judged at this time, not at the
+    /// time the answer arrives.
+    pub reached_at: i64,
 }
 
 impl Answer {
@@ -218,13 +223,18 @@ impl Net {
     pub async fn browser_to_idp(&self, request: http::Request<Vec<u8>>) -> Answer {
         *lock(&self.inner.messages) += 1;
         self.hop_delay().await;
+        let reached_at = self.inner.time.now_secs();
         match call(&self.inner.idp, request).await {
-            Ok(answer) => answer,
+            Ok(answer) => Answer {
+                reached_at,
+                ..answer
+            },
             // The browser sees a reset as a network error page.
             Err(_) => Answer {
                 status: 0,
                 headers: Vec::new(),
                 body: Vec::new(),
+                reached_at,
             },
         }
     }
@@ -334,14 +344,20 @@ impl Net {
                 status: 0,
                 headers: Vec::new(),
                 body: b"the simulation built a bad request".to_vec(),
+                reached_at: self.inner.time.now_secs(),
             };
         };
+        let reached_at = self.inner.time.now_secs();
         let answer = match call(&router, check).await {
-            Ok(answer) => answer,
+            Ok(answer) => Answer {
+                reached_at,
+                ..answer
+            },
             Err(e) => Answer {
                 status: 502,
                 headers: Vec::new(),
                 body: e.into_bytes(),
+                reached_at,
             },
         };
         if answer.status != 200 {
@@ -358,6 +374,7 @@ impl Net {
                 .cloned()
                 .collect(),
             body: b"upstream".to_vec(),
+            reached_at: answer.reached_at,
         };
         if let Some(jwt) = answer.header("jwt") {
             upstream
@@ -392,6 +409,7 @@ async fn call(router: &Router, request: http::Request<Vec<u8>>) -> Result<Answer
         status,
         headers,
         body,
+        reached_at: 0,
     })
 }
 

@@ -464,6 +464,8 @@ impl<'w> Sim<'w> {
         let existed = key.as_deref().is_some_and(|k| world.redis.contains(k));
         let sets_before = key.as_deref().map_or(0, |k| world.redis.sets_of(k));
         let touched = self.touched();
+        // A loss while the request is in flight may take the session it writes.
+        let losses_before = self.losses();
         let replica = self
             .rng
             .borrow_mut()
@@ -549,7 +551,7 @@ impl<'w> Sim<'w> {
             {
                 *completed = true;
             }
-            self.login_completed(u, &new_sessions);
+            self.login_completed(u, &new_sessions, answer.reached_at, losses_before);
         }
 
         // 2: a session that should be valid is not lost.
@@ -590,7 +592,11 @@ impl<'w> Sim<'w> {
         answer: &super::net::Answer,
     ) {
         let me = world::username(u);
-        let now = self.now();
+        // extauth decided at some time between the gateway asking it and the answer coming
+        // back; other users' waits move the shared clock meanwhile (a four-hour idle can
+        // land while this answer travels). So the token's validity and the session's last
+        // use are judged at the earliest moment extauth can have decided.
+        let asked = answer.reached_at;
         if kind == Hop::Bearer {
             let c = claims(bearer.unwrap_or(""));
             self.check(
@@ -603,9 +609,10 @@ impl<'w> Sim<'w> {
                     )
                 },
             );
-            // extauth's leeway for `exp` is at most a minute.
-            self.check(c.exp.is_some_and(|exp| exp + 60 >= now), "no request allowed without a valid session", || {
-                format!("user {u}: an expired bearer ID token (exp {:?}, now {now}) was let through", c.exp)
+            // extauth (`openidconnect`) allows no leeway on `exp`: the token must still have
+            // been valid when extauth was asked, as a lower bound of when it checked.
+            self.check(c.exp.is_some_and(|exp| exp > asked), "no request allowed without a valid session", || {
+                format!("user {u}: an expired bearer ID token (exp {:?}, extauth asked at {asked}, answer back at {}) was let through", c.exp, self.now())
             });
             return;
         }
@@ -631,15 +638,16 @@ impl<'w> Sim<'w> {
         if let Some(c) = cookie
             && let Some(session) = self.oracle.borrow_mut().sessions.get_mut(c)
         {
-            session.last_allowed_at = now;
+            session.last_allowed_at = session.last_allowed_at.max(asked);
         }
         if jwt.is_some() {
             self.browsers[u].borrow_mut().id_token = jwt;
         }
     }
 
-    /// 4: a callback set `sessions`.
-    fn login_completed(&self, u: usize, sessions: &[String]) {
+    /// 4: a callback that reached extauth at `at`, with `losses` loss events then, set
+    /// `sessions`.
+    fn login_completed(&self, u: usize, sessions: &[String], at: i64, losses: u64) {
         self.check(
             sessions.len() == 1,
             "a completed login sets exactly one session",
@@ -662,16 +670,14 @@ impl<'w> Sim<'w> {
         self.check(stored, "a completed login sets exactly one session", || {
             format!("user {u}: a login set a cookie whose session was never written")
         });
-        let losses = self.losses();
-        let now = self.now();
         let mut oracle = self.oracle.borrow_mut();
         oracle.sessions.insert(
             value.clone(),
             super::oracle::Session {
                 owner: u,
-                born_at: now,
+                born_at: at,
                 born_losses: losses,
-                last_allowed_at: now,
+                last_allowed_at: at,
                 ended: false,
             },
         );
