@@ -1170,14 +1170,25 @@ impl RunningStack {
         self.var("UPSTREAM_URL")
     }
 
-    /// The `dynamic_metadata` the gateway received from ext_authz so far: the simulator
-    /// keeps it, agentgateway logs it (see [`agentgateway::AccessLog`]); Caddy and nginx
-    /// have none (HTTP ext-auth).
-    pub fn gateway_dynamic_metadata(&self) -> Vec<serde_json::Value> {
+    /// How many `dynamic_metadata` records the gateway received from ext_authz so far (a
+    /// mark for [`Stack::gateway_dynamic_metadata_since`]).
+    pub fn gateway_dynamic_metadata_count(&self) -> usize {
         match &self.gateway {
-            Some(GatewayHandle::Simulator(sim)) => sim.dynamic_metadata(),
+            Some(GatewayHandle::Simulator(sim)) => sim.dynamic_metadata_count(),
+            _ => self.gateway_dynamic_metadata_since(0).len(),
+        }
+    }
+
+    /// The `dynamic_metadata` the gateway received from ext_authz after the first `count`:
+    /// the simulator keeps it (its latest records), agentgateway logs it (see
+    /// [`agentgateway::AccessLog`]); Caddy and nginx have none (HTTP ext-auth).
+    pub fn gateway_dynamic_metadata_since(&self, count: usize) -> Vec<serde_json::Value> {
+        match &self.gateway {
+            Some(GatewayHandle::Simulator(sim)) => sim.dynamic_metadata_since(count),
             Some(GatewayHandle::Process(p)) if p.what() == "agentgateway" => {
-                agentgateway::AccessLog::read(p.log_path()).dynamic_metadata
+                let mut all = agentgateway::AccessLog::read(p.log_path()).dynamic_metadata;
+                all.drain(..count.min(all.len()));
+                all
             }
             _ => Vec::new(),
         }

@@ -20,8 +20,9 @@
 //! round robin, one retry on another endpoint when the connection fails before an answer,
 //! and a failed endpoint skipped for a bounded backoff.
 //!
-//! The `dynamic_metadata` of every allowed check is kept, as JSON, for the scenario
-//! transcript ([`RunningGateway::dynamic_metadata`]): Envoy would hand it to later filters
+//! The `dynamic_metadata` of the last [`METADATA_KEPT`] allowed checks is kept, as JSON, for
+//! the scenario transcript ([`RunningGateway::dynamic_metadata_since`]; a count of all of them
+//! marks where a step starts, and a long load run does not grow): Envoy would hand it to later filters
 //! under `envoy.filters.http.ext_authz`; the simulator has none, so it shows it instead.
 //!
 //! Header options follow the `append` flag when it is set. When it is unset, the default is
@@ -227,16 +228,53 @@ pub struct RunningGateway {
     metadata: MetadataLog,
 }
 
-/// The `dynamic_metadata` of allowed checks, in order, as JSON.
-type MetadataLog = std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>;
+/// How many allowed checks' `dynamic_metadata` the simulator keeps (the latest).
+pub const METADATA_KEPT: usize = 4096;
+
+/// The `dynamic_metadata` of allowed checks, in order, as JSON: how many there were, and the
+/// latest [`METADATA_KEPT`].
+#[derive(Debug, Default)]
+struct Metadata {
+    total: usize,
+    kept: std::collections::VecDeque<serde_json::Value>,
+}
+
+impl Metadata {
+    fn push(&mut self, json: serde_json::Value) {
+        self.total += 1;
+        if self.kept.len() == METADATA_KEPT {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(json);
+    }
+
+    fn since(&self, count: usize) -> Vec<serde_json::Value> {
+        let first_kept = self.total - self.kept.len();
+        self.kept
+            .iter()
+            .skip(count.saturating_sub(first_kept))
+            .cloned()
+            .collect()
+    }
+}
+
+type MetadataLog = std::sync::Arc<std::sync::Mutex<Metadata>>;
+
+fn metadata_of(log: &MetadataLog) -> std::sync::MutexGuard<'_, Metadata> {
+    log.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl RunningGateway {
-    /// The `dynamic_metadata` of every allowed check that carried some, in order.
-    pub fn dynamic_metadata(&self) -> Vec<serde_json::Value> {
-        self.metadata
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    /// How many allowed checks carried `dynamic_metadata` so far.
+    pub fn dynamic_metadata_count(&self) -> usize {
+        metadata_of(&self.metadata).total
+    }
+
+    /// The `dynamic_metadata` of the allowed checks after the first `count`, in order (of
+    /// those still kept: the latest [`METADATA_KEPT`]).
+    pub fn dynamic_metadata_since(&self, count: usize) -> Vec<serde_json::Value> {
+        metadata_of(&self.metadata).since(count)
     }
 
     /// The bound address.
@@ -311,10 +349,8 @@ async fn handle(
         Err(status) => return rpc_failure(&status),
     };
     if let Some(metadata) = &response.dynamic_metadata {
-        sim.metadata
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(extauth::transport::pb_struct::to_json(metadata));
+        let json = extauth::transport::pb_struct::to_json(metadata);
+        metadata_of(&sim.metadata).push(json);
     }
     match verdict(response) {
         Verdict::Deny(denied) => denied_response(denied, sim.semantics),

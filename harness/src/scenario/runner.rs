@@ -730,7 +730,7 @@ impl<'s> Run<'s> {
         }
 
         let seen_before = self.stack.upstream_requests().await.len();
-        let metadata_before = self.stack.gateway_dynamic_metadata().len();
+        let metadata_before = self.stack.gateway_dynamic_metadata_count();
         let logged_before = self.stack.gateway_requests_logged();
         let mut builder = self.client.request(method.clone(), &url);
         for (k, v) in &headers {
@@ -888,9 +888,8 @@ impl<'s> Run<'s> {
         };
         let gateway_dynamic_metadata = self
             .stack
-            .gateway_dynamic_metadata()
+            .gateway_dynamic_metadata_since(metadata_before)
             .iter()
-            .skip(metadata_before)
             .map(|m| r.json(m))
             .collect();
         let upstream_received = upstream

@@ -304,3 +304,26 @@ fn envoy_semantics_read_append_action_when_append_is_unset() {
         Action::Append
     );
 }
+
+/// The metadata log keeps the latest records and a count of all, so that a step's records
+/// are those after the count at its start, and a long load run does not grow.
+#[test]
+fn the_metadata_log_keeps_the_latest_records_and_counts_all() {
+    let mut log = super::Metadata::default();
+    for i in 0..super::METADATA_KEPT + 10 {
+        log.push(serde_json::json!(i));
+    }
+    assert_eq!(log.total, super::METADATA_KEPT + 10);
+    assert_eq!(log.kept.len(), super::METADATA_KEPT);
+    let all = log.since(0);
+    assert_eq!(all.len(), super::METADATA_KEPT);
+    assert_eq!(all[0], serde_json::json!(10));
+    let mark = log.total;
+    log.push(serde_json::json!("a"));
+    log.push(serde_json::json!("b"));
+    assert_eq!(
+        log.since(mark),
+        [serde_json::json!("a"), serde_json::json!("b")]
+    );
+    assert!(log.since(log.total).is_empty());
+}
