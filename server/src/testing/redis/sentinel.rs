@@ -19,6 +19,10 @@ pub const MASTER_NAME: &str = "mymaster";
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a failover may take (down-after 1 s, failover-timeout 3 s, elections).
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times [`RedisSentinel::failover`] asks, and how long it waits for all but the
+/// last attempt.
+const FAILOVER_ATTEMPTS: u32 = 3;
+const FAILOVER_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to start; see [`RedisSentinel::builder`].
 #[derive(Debug, Clone, Default)]
@@ -210,23 +214,54 @@ impl RedisSentinel {
     }
 
     /// `SENTINEL FAILOVER`: the replica is promoted without waiting for the master to fail.
-    /// Waits until Redis reports the new master; returns how long that took.
+    /// Waits until Redis reports the new master; returns how long that took (from the
+    /// attempt that succeeded).
+    ///
+    /// A sentinel accepts the command when the replica looks good, and may still abort a
+    /// moment later (`-failover-abort-no-good-slave`: on a loaded machine, a replica that has
+    /// just synced can be flagged down for a moment; seen in CI). So when no new master is
+    /// named within [`FAILOVER_ATTEMPT_TIMEOUT`], the topology is waited for to settle and the
+    /// failover asked again (an attempt still running answers `INPROG` and is waited for),
+    /// up to [`FAILOVER_ATTEMPTS`] times, the last with the full [`FAILOVER_TIMEOUT`].
     pub async fn failover(&mut self) -> Result<Duration, RedisSpawnError> {
+        self.wait_healthy().await?;
         let old = self.master().await?;
-        let started = Instant::now();
-        let mut cmd = redis::cmd("SENTINEL");
-        cmd.arg("FAILOVER").arg(&self.master_name);
-        let sentinel = &self.sentinels[0];
-        sentinel
-            .access()
-            .query::<String>(sentinel.port(), &cmd)
-            .await
-            .map_err(|reason| RedisSpawnError::Command {
-                what: format!("SENTINEL FAILOVER {}", self.master_name),
-                reason,
-            })?;
-        self.wait_new_master(old).await?;
-        Ok(started.elapsed())
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            let mut cmd = redis::cmd("SENTINEL");
+            cmd.arg("FAILOVER").arg(&self.master_name);
+            let sentinel = &self.sentinels[0];
+            match sentinel
+                .access()
+                .query::<String>(sentinel.port(), &cmd)
+                .await
+            {
+                Ok(_) => {}
+                // A retry while the previous attempt still runs: wait for that one.
+                Err(reason) if attempt > 1 && reason.contains("INPROG") => {}
+                Err(reason) => {
+                    return Err(RedisSpawnError::Command {
+                        what: format!("SENTINEL FAILOVER {}", self.master_name),
+                        reason,
+                    });
+                }
+            }
+            let timeout = if attempt < FAILOVER_ATTEMPTS {
+                FAILOVER_ATTEMPT_TIMEOUT
+            } else {
+                FAILOVER_TIMEOUT
+            };
+            match self.wait_new_master_within(old, timeout).await {
+                Ok(_) => return Ok(started.elapsed()),
+                Err(e) if attempt < FAILOVER_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %e, "the sentinels aborted the failover; asking again once the topology settles");
+                    self.wait_healthy().await?;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// SIGKILL to the current master's PID, once its replica has what the master held at the
@@ -271,9 +306,17 @@ impl RedisSentinel {
     /// Until every running sentinel names a master other than `old` and that node says
     /// `ROLE` master.
     async fn wait_new_master(&self, old: u16) -> Result<u16, RedisSpawnError> {
+        self.wait_new_master_within(old, FAILOVER_TIMEOUT).await
+    }
+
+    async fn wait_new_master_within(
+        &self,
+        old: u16,
+        timeout: Duration,
+    ) -> Result<u16, RedisSpawnError> {
         wait_until(
             &format!("a new master for {} (was port {old})", self.master_name),
-            FAILOVER_TIMEOUT,
+            timeout,
             || self.joined_tails(),
             || async {
                 let mut named = None;
