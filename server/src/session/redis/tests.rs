@@ -359,8 +359,10 @@ async fn durable_sessions_are_acknowledged_by_a_replica_before_the_save_returns(
     let _counter = UNACKNOWLEDGED_COUNTER.lock().await;
     let (master, replica) = replicated();
     wait_for_replica_link(&master).await;
+    // A generous WAIT timeout: on a loaded machine a replica can take longer than 500 ms to
+    // acknowledge (a save then returns unacknowledged, which the next test covers).
     let store = RedisStore::open(&RedisConfig {
-        durable: durable(1, 500),
+        durable: durable(1, 5000),
         ..standalone(master.port())
     })
     .unwrap();

@@ -226,6 +226,13 @@ impl RedisSentinel {
     pub async fn failover(&mut self) -> Result<Duration, RedisSpawnError> {
         self.wait_healthy().await?;
         let old = self.master().await?;
+        // As for a kill: a write made before the call is on the replica before it is
+        // promoted (best effort, bounded); what is written after may be lost, as in production.
+        if let Err(e) =
+            super::wait_replica_caught_up(self.access(), old, || self.joined_tails()).await
+        {
+            tracing::warn!(error = %e, "failing over before the replica caught up");
+        }
         let mut attempt = 1;
         loop {
             let started = Instant::now();
