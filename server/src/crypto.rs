@@ -74,15 +74,8 @@ pub fn session_key(id: &SessionId) -> Key {
 
 /// Encrypts `plain`.
 pub fn seal(key: &Key, plain: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let cipher = Aes256Gcm::new((&key.0).into());
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::rng().fill_bytes(&mut nonce);
-    let mut out = nonce.to_vec();
-    out.extend(
-        cipher
-            .encrypt(&Nonce::from(nonce), plain)
-            .map_err(|_| CryptoError::Seal)?,
-    );
+    let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + 16);
+    seal_with_aad(key, plain, b"", &mut out)?;
     Ok(out)
 }
 

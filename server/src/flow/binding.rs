@@ -48,12 +48,16 @@ pub fn add(config: &OidcConfig, check: &CheckRequest, binding: &str) -> String {
 /// `Set-Cookie` for a login started again: `used` leaves the browser's pending bindings,
 /// `binding` (the new login's) joins them.
 pub fn replace(config: &OidcConfig, pending: &[String], used: &str, binding: &str) -> String {
-    let rest = pending
-        .iter()
-        .filter(|p| !bool::from(p.as_bytes().ct_eq(used.as_bytes())))
-        .cloned()
-        .collect();
+    let rest = without(pending, used).map(str::to_owned).collect();
     with(config, rest, binding)
+}
+
+/// `pending` without `binding` (compared in constant time).
+fn without<'a>(pending: &'a [String], binding: &'a str) -> impl Iterator<Item = &'a str> {
+    pending
+        .iter()
+        .filter(|p| !bool::from(p.as_bytes().ct_eq(binding.as_bytes())))
+        .map(String::as_str)
 }
 
 fn with(config: &OidcConfig, mut pending: Vec<String>, binding: &str) -> String {
@@ -73,11 +77,7 @@ fn with(config: &OidcConfig, mut pending: Vec<String>, binding: &str) -> String 
 
 /// `Set-Cookie` removing `binding` (or the whole cookie when it was the last one).
 pub fn remove(config: &OidcConfig, pending: &[String], binding: &str) -> String {
-    let rest: Vec<&str> = pending
-        .iter()
-        .filter(|p| !bool::from(p.as_bytes().ct_eq(binding.as_bytes())))
-        .map(String::as_str)
-        .collect();
+    let rest: Vec<&str> = without(pending, binding).collect();
     if rest.is_empty() {
         cookie::removal_cookie(&config.session.cookie, &cookie_name(config))
     } else {

@@ -172,16 +172,7 @@ pub async fn handle(
                 "the identity provider refused the authorization code (invalid_grant: already used or expired); starting the login again once"
             );
             crate::metrics::record_error_kind("login_restarted");
-            return login::restart(
-                flow,
-                route,
-                check,
-                &verified.claims.state,
-                1,
-                pending.as_deref(),
-                &expected,
-            )
-            .await;
+            return login::restart(flow, route, check, &verified.claims).await;
         }
         Err(e) => return Err(FlowError::Idp(e)),
     };

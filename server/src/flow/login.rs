@@ -86,27 +86,32 @@ pub async fn redirect(
     Ok(Decision::Deny(deny))
 }
 
-/// The redirect that starts a login again from its callback, when the IdP refused the code
-/// (`invalid_grant`: a code already spent, typically by a callback that reached another
-/// replica first and was retried by the gateway when that replica died). The browser still
-/// has its IdP session, so the IdP sends it straight back with a new code. `restarts` is the
-/// new login's count (the callback refuses a code for good once it is above zero); `pending`
-/// and `used` are the browser's login bindings and the spent login's, which leaves them.
+/// The redirect that starts the login of `spent` (a verified `state`) again from its
+/// callback, when the IdP refused the code (`invalid_grant`: a code already spent, typically
+/// by a callback that reached another replica first and was retried by the gateway when that
+/// replica died). The browser still has its IdP session, so the IdP sends it straight back
+/// with a new code. The new login counts one restart more (the callback refuses a code for
+/// good once it is above zero); the spent login's binding leaves the browser's login cookie.
 pub async fn restart(
     flow: &Flow,
     route: &Route,
     check: &CheckRequest,
-    original: &str,
-    restarts: u8,
-    pending: Option<&[String]>,
-    used: &str,
+    spent: &crate::state::StateClaims,
 ) -> Result<Decision, FlowError> {
     let cfg = &route.config;
-    let (mut deny, lid) = authorization_redirect(flow, route, check, original, restarts).await?;
+    let (mut deny, lid) = authorization_redirect(
+        flow,
+        route,
+        check,
+        &spent.state,
+        spent.restarts.saturating_add(1),
+    )
+    .await?;
     let b = flow.state().binding(&lid);
-    match pending {
+    match binding::presented(cfg, check) {
         Some(pending) => {
-            deny = deny.with_header(SET_COOKIE, binding::replace(cfg, pending, used, &b))
+            let used = flow.state().binding(&spent.lid);
+            deny = deny.with_header(SET_COOKIE, binding::replace(cfg, &pending, &used, &b));
         }
         None if is_navigation(check) => {
             deny = deny.with_header(SET_COOKIE, binding::add(cfg, check, &b));

@@ -438,21 +438,17 @@ impl Provider {
                 }
                 token::TokenCallError::Unavailable(e) => OidcError::TokenEndpoint(e),
             })?;
-        match self
-            .tokens(&discovered, &response, None, Some(previous_id_token))
+        self.tokens(&discovered, &response, None, Some(previous_id_token))
             .await
-        {
             // Granted but not checkable now: the presented refresh token is spent at the
             // IdP, so the new one must not be dropped with the unchecked tokens.
-            Err(e) if e.is_unavailable() => match response.refresh_token.clone() {
-                Some(refresh_token) => Err(OidcError::RefreshUnverified {
-                    refresh_token: crate::secret::Secret::new(refresh_token),
+            .map_err(|e| match &response.refresh_token {
+                Some(refresh_token) if e.is_unavailable() => OidcError::RefreshUnverified {
+                    refresh_token: crate::secret::Secret::new(refresh_token.as_str()),
                     source: Box::new(e),
-                }),
-                None => Err(e),
-            },
-            other => other,
-        }
+                },
+                _ => e,
+            })
     }
 
     /// Revokes `token` (RFC 7009) when the IdP has a `revocation_endpoint`; best effort.

@@ -340,16 +340,30 @@ impl RedisStore {
         });
     }
 
-    /// On Sentinel, how many times the master in use was dropped so far.
-    fn sentinel_switches(&self) -> Option<u64> {
+    /// On Sentinel, where a call starts (see [`RedisStore::miss_explained_by_a_switch`]);
+    /// elsewhere nothing.
+    fn sentinel_mark(&self) -> Option<sentinel::Mark> {
         match &*self.backend {
-            Backend::Sentinel(sentinel) => Some(sentinel.switches()),
+            Backend::Sentinel(sentinel) => Some(sentinel.mark()),
             _ => None,
         }
     }
 
-    /// On Sentinel, after a durable save that too few replicas acknowledged (`switches`:
-    /// [`RedisStore::sentinel_switches`] before it): whether the master moved, so that the
+    /// On Sentinel, whether a read that started at `mark` and found nothing may have read a
+    /// master the others already left ([`sentinel`]): then it is read again. Elsewhere: no.
+    async fn miss_explained_by_a_switch(&self, mark: Option<sentinel::Mark>) -> bool {
+        match (&*self.backend, mark) {
+            (Backend::Sentinel(sentinel), Some(mark)) => {
+                sentinel
+                    .moved_since(mark, Instant::now() + self.timeout)
+                    .await
+            }
+            _ => false,
+        }
+    }
+
+    /// On Sentinel, after a durable save that too few replicas acknowledged (`mark`:
+    /// [`RedisStore::sentinel_mark`] before it): whether the master moved, so that the
     /// save must be made again. The sentinels are asked for the `WAIT` timeout; when the
     /// master has fewer connected replicas than asked (its replica may just have been
     /// promoted: the sentinels announce that up to a second or two later), for at least
@@ -359,12 +373,12 @@ impl RedisStore {
     async fn master_moved_after_unacknowledged(
         &self,
         durable: &DurableSessions,
-        switches: Option<u64>,
+        mark: Option<sentinel::Mark>,
     ) -> bool {
-        let Backend::Sentinel(sentinel) = &*self.backend else {
+        let (Backend::Sentinel(sentinel), Some(mark)) = (&*self.backend, mark) else {
             return false;
         };
-        if switches.is_some_and(|n| n != sentinel.switches()) {
+        if sentinel.switched_since(mark) {
             return true;
         }
         let mut wait = durable.timeout;
@@ -379,8 +393,7 @@ impl RedisStore {
         if long {
             wait = FAILOVER_ANNOUNCE;
         }
-        let moved = self.master_moved_within(wait).await
-            || switches.is_some_and(|n| n != sentinel.switches());
+        let moved = self.master_moved_within(wait).await || sentinel.switched_since(mark);
         if long && !moved {
             sentinel.mark_replica_down();
         }
@@ -604,17 +617,9 @@ impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(id.storage_key(&self.prefix));
-        let started = Instant::now();
-        let switches = self.sentinel_switches();
+        let mark = self.sentinel_mark();
         let mut bytes: Option<Vec<u8>> = self.call("load", Request::Cmd(&cmd)).await?;
-        // On Sentinel, a miss may be a read from a master the others already left: confirmed
-        // with the sentinels, and read again on the new master when it moved (`sentinel`).
-        if bytes.is_none()
-            && let (Backend::Sentinel(sentinel), Some(switches)) = (&*self.backend, switches)
-            && sentinel
-                .moved_since(started, switches, Instant::now() + self.timeout)
-                .await
-        {
+        if bytes.is_none() && self.miss_explained_by_a_switch(mark).await {
             crate::metrics::record_error_kind("redis_miss_after_switch_retried");
             bytes = self.call("load", Request::Cmd(&cmd)).await?;
         }
@@ -646,15 +651,13 @@ impl SessionStore for RedisStore {
                             .unwrap_or(u64::MAX)
                             .max(1),
                     );
-                let switches = self.sentinel_switches();
+                let mark = self.sentinel_mark();
                 let (mut acknowledged,): (i64,) = self.call("save", Request::Pipe(&pipe)).await?;
                 // Too few acknowledgements: perhaps the node written to is no longer the
                 // master (its replica was just promoted, and the sentinels announce that up
                 // to a second or two later): then write again to the new one.
                 if acknowledged < i64::from(durable.replicas)
-                    && self
-                        .master_moved_after_unacknowledged(durable, switches)
-                        .await
+                    && self.master_moved_after_unacknowledged(durable, mark).await
                 {
                     (acknowledged,) = self.call("save", Request::Pipe(&pipe)).await?;
                 }

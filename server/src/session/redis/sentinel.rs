@@ -43,6 +43,13 @@ pub(super) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// second; a miss waits at most this long, plus one sentinel round trip).
 pub(super) const MISS_CHECK_SPACING: Duration = Duration::from_millis(10);
 
+/// Where a call started, to tell afterwards whether the master may have moved under it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    at: Instant,
+    switches: u64,
+}
+
 /// A resolved master and its connections.
 pub(super) struct Master {
     pub(super) addr: HostPort,
@@ -187,31 +194,34 @@ impl Sentinel {
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + super::REPLICA_DOWN_QUIET);
     }
 
-    /// How many times a master in use was dropped so far (see [`Sentinel::moved_since`]).
-    pub(super) fn switches(&self) -> u64 {
-        self.switches.load(Ordering::SeqCst)
+    /// Where a call starts: now, and how many times a master in use was dropped so far.
+    pub(super) fn mark(&self) -> Mark {
+        Mark {
+            at: Instant::now(),
+            switches: self.switches.load(Ordering::SeqCst),
+        }
     }
 
-    /// Whether the master in use may have changed since a read that started at `started`,
-    /// when [`Sentinel::switches`] was `switches`, and found nothing: yes when it was dropped
-    /// since; otherwise the sentinels are asked, by a check that starts after the read
-    /// (one at a time, [`MISS_CHECK_SPACING`] apart; a check already started after the read
-    /// answers for it). No sentinel answering: no (the miss stands).
-    pub(super) async fn moved_since(
-        &self,
-        started: Instant,
-        switches: u64,
-        deadline: Instant,
-    ) -> bool {
-        if self.switches() != switches {
+    /// Whether a master in use was dropped since `mark`.
+    pub(super) fn switched_since(&self, mark: Mark) -> bool {
+        self.switches.load(Ordering::SeqCst) != mark.switches
+    }
+
+    /// Whether the master in use may have changed since a read that started at `mark` and
+    /// found nothing: yes when it was dropped since; otherwise the sentinels are asked, by a
+    /// check that starts after the read (one at a time, [`MISS_CHECK_SPACING`] apart; a
+    /// check already started after the read answers for it). No sentinel answering: no (the
+    /// miss stands).
+    pub(super) async fn moved_since(&self, mark: Mark, deadline: Instant) -> bool {
+        if self.switched_since(mark) {
             return true;
         }
         let mut last = self.miss_check.lock().await;
-        if self.switches() != switches {
+        if self.switched_since(mark) {
             return true;
         }
         if let Some(at) = *last {
-            if at >= started {
+            if at >= mark.at {
                 // That check began after this read and saw no switch (or the count moved).
                 return false;
             }
@@ -221,7 +231,7 @@ impl Sentinel {
             }
         }
         *last = Some(Instant::now());
-        self.check_master(deadline).await || self.switches() != switches
+        self.check_master(deadline).await || self.switched_since(mark)
     }
 
     /// Asks the sentinels which node is the master; when they name another one than the
