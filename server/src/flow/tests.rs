@@ -714,6 +714,16 @@ async fn token_endpoint_answers(f: &Fixture, status: u16, body: serde_json::Valu
 
 /// Mounts discovery and JWKS again (after a `reset`).
 async fn idp_mocks(server: &MockServer) {
+    discovery_mock(server).await;
+    Mock::given(method("GET"))
+        .and(path("/realms/master/protocol/openid-connect/certs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": []})))
+        .mount(server)
+        .await;
+}
+
+/// Mounts discovery (its `jwks_uri` left to the caller); the issuer.
+async fn discovery_mock(server: &MockServer) -> String {
     let base = server.uri();
     let issuer = format!("{base}/realms/master");
     Mock::given(method("GET"))
@@ -729,11 +739,7 @@ async fn idp_mocks(server: &MockServer) {
         })))
         .mount(server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/realms/master/protocol/openid-connect/certs"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"keys": []})))
-        .mount(server)
-        .await;
+    issuer
 }
 
 /// Found by `harness sim` (seed 17): the IdP granted a refresh (rotating the refresh
@@ -745,21 +751,7 @@ async fn idp_mocks(server: &MockServer) {
 async fn a_granted_refresh_whose_keys_are_out_of_reach_keeps_the_new_refresh_token() {
     let f = fixture().await;
     f._idp.reset().await;
-    let base = f._idp.uri();
-    let issuer = format!("{base}/realms/master");
-    Mock::given(method("GET"))
-        .and(path("/realms/master/.well-known/openid-configuration"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/protocol/openid-connect/auth"),
-            "token_endpoint": format!("{issuer}/protocol/openid-connect/token"),
-            "jwks_uri": format!("{issuer}/protocol/openid-connect/certs"),
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-        })))
-        .mount(&f._idp)
-        .await;
+    let issuer = discovery_mock(&f._idp).await;
     // The first JWKS fetch (with discovery) works; the refetch for the new key fails.
     Mock::given(method("GET"))
         .and(path("/realms/master/protocol/openid-connect/certs"))

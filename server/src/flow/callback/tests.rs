@@ -27,15 +27,18 @@ struct Fixture {
 /// mock-idp and a flow over an observed memory store, shared by the cases of one test (each
 /// test has its own `slot`, so that counting a case's writes sees that case only).
 fn fixture(slot: &'static OnceLock<Fixture>) -> &'static Fixture {
-    slot.get_or_init(|| {
-        let clock = ManualClock::at_system_time();
-        let idp = rt().block_on(testkit::start_idp(&clock));
-        let env = testkit::seed_env(idp.base_url().as_str(), "127.0.0.1:1");
-        let loaded = testkit::load(testkit::SEED, &env);
-        let store = Observed::memory(&clock);
-        let flow = testkit::flow_with_store(&loaded, Arc::clone(&store) as _, &clock);
-        Fixture { idp, flow, store }
-    })
+    slot.get_or_init(new_fixture)
+}
+
+/// mock-idp and a flow over an observed memory store, for one test alone.
+fn new_fixture() -> Fixture {
+    let clock = ManualClock::at_system_time();
+    let idp = rt().block_on(testkit::start_idp(&clock));
+    let env = testkit::seed_env(idp.base_url().as_str(), "127.0.0.1:1");
+    let loaded = testkit::load(testkit::SEED, &env);
+    let store = Observed::memory(&clock);
+    let flow = testkit::flow_with_store(&loaded, Arc::clone(&store) as _, &clock);
+    Fixture { idp, flow, store }
 }
 
 /// What the `state` parameter holds.
@@ -322,13 +325,7 @@ fn an_error_without_state_is_a_401_naming_the_error() {
 /// ended. An ID token the token endpoint just returned may always have the JWKS refetched.
 #[test]
 fn logins_keep_working_after_two_key_rotations_in_one_poll_interval() {
-    let clock = ManualClock::at_system_time();
-    let idp = rt().block_on(testkit::start_idp(&clock));
-    let env = testkit::seed_env(idp.base_url().as_str(), "127.0.0.1:1");
-    let loaded = testkit::load(testkit::SEED, &env);
-    let store = Observed::memory(&clock);
-    let flow = testkit::flow_with_store(&loaded, Arc::clone(&store) as _, &clock);
-    let fx = Fixture { idp, flow, store };
+    let fx = new_fixture();
     // Before any rotation (the first fetch), after one (the budget's refetch), after two.
     for rotations in 0..3 {
         if rotations > 0 {

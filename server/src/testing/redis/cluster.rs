@@ -336,7 +336,7 @@ impl RedisCluster {
     }
 
     /// SIGKILL to the master on `port` (default: [`RedisCluster::busiest_master`]), once its
-    /// replica has what the master held at the call (or after that wait's bound) ([`super::wait_replica_caught_up`]); waits
+    /// replica has what the master held at the call ([`super::wait_replica_caught_up`]); waits
     /// until its replica is the master of its slots and the cluster is ok, and returns the
     /// killed port and how long Redis took.
     pub async fn kill_master(
@@ -364,13 +364,13 @@ impl RedisCluster {
                 reason: "it has no live replica to take over".into(),
             })?
             .port;
-        // Best effort: right after a failover the old master may not be a replica yet (no
-        // replica to wait for); the kill goes ahead and the promotion wait below is the bound.
-        if let Err(e) =
-            super::wait_replica_caught_up(self.access(), port, || self.joined_tails()).await
-        {
-            tracing::warn!(error = %e, "killing the master before a replica caught up");
-        }
+        super::wait_replica_caught_up(
+            self.access(),
+            port,
+            || self.joined_tails(),
+            "killing the master",
+        )
+        .await;
         let started = Instant::now();
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
             node.stop();

@@ -292,10 +292,23 @@ fn replication_offsets(info: &str) -> (Option<u64>, Vec<u64>) {
 }
 
 /// Until a replica of the master on `port` has acknowledged everything the master held when
-/// this was called (bounded by [`CATCH_UP_TIMEOUT`]): a kill then loses only what is
-/// written from now on, as it would in production, and not, on a starved machine, a write
-/// made well before the kill that the replica had not received yet.
+/// this was called (bounded by [`CATCH_UP_TIMEOUT`]): a kill or failover then loses only what
+/// is written from now on, as it would in production, and not, on a starved machine, a write
+/// made well before it that the replica had not received yet. Best effort: when no replica
+/// catches up (right after a failover the old master may not be a replica yet), a warning
+/// says so and `before` (what comes next) goes ahead.
 pub(crate) async fn wait_replica_caught_up(
+    access: &Access,
+    port: u16,
+    log: impl Fn() -> String,
+    before: &str,
+) {
+    if let Err(e) = replica_caught_up(access, port, log).await {
+        tracing::warn!(error = %e, "{before} before a replica caught up");
+    }
+}
+
+async fn replica_caught_up(
     access: &Access,
     port: u16,
     log: impl Fn() -> String,

@@ -227,12 +227,9 @@ impl RedisSentinel {
         self.wait_healthy().await?;
         let old = self.master().await?;
         // As for a kill: a write made before the call is on the replica before it is
-        // promoted (best effort, bounded); what is written after may be lost, as in production.
-        if let Err(e) =
-            super::wait_replica_caught_up(self.access(), old, || self.joined_tails()).await
-        {
-            tracing::warn!(error = %e, "failing over before the replica caught up");
-        }
+        // promoted; what is written after may be lost, as in production.
+        super::wait_replica_caught_up(self.access(), old, || self.joined_tails(), "failing over")
+            .await;
         let mut attempt = 1;
         loop {
             let started = Instant::now();
@@ -277,13 +274,13 @@ impl RedisSentinel {
     /// [`RedisSentinel::restart_node`]).
     pub async fn kill_master(&mut self) -> Result<Duration, RedisSpawnError> {
         let old = self.master().await?;
-        // Best effort: right after a failover the old master may not be a replica yet (no
-        // replica to wait for); the kill goes ahead and the promotion wait below is the bound.
-        if let Err(e) =
-            super::wait_replica_caught_up(self.access(), old, || self.joined_tails()).await
-        {
-            tracing::warn!(error = %e, "killing the master before a replica caught up");
-        }
+        super::wait_replica_caught_up(
+            self.access(),
+            old,
+            || self.joined_tails(),
+            "killing the master",
+        )
+        .await;
         let node = self
             .nodes
             .iter_mut()
