@@ -710,20 +710,7 @@ async fn load_check(args: CheckArgs) -> anyhow::Result<CheckReport> {
     };
     running.stop().await;
     let report = result?;
-    print!("{}", report.table());
-    if let Some(path) = &report_file {
-        create_parent(path)?;
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("report: {}", path.display());
-    }
-    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
-        create_parent(&path)?;
-        std::fs::write(&path, report.svg())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("plot: {}", path.display());
-    }
+    publish(&report, &report.table(), || report.svg(), report_file, svg)?;
     Ok(report)
 }
 
@@ -745,20 +732,7 @@ async fn load_idp(
         ) => result.map_err(|e| anyhow::anyhow!(e))?,
         () = shutdown_signal() => anyhow::bail!("interrupted"),
     };
-    print!("{}", report.table());
-    if let Some(path) = &report_file {
-        create_parent(path)?;
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("report: {}", path.display());
-    }
-    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
-        create_parent(&path)?;
-        std::fs::write(&path, report.svg())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("plot: {}", path.display());
-    }
+    publish(&report, &report.table(), || report.svg(), report_file, svg)?;
     Ok(report)
 }
 
@@ -952,20 +926,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<LoadReport> {
         running.stop().await;
     }
     let report = result?;
-    print!("{}", report.table());
-    if let Some(path) = &report_file {
-        create_parent(path)?;
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n")
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("report: {}", path.display());
-    }
-    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
-        create_parent(&path)?;
-        std::fs::write(&path, report.svg())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        println!("plot: {}", path.display());
-    }
+    publish(&report, &report.table(), || report.svg(), report_file, svg)?;
     Ok(report)
 }
 
@@ -1139,6 +1100,32 @@ fn extauth_lines(stack: &crate::stack::RunningStack) -> String {
         );
     }
     out
+}
+
+/// Prints a load report's `table`, writes the report as JSON to `report_file` and its
+/// `plot` as SVG to `svg` (by default beside the JSON), saying where.
+fn publish<R: serde::Serialize>(
+    report: &R,
+    table: &str,
+    plot: impl FnOnce() -> String,
+    report_file: Option<PathBuf>,
+    svg: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    print!("{table}");
+    if let Some(path) = &report_file {
+        create_parent(path)?;
+        let json = serde_json::to_string_pretty(report)?;
+        std::fs::write(path, json + "\n")
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    if let Some(path) = svg.or_else(|| report_file.map(|p| p.with_extension("svg"))) {
+        create_parent(&path)?;
+        std::fs::write(&path, plot())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
+    Ok(())
 }
 
 /// Creates the folder `path` goes in, when it has one.

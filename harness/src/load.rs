@@ -349,14 +349,7 @@ impl LoadReport {
             "attempted: {} logins, {} calls",
             self.logins_attempted, self.calls_attempted
         );
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "errors: none");
-        } else {
-            let _ = writeln!(out, "errors: {}", self.error_total());
-            for (kind, count) in &self.errors {
-                let _ = writeln!(out, "  {count:>7}  {kind}");
-            }
-        }
+        write_errors(&mut out, &self.errors);
         let _ = writeln!(
             out,
             "requests failed: {}{}",
@@ -1188,6 +1181,18 @@ fn print_progress(progress: &Progress, started: Instant, expected: Option<u64>, 
         writeln!(err, "{line}")
     };
     let _ = err.flush();
+}
+
+/// The `errors:` lines of a report's table: `none`, or the total and a count per kind.
+pub(crate) fn write_errors(out: &mut String, errors: &BTreeMap<String, u64>) {
+    if errors.is_empty() {
+        let _ = writeln!(out, "errors: none");
+    } else {
+        let _ = writeln!(out, "errors: {}", errors.values().sum::<u64>());
+        for (kind, count) in errors {
+            let _ = writeln!(out, "  {count:>7}  {kind}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -609,14 +609,14 @@ async fn forward(
             .to_bytes();
         Ok::<_, Upstream>((head, bytes))
     };
-    let failure = match tokio::time::timeout(UPSTREAM_TIMEOUT, exchange).await {
-        Ok(Ok((head, bytes))) => Ok((head, bytes)),
-        Ok(Err(failure)) => Err(failure),
-        Err(_) => Err(Upstream::Unreachable(format!(
-            "no answer within {UPSTREAM_TIMEOUT:?}"
-        ))),
-    };
-    let (head, bytes) = match failure {
+    let answer = tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Upstream::Unreachable(format!(
+                "no answer within {UPSTREAM_TIMEOUT:?}"
+            )))
+        });
+    let (head, bytes) = match answer {
         Ok(answer) => answer,
         Err(Upstream::Unreachable(e)) => {
             tracing::warn!(error = %e, %target, "upstream unreachable");

@@ -723,29 +723,8 @@ impl CheckReport {
                 );
             }
         }
-        let _ = writeln!(out, "ratios:");
-        for r in &self.ratios {
-            let _ = writeln!(
-                out,
-                "  {:<58} {:>8}{}",
-                r.name,
-                r.value.map_or("-".to_owned(), |v| format!("{v:.2}x")),
-                match (&r.target, r.met) {
-                    (Some(t), Some(true)) => format!("   target {t}: met"),
-                    (Some(t), Some(false)) => format!("   target {t}: MISSED"),
-                    (Some(t), None) => format!("   target {t}"),
-                    (None, _) => String::new(),
-                }
-            );
-        }
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "errors: none");
-        } else {
-            let _ = writeln!(out, "errors: {}", self.error_total());
-            for (kind, n) in &self.errors {
-                let _ = writeln!(out, "  {n:>7}  {kind}");
-            }
-        }
+        write_ratios(&mut out, &self.ratios, 58);
+        crate::load::write_errors(&mut out, &self.errors);
         out
     }
 
@@ -1303,6 +1282,25 @@ fn check_request(host: &str) -> CheckRequest {
             }),
             ..AttributeContext::default()
         }),
+    }
+}
+
+/// The `ratios:` lines of a report's table, the names padded to `width`.
+pub(super) fn write_ratios(out: &mut String, ratios: &[Ratio], width: usize) {
+    let _ = writeln!(out, "ratios:");
+    for r in ratios {
+        let _ = writeln!(
+            out,
+            "  {:<width$} {:>8}{}",
+            r.name,
+            r.value.map_or("-".to_owned(), |v| format!("{v:.2}x")),
+            match (&r.target, r.met) {
+                (Some(t), Some(true)) => format!("   target {t}: met"),
+                (Some(t), Some(false)) => format!("   target {t}: MISSED"),
+                (Some(t), None) => format!("   target {t}"),
+                (None, _) => String::new(),
+            }
+        );
     }
 }
 

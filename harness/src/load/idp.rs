@@ -35,7 +35,7 @@ use super::Series;
 use super::check::Ratio;
 use crate::idp::{IdpMode, IdpSetup, RunningIdp};
 use crate::login::Credentials;
-use crate::login::http::{FormKind, LoginForm, consent_action};
+use crate::login::http::{LoginForm, consent_action};
 
 /// The redirect URI the logins ask for (nothing listens there: the code is read from the
 /// IdP's redirect, never followed).
@@ -451,18 +451,7 @@ async fn login(client: &Client, target: &Target, credentials: &Credentials) -> R
     let action = page_url
         .join(&form.action)
         .map_err(|_| "form action is not a URL")?;
-    let fields: Vec<(&str, &str)> = match form.kind {
-        FormKind::Keycloak => vec![
-            ("username", credentials.user.as_str()),
-            ("password", credentials.password()),
-            ("credentialId", ""),
-        ],
-        FormKind::OidcProvider => vec![
-            ("prompt", "login"),
-            ("login", credentials.user.as_str()),
-            ("password", credentials.password()),
-        ],
-    };
+    let fields = form.fields(credentials);
 
     // 2. The form, then the IdP's redirects to the redirect URI.
     let mut answer = send(client.post(action.clone()).form(&fields), &cookies)
@@ -595,29 +584,8 @@ impl IdpLoadReport {
                 s.name, s.count, s.per_second, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
             );
         }
-        let _ = writeln!(out, "ratios:");
-        for r in &self.ratios {
-            let _ = writeln!(
-                out,
-                "  {:<50} {:>8}{}",
-                r.name,
-                r.value.map_or("-".to_owned(), |v| format!("{v:.2}x")),
-                match (&r.target, r.met) {
-                    (Some(t), Some(true)) => format!("   target {t}: met"),
-                    (Some(t), Some(false)) => format!("   target {t}: MISSED"),
-                    (Some(t), None) => format!("   target {t}"),
-                    (None, _) => String::new(),
-                }
-            );
-        }
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "errors: none");
-        } else {
-            let _ = writeln!(out, "errors: {}", self.error_total());
-            for (kind, n) in &self.errors {
-                let _ = writeln!(out, "  {n:>7}  {kind}");
-            }
-        }
+        super::check::write_ratios(&mut out, &self.ratios, 50);
+        crate::load::write_errors(&mut out, &self.errors);
         out
     }
 

@@ -76,18 +76,7 @@ async fn run(start_url: &Url, credentials: &Credentials) -> Result<LoginOutcome,
 
     // 2-3. Submit; follow the IdP's own redirects (and its consent page) to the callback.
     let step = "POST the login form";
-    let fields: Vec<(&str, &str)> = match form.kind {
-        FormKind::Keycloak => vec![
-            ("username", credentials.user.as_str()),
-            ("password", credentials.password()),
-            ("credentialId", ""),
-        ],
-        FormKind::OidcProvider => vec![
-            ("prompt", "login"),
-            ("login", credentials.user.as_str()),
-            ("password", credentials.password()),
-        ],
-    };
+    let fields = form.fields(credentials);
     let mut answer = idp
         .post(action.clone())
         .form(&fields)
@@ -237,11 +226,34 @@ const MAX_HOPS: usize = 12;
 /// (its session cookie in the jar), to the first one that leaves the IdP, the new callback.
 async fn back_from_idp(
     idp: &Client,
-    mut url: Url,
+    url: Url,
     idp_origin: &url::Origin,
     hops: &mut Vec<String>,
 ) -> Result<Url, LoginError> {
     let step = "follow the login started again back through the IdP";
+    match follow(idp, step, url, Some(idp_origin), hops).await? {
+        Followed::Left(next) => Ok(next),
+        Followed::Page(_, status, html) => Err(classify_page(step, status, &html)),
+    }
+}
+
+/// Where [`follow`] stopped.
+enum Followed {
+    /// A page: its URL, status and text.
+    Page(Url, StatusCode, String),
+    /// A redirect away from the origin it was to stay at.
+    Left(Url),
+}
+
+/// GETs `url` with the IdP client, following redirects (at most [`MAX_HOPS`]), until a page,
+/// or, with `stay_at`, until a redirect leaves that origin.
+async fn follow(
+    idp: &Client,
+    step: &'static str,
+    mut url: Url,
+    stay_at: Option<&url::Origin>,
+    hops: &mut Vec<String>,
+) -> Result<Followed, LoginError> {
     for _ in 0..MAX_HOPS {
         let response = idp
             .get(url.clone())
@@ -250,15 +262,19 @@ async fn back_from_idp(
             .map_err(|source| LoginError::Http { step, source })?;
         let status = response.status();
         hops.push(format!("GET {url} -> {}", status.as_u16()));
-        if !status.is_redirection() {
-            let html = response.text().await.unwrap_or_default();
-            return Err(classify_page(step, status, &html));
+        if status.is_redirection() {
+            let next = location(step, &response, &url)?;
+            if stay_at.is_some_and(|origin| next.origin() != *origin) {
+                return Ok(Followed::Left(next));
+            }
+            url = next;
+            continue;
         }
-        let next = location(step, &response, &url)?;
-        if next.origin() != *idp_origin {
-            return Ok(next);
-        }
-        url = next;
+        let html = response
+            .text()
+            .await
+            .map_err(|source| LoginError::Http { step, source })?;
+        return Ok(Followed::Page(url, status, html));
     }
     Err(LoginError::Unexpected {
         step,
@@ -270,35 +286,17 @@ async fn back_from_idp(
 async fn follow_to_page(
     idp: &Client,
     step: &'static str,
-    mut url: Url,
+    url: Url,
     hops: &mut Vec<String>,
 ) -> Result<(Url, String), LoginError> {
-    for _ in 0..MAX_HOPS {
-        let response = idp
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|source| LoginError::Http { step, source })?;
-        let status = response.status();
-        hops.push(format!("GET {url} -> {}", status.as_u16()));
-        if status.is_redirection() {
-            url = location(step, &response, &url)?;
-            continue;
-        }
-        let html = response
-            .text()
-            .await
-            .map_err(|source| LoginError::Http { step, source })?;
-        return if status == StatusCode::OK {
-            Ok((url, html))
-        } else {
-            Err(classify_page(step, status, &html))
-        };
+    match follow(idp, step, url, None, hops).await? {
+        Followed::Page(url, StatusCode::OK, html) => Ok((url, html)),
+        Followed::Page(_, status, html) => Err(classify_page(step, status, &html)),
+        Followed::Left(url) => Err(LoginError::Unexpected {
+            step,
+            detail: format!("a redirect to {url} ended the follow"),
+        }),
     }
-    Err(LoginError::Unexpected {
-        step,
-        detail: format!("more than {MAX_HOPS} redirects at the IdP"),
-    })
 }
 
 /// Which IdP's login form a page holds.
@@ -318,6 +316,22 @@ pub(crate) struct LoginForm {
 }
 
 impl LoginForm {
+    /// The fields that submit this form for `credentials`.
+    pub(crate) fn fields<'a>(&self, credentials: &'a Credentials) -> Vec<(&'static str, &'a str)> {
+        match self.kind {
+            FormKind::Keycloak => vec![
+                ("username", credentials.user.as_str()),
+                ("password", credentials.password()),
+                ("credentialId", ""),
+            ],
+            FormKind::OidcProvider => vec![
+                ("prompt", "login"),
+                ("login", credentials.user.as_str()),
+                ("password", credentials.password()),
+            ],
+        }
+    }
+
     /// The login form on `html`, if any.
     pub(crate) fn find(html: &str) -> Option<Self> {
         if let Some(action) = form_action(html) {
