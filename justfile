@@ -64,7 +64,8 @@ bench:
 
 # The benchmark report of benches/README.md, measured again: extauth's check (release build,
 # one `extauth serve` process, redis-server) over HTTP and gRPC at 1 and 16 connections, with
-# 1,000 and 1,000,000 sessions, beside Redis GET and the no-op servers in the same runs; then
+# 1,000 and 1,000,000 sessions, without and with `clientSideCache`, beside Redis GET and the
+# no-op servers in the same runs; then
 # the table of every figure, its baseline, the ratio and the target; then the gateway
 # simulator and agentgateway (each with extauth and with the no-op ext_authz server) and
 # mock-idp against oidc-provider. Reports and plots go to target/bench-report/. Takes about
@@ -83,6 +84,11 @@ bench-report:
                 --extauth-bin "$CARGO_TARGET_DIR/release/extauth" --quiet \
                 --connections "$c" --duration "$secs" --sessions 1000,1000000 \
                 --report "$out/$target-c$c.json"
+            # The same with extauth's clientSideCache (sessions kept between checks).
+            "$bin" load --target "$target" --redis process --replicas 1 --client-side-cache \
+                --extauth-bin "$CARGO_TARGET_DIR/release/extauth" --quiet \
+                --connections "$c" --duration "$secs" --sessions 1000,1000000 \
+                --report "$out/$target-cached-c$c.json"
         done
     done
     # Through gateways: the simulator alone against extauth (16 connections), agentgateway
@@ -100,6 +106,8 @@ bench-report:
     # mock-idp's complete logins per second against oidc-provider's, same run.
     "$bin" load --target idp --users 8 --duration "$secs" --quiet --report "$out/idp.json"
     "$bin" bench-table "$out"/http-c1.json "$out"/http-c16.json "$out"/grpc-c1.json "$out"/grpc-c16.json \
+        "$out"/http-cached-c1.json "$out"/http-cached-c16.json \
+        "$out"/grpc-cached-c1.json "$out"/grpc-cached-c16.json \
         "$out"/sim-c16.json "$out"/agentgateway-c1.json "$out"/agentgateway-c16.json
 
 # Formatting and lints, as CI wants them.

@@ -44,6 +44,7 @@ fn store(port: u16, durable: Option<DurableSessions>) -> RedisStore {
         sentinel_auth: RedisAuth::default(),
         command_timeout: Duration::from_secs(1),
         durable,
+        client_side_cache: false,
     })
     .expect("store")
 }

@@ -701,6 +701,7 @@ async fn load_check(args: CheckArgs) -> anyhow::Result<CheckReport> {
     stack_options.announce = options.progress;
     let mut options = options;
     options.agentgateway = stack_options.agentgateway.clone();
+    options.client_side_cache = stack_options.redis_client_cache;
     let running = Stack::up(stack_options).await?;
     let result = tokio::select! {
         result = crate::load::direct::run(&running, &options, &credentials) => {
@@ -766,6 +767,10 @@ pub struct BackendArgs {
     /// refreshed session); needs `--redis sentinel` or `cluster`.
     #[arg(long)]
     durable_sessions: bool,
+    /// extauth's `clientSideCache` (sessions kept in memory between checks, invalidated by
+    /// Redis); needs a standalone Redis (`--redis process`, `container`, `tls` or `url`).
+    #[arg(long)]
+    client_side_cache: bool,
     /// The IdP.
     #[arg(long, value_enum, default_value_t = IdpArg::Mock)]
     idp: IdpArg,
@@ -829,6 +834,12 @@ impl BackendArgs {
             );
         }
         options.redis_durable = self.durable_sessions;
+        if self.client_side_cache && matches!(options.redis, RedisMode::Memory) {
+            anyhow::bail!(
+                "--client-side-cache keeps Redis sessions in memory: it needs a Redis (--redis process, container, tls or url)"
+            );
+        }
+        options.redis_client_cache = self.client_side_cache;
         options.idp = match self.idp {
             IdpArg::Mock => IdpMode::Mock,
             IdpArg::MockContainer => IdpMode::MockContainer,

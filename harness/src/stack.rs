@@ -175,6 +175,8 @@ pub struct StackOptions {
     /// extauth's `durableSessions` (`WAIT` for one replica, 500 ms) on a Sentinel or Cluster
     /// Redis; an error on a Redis without replicas.
     pub redis_durable: bool,
+    /// extauth's `clientSideCache` on a standalone Redis; an error on other stores.
+    pub redis_client_cache: bool,
 }
 
 impl Default for StackOptions {
@@ -203,6 +205,7 @@ impl StackOptions {
             extauth_bin: None,
             redis_password: None,
             redis_durable: false,
+            redis_client_cache: false,
         }
     }
 }
@@ -547,6 +550,29 @@ impl Stack {
                 }
                 _ => {
                     return Err(RedisError::DurableNeedsReplicas {
+                        backend: redis
+                            .as_ref()
+                            .map_or("memory", RedisHandle::name)
+                            .to_owned(),
+                    }
+                    .into());
+                }
+            }
+        }
+        if options.redis_client_cache {
+            match (&mut topology_options, &redis) {
+                (Some((lines, "tls")), _) => {
+                    lines.push(crate::redis::CLIENT_CACHE_OPTION.to_owned());
+                }
+                (None, Some(_)) => {
+                    let lines = [
+                        crate::redis::SEED_HOST_LINE.to_owned(),
+                        crate::redis::CLIENT_CACHE_OPTION.to_owned(),
+                    ];
+                    manifest = crate::redis::with_options(&manifest, &lines, "standalone")?;
+                }
+                _ => {
+                    return Err(RedisError::ClientCacheNeedsStandalone {
                         backend: redis
                             .as_ref()
                             .map_or("memory", RedisHandle::name)

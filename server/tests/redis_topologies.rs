@@ -118,6 +118,11 @@ async fn two_replicas_refresh_once(options: Vec<String>) {
     .await;
     assert_eq!(back.status, 302, "{back:?}");
     let cookie = support::cookie_pair(back.header("set-cookie").unwrap());
+    // Both replicas have served the session before it comes due (with `clientSideCache`,
+    // both hold it in memory: the refresh must not be made from a stale copy).
+    for addr in [one.http_addr(), two.http_addr()] {
+        assert_eq!(ask(addr, Some(cookie.clone())).await.status, 200);
+    }
     clock.advance(299);
     idp.clock().advance(299);
     let answers = futures::future::join_all((0..8).map(|i| {
@@ -151,6 +156,94 @@ async fn two_replicas_on_sentinel_refresh_a_session_once() {
 async fn two_replicas_on_a_cluster_refresh_a_session_once() {
     let cluster = RedisCluster::start().await.expect("cluster");
     two_replicas_refresh_once(cluster_options(&cluster)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_with_the_client_side_cache_refresh_a_session_once() {
+    let redis = extauth::testing::RedisServer::start().expect("redis-server");
+    two_replicas_refresh_once(vec![
+        format!("host: {}", redis.address()),
+        "clientSideCache: true".into(),
+    ])
+    .await;
+}
+
+/// With `clientSideCache`, a session deleted in Redis by another client (another replica's
+/// logout) stops being served from memory once Redis's invalidation arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_deleted_elsewhere_is_refused_by_a_replica_that_cached_it() {
+    let redis = extauth::testing::RedisServer::start().expect("redis-server");
+    let idp = support::idp().await;
+    let options = [
+        format!("host: {}", redis.address()),
+        "clientSideCache: true".into(),
+    ];
+    let loaded = config::load_str("topology.yaml", &manifest(&options), &env(&idp))
+        .expect("the manifest loads");
+    let clock = ManualClock::at_system_time();
+    let extauth = replica(&loaded, &clock).await;
+    let http = support::client();
+    let ask = |cookie: Option<String>| {
+        let http = http.clone();
+        let addr = extauth.http_addr();
+        async move {
+            let mut req = http
+                .post(format!("http://{addr}/openai"))
+                .header("host", support::APP_HOST)
+                .header("accept", "*/*");
+            if let Some(cookie) = cookie {
+                req = req.header("cookie", cookie);
+            }
+            support::Answer::read(req.send().await.unwrap()).await
+        }
+    };
+    let first = ask(None).await;
+    assert_eq!(first.status, 302, "{first:?}");
+    let callback = support::log_in(&http, first.header("location").unwrap()).await;
+    let back = support::Answer::read(
+        http.get(format!(
+            "http://{}{}",
+            extauth.http_addr(),
+            support::path_and_query(&callback)
+        ))
+        .header("host", support::APP_HOST)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let cookie = support::cookie_pair(back.header("set-cookie").unwrap());
+    for _ in 0..3 {
+        assert_eq!(ask(Some(cookie.clone())).await.status, 200);
+    }
+    let value = cookie.split_once('=').unwrap().1;
+    let key = extauth::session::SessionId::parse(value)
+        .expect("the cookie holds a session id")
+        .storage_key("");
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let started = Instant::now();
+    loop {
+        let answer = ask(Some(cookie.clone())).await;
+        if answer.status == 302 {
+            break;
+        }
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the deleted session was still served after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn write_manifest(dir: &tempfile::TempDir, options: &[String]) -> std::path::PathBuf {

@@ -309,6 +309,25 @@ fn redis_topologies_and_a_password_are_backend_flags() {
 }
 
 #[test]
+fn the_client_side_cache_is_a_backend_flag_that_needs_a_redis() {
+    let backends = |redis: &str| {
+        let Ok(Cli {
+            command: Command::Up { backends, .. },
+        }) = Cli::try_parse_from(["harness", "up", "--redis", redis, "--client-side-cache"])
+        else {
+            panic!("parses");
+        };
+        backends.stack_options()
+    };
+    assert!(backends("process").expect("valid").redis_client_cache);
+    let err = backends("memory").expect_err("memory has no Redis to cache");
+    assert_eq!(
+        err.to_string(),
+        "--client-side-cache keeps Redis sessions in memory: it needs a Redis (--redis process, container, tls or url)"
+    );
+}
+
+#[test]
 fn load_target_takes_session_counts_connections_a_rate_and_baselines() {
     let parsed = Cli::try_parse_from(["harness", "load"]).expect("parses");
     let Command::Load {

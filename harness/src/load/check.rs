@@ -122,6 +122,8 @@ pub struct CheckOptions {
     /// The agentgateway binary (`--target agentgateway`); `None`: PATH, then
     /// `../shared/bin`.
     pub agentgateway: Option<std::path::PathBuf>,
+    /// Whether extauth runs with `clientSideCache` (`--client-side-cache`): in the report.
+    pub client_side_cache: bool,
 }
 
 impl Default for CheckOptions {
@@ -138,6 +140,7 @@ impl Default for CheckOptions {
             request_timeout: Duration::from_secs(5),
             progress: false,
             agentgateway: None,
+            client_side_cache: false,
         }
     }
 }
@@ -270,6 +273,9 @@ pub struct CheckReport {
     /// CPU time per request, per series.
     #[serde(default)]
     pub cpu: Vec<CpuFigure>,
+    /// extauth ran with `clientSideCache`.
+    #[serde(default)]
+    pub client_side_cache: bool,
 }
 
 /// The series of a run.
@@ -504,6 +510,7 @@ pub async fn run(
         errors,
         ratios,
         cpu,
+        client_side_cache: options.client_side_cache,
     })
 }
 
@@ -754,8 +761,13 @@ pub fn bench_table(reports: &[CheckReport]) -> String {
     );
     for r in reports {
         let run = format!(
-            "{} x{}{}",
+            "{}{} x{}{}",
             r.target.as_str(),
+            if r.client_side_cache {
+                " (clientSideCache)"
+            } else {
+                ""
+            },
             r.connections,
             r.rate
                 .map_or(String::new(), |rate| format!(" at {rate:.0}/s"))

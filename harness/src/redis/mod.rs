@@ -26,6 +26,9 @@ pub use process::{RedisServer, ping};
 /// The `durableSessions` option line `--durable-sessions` adds (one replica, 500 ms).
 pub const DURABLE_OPTION: &str = "durableSessions: {replicas: 1, timeout: 500ms}";
 
+/// The option line `--client-side-cache` adds (standalone Redis only).
+pub const CLIENT_CACHE_OPTION: &str = "clientSideCache: true";
+
 /// The line of the seed manifest that topology options replace.
 pub const SEED_HOST_LINE: &str = "host: ${REDIS_HOST}:${REDIS_PORT}";
 
@@ -71,6 +74,14 @@ pub enum RedisError {
         "durable sessions wait for a replica: this needs --redis sentinel or cluster, not {backend}"
     )]
     DurableNeedsReplicas {
+        /// The backend asked for.
+        backend: String,
+    },
+    /// `clientSideCache` asked of a store it does not apply to.
+    #[error(
+        "extauth's client-side cache is for a standalone Redis: this needs --redis process, container, tls or url, not {backend}"
+    )]
+    ClientCacheNeedsStandalone {
         /// The backend asked for.
         backend: String,
     },

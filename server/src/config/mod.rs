@@ -283,6 +283,9 @@ pub struct RedisConfig {
     pub command_timeout: Duration,
     /// `options.durableSessions` (default off).
     pub durable: Option<DurableSessions>,
+    /// `options.clientSideCache` (default off; standalone only): sessions kept in memory
+    /// between checks, dropped when Redis says their key changed.
+    pub client_side_cache: bool,
 }
 
 /// Which Redis deployment holds the sessions.

@@ -349,6 +349,10 @@ pub struct RedisOptions {
     /// extauth extension: `WAIT` for replicas after writing a session. Default: off.
     #[serde(default)]
     pub durable_sessions: Option<DurableSessions>,
+    /// extauth extension: keep sessions in memory between checks, invalidated by Redis
+    /// (RESP3 client tracking). Standalone only. Default false.
+    #[serde(default)]
+    pub client_side_cache: Option<bool>,
 }
 
 /// `options.sentinel`.

@@ -83,7 +83,7 @@ pub async fn ensure_fresh(
             // have refreshed it since this request read it, and its refresh token is then
             // spent (refreshing with it again would end the session).
             let outcome = async {
-                let current = match route.store.load(id).await {
+                let current = match route.store.load_fresh(id).await {
                     Ok(Some(current)) => current,
                     Ok(None) => return Ok(None),
                     Err(e) => return fallback(data, Some(id.clone()), FlowError::SessionStore(e)),
@@ -155,7 +155,7 @@ async fn wait_for_other_replica(
 ) -> Result<Option<Active>, FlowError> {
     for _ in 0..WAIT_STEPS {
         tokio::time::sleep(WAIT_STEP).await;
-        match route.store.load(id).await {
+        match route.store.load_fresh(id).await {
             Ok(Some(d)) if !due(route, &d, flow.now()) => {
                 return Ok(Some(Active::new(d, Some(id.clone()))));
             }

@@ -170,6 +170,10 @@ impl SessionStore for Observed {
         self.check()?;
         self.inner.load(id).await
     }
+    async fn load_fresh(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        self.check()?;
+        self.inner.load_fresh(id).await
+    }
     async fn save(
         &self,
         id: &SessionId,

@@ -964,3 +964,86 @@ mod id_token;
 mod metadata;
 mod reflected;
 mod signed;
+
+/// A store whose plain reads lag behind it, as a replica's client-side cache does until
+/// Redis's invalidation arrives: `load` answers `stale`, `load_fresh` the store itself.
+#[derive(Debug)]
+struct LaggingCache {
+    inner: Arc<dyn SessionStore>,
+    stale: SessionData,
+}
+
+#[async_trait::async_trait]
+impl SessionStore for LaggingCache {
+    async fn load(&self, _id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        Ok(Some(self.stale.clone()))
+    }
+    async fn load_fresh(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        self.inner.load(id).await
+    }
+    async fn save(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.save(id, data, ttl).await
+    }
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.inner.delete(id).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+/// Another replica refreshed the session (rotating its refresh token) and this replica's
+/// cache still holds the old copy, due for a refresh: the refresh reads the store past the
+/// cache, finds the fresh tokens and serves them, never presenting the spent refresh token
+/// (the IdP would answer `invalid_grant` and the session would end).
+#[tokio::test]
+async fn a_refresh_reads_the_session_past_a_lagging_cache() {
+    let idp = idp().await;
+    Mock::given(method("POST"))
+        .and(path("/realms/master/protocol/openid-connect/token"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(serde_json::json!({"error": "invalid_grant"})),
+        )
+        .mount(&idp)
+        .await;
+    let clock = ManualClock::new(NOW);
+    let memory: Arc<dyn SessionStore> = Arc::new(crate::session::memory::MemoryStore::new(
+        Arc::new(clock.clone()),
+    ));
+    let id = SessionId::generate();
+    let fresh = SessionData {
+        expires_at: NOW + 300,
+        refresh_token: Some("rt-rotated".into()),
+        ..sample("u")
+    };
+    memory
+        .save(&id, &fresh, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let store = Arc::new(LaggingCache {
+        inner: Arc::clone(&memory),
+        stale: SessionData {
+            expires_at: NOW + 1,
+            refresh_token: Some("rt-spent".into()),
+            id_token: "the-old-id-token".into(),
+            ..sample("u")
+        },
+    });
+    let flow = testkit::flow_with_store(&loaded(&idp.uri(), "127.0.0.1:1"), store, &clock);
+    let a = allow(flow.decide(&with_cookie(post_openai(), &id)).await);
+    assert_eq!(a.upstream_headers[0].1, fresh.id_token);
+    let token_calls = idp
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/token"))
+        .count();
+    assert_eq!(token_calls, 0);
+    assert_eq!(memory.load(&id).await.unwrap(), Some(fresh));
+}

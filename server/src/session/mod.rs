@@ -71,6 +71,12 @@ pub enum StoreError {
 pub trait SessionStore: Send + Sync + fmt::Debug {
     /// The session for `id`, or `None` when there is none (or it expired).
     async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError>;
+    /// [`SessionStore::load`] from the store itself, past any cache: for the reads that
+    /// decide what to send to the IdP (a refresh token spent by another replica must be
+    /// seen). Stores without a cache read the same way.
+    async fn load_fresh(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        self.load(id).await
+    }
     /// Stores `data` under `id` for `ttl`.
     async fn save(
         &self,

@@ -213,7 +213,7 @@ fn the_bench_table_puts_each_figure_beside_its_baseline_ratio_and_target() {
         sessions: vec![1000, 1_000_000],
         ..CheckOptions::default()
     };
-    let report = CheckReport {
+    let mut report = CheckReport {
         target: CheckTarget::Http,
         description: "test".into(),
         connections: 1,
@@ -235,8 +235,9 @@ fn the_bench_table_puts_each_figure_beside_its_baseline_ratio_and_target() {
         series: all,
         errors: BTreeMap::new(),
         cpu: Vec::new(),
+        client_side_cache: false,
     };
-    let table = bench_table(&[report]);
+    let table = bench_table(std::slice::from_ref(&report));
     let rows: Vec<&str> = table.lines().collect();
     assert_eq!(rows.len(), 7, "{table}");
     assert_eq!(
@@ -254,6 +255,15 @@ fn the_bench_table_puts_each_figure_beside_its_baseline_ratio_and_target() {
     assert!(
         rows[5].contains("| 2400 B | sealed value 2000 B | - | <= 2.5 KB | yes |"),
         "{table}"
+    );
+    // A run with extauth's client-side cache says so on every row.
+    report.client_side_cache = true;
+    let cached = bench_table(&[report]);
+    assert_eq!(
+        cached.lines().nth(2),
+        Some(
+            "| http (clientSideCache) x1 | p50, 1000 sessions | 0.100 ms | redis GET 0.080 ms | 1.25x | <= 1.3x at 1 connection | yes |"
+        )
     );
 }
 

@@ -1,6 +1,7 @@
 //! `session.redis` → [`RedisConfig`]: Solo's `RedisOptions` (`host` as `host:port` or
 //! `unix:///path`, `db`, `poolSize`, `socketType`, `tlsCertMountPath`) and extauth's
-//! extensions (`topology`, `sentinel`, `cluster`, `commandTimeout`, `durableSessions`), with
+//! extensions (`topology`, `sentinel`, `cluster`, `commandTimeout`, `durableSessions`,
+//! `clientSideCache`), with
 //! the credentials from the environment (`REDIS_PASSWORD`, `REDIS_USERNAME`,
 //! `REDIS_SENTINEL_PASSWORD`, `REDIS_SENTINEL_USERNAME`).
 //!
@@ -243,6 +244,14 @@ pub(super) fn compile(
         Some(d) => Some(durable(doc, d, command_timeout, &opt)?),
     };
 
+    let client_side_cache = o.client_side_cache.unwrap_or(false);
+    if client_side_cache && !matches!(topology, RedisTopology::Standalone(_)) {
+        return Err(field(
+            doc,
+            opt("clientSideCache"),
+            "supported with the standalone topology only (remove it, or use `host`)",
+        ));
+    }
     let auth = credentials(doc, env, REDIS_USERNAME_ENV, REDIS_PASSWORD_ENV, &opt(""))?;
     let sentinel_auth = credentials(
         doc,
@@ -261,6 +270,7 @@ pub(super) fn compile(
         sentinel_auth,
         command_timeout,
         durable,
+        client_side_cache,
     })
 }
 

@@ -4,8 +4,8 @@
 use std::sync::Once;
 
 use redis::{
-    ClientTlsConfig, ConnectionAddr, IntoConnectionInfo as _, RedisConnectionInfo, RedisResult,
-    TlsCertificates,
+    ClientTlsConfig, ConnectionAddr, IntoConnectionInfo as _, ProtocolVersion, RedisConnectionInfo,
+    RedisResult, TlsCertificates,
 };
 
 use crate::config::{HostPort, RedisAuth, RedisTls};
@@ -64,9 +64,30 @@ pub(super) fn client(
     auth: &RedisAuth,
     db: u32,
 ) -> RedisResult<redis::Client> {
+    client_speaking(addr, tls, auth, db, ProtocolVersion::RESP2)
+}
+
+/// [`client`] speaking RESP3, which invalidation pushes need (the client-side cache's
+/// tracking connection).
+pub(super) fn tracking_client(
+    addr: ConnectionAddr,
+    tls: Option<&RedisTls>,
+    auth: &RedisAuth,
+    db: u32,
+) -> RedisResult<redis::Client> {
+    client_speaking(addr, tls, auth, db, ProtocolVersion::RESP3)
+}
+
+fn client_speaking(
+    addr: ConnectionAddr,
+    tls: Option<&RedisTls>,
+    auth: &RedisAuth,
+    db: u32,
+    protocol: ProtocolVersion,
+) -> RedisResult<redis::Client> {
     let info = addr
         .into_connection_info()?
-        .set_redis_settings(settings(auth, db));
+        .set_redis_settings(settings(auth, db).set_protocol(protocol));
     match tls {
         Some(tls) => {
             ensure_tls_provider();

@@ -28,6 +28,7 @@ mod connect;
 mod index;
 mod pool;
 mod sentinel;
+mod tracking;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,10 +44,12 @@ use redis::{
 use tokio::time::Instant;
 
 pub use connect::ensure_tls_provider;
+pub use tracking::CacheStats;
 
 use self::cluster::Cluster;
 use self::pool::Pool;
 use self::sentinel::Sentinel;
+use self::tracking::Tracking;
 use super::{SessionData, SessionId, SessionStore, StoreError, decode, encode};
 use crate::config::{DurableSessions, RedisAddress, RedisConfig, RedisTopology};
 
@@ -81,6 +84,8 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     durable: Option<DurableSessions>,
+    /// `options.clientSideCache` (standalone only): sessions kept between checks.
+    tracking: Option<Arc<Tracking>>,
     /// Where it points, for `Debug` and messages (no credentials).
     describe: String,
 }
@@ -135,6 +140,7 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("durable", &self.durable)
+            .field("client_side_cache", &self.tracking.is_some())
             .finish()
     }
 }
@@ -248,16 +254,23 @@ impl RedisStore {
                         format!("unix://{}", path.display()),
                     ),
                 };
-                let client = connect::client(addr, tls, auth, db)
+                let client = connect::client(addr.clone(), tls, auth, db)
                     .map_err(|e| StoreError::Unavailable(format!("{describe}: {e}")))?;
-                Self::standalone(
+                let mut store = Self::standalone(
                     client,
                     pool_size,
                     config.command_timeout,
-                    prefix,
+                    prefix.clone(),
                     None,
                     &describe,
-                )?
+                )?;
+                if config.client_side_cache {
+                    let tracking = connect::tracking_client(addr, tls, auth, db)
+                        .map_err(|e| StoreError::Unavailable(format!("{describe}: {e}")))?;
+                    store.tracking =
+                        Some(Tracking::start(tracking, prefix, config.command_timeout));
+                }
+                store
             }
             RedisTopology::Sentinel {
                 master_name,
@@ -269,6 +282,7 @@ impl RedisStore {
                     prefix,
                     timeout: config.command_timeout,
                     durable: None,
+                    tracking: None,
                     describe: format!(
                         "sentinel master {master_name:?} via {}",
                         sentinels
@@ -289,6 +303,7 @@ impl RedisStore {
                 prefix,
                 timeout: config.command_timeout,
                 durable: None,
+                tracking: None,
                 describe: format!(
                     "cluster via {}",
                     nodes
@@ -435,6 +450,7 @@ impl RedisStore {
             prefix: prefix.into(),
             timeout,
             durable: None,
+            tracking: None,
             describe: "injected connection".to_owned(),
         }
     }
@@ -463,8 +479,37 @@ impl RedisStore {
             prefix,
             timeout,
             durable,
+            tracking: None,
             describe: describe.to_owned(),
         })
+    }
+
+    /// A read through the client-side cache: from memory when this process holds the
+    /// session and Redis has not invalidated it; else `GET` and `PTTL` in one round trip,
+    /// and the session kept for the key's remaining life (see [`tracking`]).
+    async fn load_tracked(
+        &self,
+        tracking: &Tracking,
+        id: &SessionId,
+    ) -> Result<Option<SessionData>, StoreError> {
+        let key = id.storage_key(&self.prefix);
+        if let Some(data) = tracking.get(&key, id) {
+            return Ok(Some(data));
+        }
+        let ticket = tracking.ticket();
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        let (bytes, pttl): (Option<Vec<u8>>, i64) = self.call("load", Request::Pipe(&pipe)).await?;
+        let data = bytes.map(|b| decode(id, &b)).transpose()?;
+        if let (Some(ticket), Some(data), Ok(ms @ 1..)) = (ticket, &data, u64::try_from(pttl)) {
+            tracking.put(&key, id, data, Duration::from_millis(ms), ticket);
+        }
+        Ok(data)
+    }
+
+    /// The client-side cache's counts (`None` without `clientSideCache`).
+    pub fn client_cache_stats(&self) -> Option<CacheStats> {
+        self.tracking.as_deref().map(Tracking::stats)
     }
 
     /// Runs `request` on a connection of the topology, once more after a recoverable
@@ -615,6 +660,13 @@ impl RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
+        match &self.tracking {
+            Some(tracking) => self.load_tracked(tracking, id).await,
+            None => self.load_fresh(id).await,
+        }
+    }
+
+    async fn load_fresh(&self, id: &SessionId) -> Result<Option<SessionData>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(id.storage_key(&self.prefix));
         let mark = self.sentinel_mark();
@@ -633,11 +685,10 @@ impl SessionStore for RedisStore {
         ttl: Duration,
     ) -> Result<(), StoreError> {
         let bytes = encode(id, data)?;
+        let key = id.storage_key(&self.prefix);
+        let _forget = self.tracking.as_deref().map(|t| t.forget_on_drop(&key));
         let mut set = redis::cmd("SET");
-        set.arg(id.storage_key(&self.prefix))
-            .arg(bytes)
-            .arg("EX")
-            .arg(ttl.as_secs().max(1));
+        set.arg(&key).arg(bytes).arg("EX").arg(ttl.as_secs().max(1));
         match &self.durable {
             None => self.call::<()>("save", Request::Cmd(&set)).await,
             Some(durable) => {
@@ -669,8 +720,13 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         super::forget(id);
+        let key = id.storage_key(&self.prefix);
+        if let Some(tracking) = &self.tracking {
+            tracking.forget(&key);
+        }
+        let _forget = self.tracking.as_deref().map(|t| t.forget_on_drop(&key));
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(id.storage_key(&self.prefix));
+        cmd.arg(&key);
         self.call::<()>("delete", Request::Cmd(&cmd)).await
     }
 

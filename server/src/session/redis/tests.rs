@@ -34,6 +34,7 @@ fn config(topology: RedisTopology) -> RedisConfig {
         sentinel_auth: RedisAuth::default(),
         command_timeout: Duration::from_secs(1),
         durable: None,
+        client_side_cache: false,
     }
 }
 

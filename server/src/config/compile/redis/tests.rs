@@ -103,6 +103,32 @@ fn cluster_takes_seed_nodes() {
 }
 
 #[test]
+fn the_client_side_cache_is_off_unless_asked_for() {
+    assert!(!redis_of(SEED, &seed_env()).client_side_cache);
+    let redis = redis_of(
+        &with_options("host: r:6379\nclientSideCache: true"),
+        &seed_env(),
+    );
+    assert!(redis.client_side_cache);
+}
+
+#[test]
+fn the_client_side_cache_on_sentinel_is_rejected_with_this_message() {
+    let msg = rejection(
+        &with_options(
+            "topology: sentinel\nsentinel: {masterName: m, addresses: [s]}\nclientSideCache: true",
+        ),
+        &seed_env(),
+    );
+    assert_eq!(
+        msg,
+        "AuthConfig agentgateway-system/oauth-authorization-code (seed.yaml, document 2): \
+         spec.configs[0].oauth2.oidcAuthorizationCode.session.redis.options.clientSideCache: \
+         supported with the standalone topology only (remove it, or use `host`)"
+    );
+}
+
+#[test]
 fn timeouts_and_durable_sessions_are_read_with_their_defaults() {
     let redis = redis_of(
         &with_options("host: r:6379\ncommandTimeout: 2s\ndurableSessions: {}"),
@@ -297,6 +323,24 @@ fn bad_redis_settings_are_rejected_with_the_field_and_the_reason() {
             "host: r\ndurableSessions: {replicas: 0}",
             "durableSessions.replicas",
             "expected 1 to 64 replicas, got 0",
+        ),
+        (
+            "client-side cache on sentinel",
+            "topology: sentinel\nsentinel: {masterName: m, addresses: [s]}\nclientSideCache: true",
+            "clientSideCache",
+            "supported with the standalone topology only (remove it, or use `host`)",
+        ),
+        (
+            "client-side cache on a cluster",
+            "topology: cluster\ncluster: {nodes: [r]}\nclientSideCache: true",
+            "clientSideCache",
+            "supported with the standalone topology only",
+        ),
+        (
+            "client-side cache not a boolean",
+            "host: r\nclientSideCache: yes please",
+            "",
+            "clientSideCache: invalid type: string \"yes please\", expected a boolean",
         ),
         (
             "unknown option",
