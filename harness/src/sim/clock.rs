@@ -4,12 +4,24 @@
 //! yields (drawn from the seed), not by the machine's speed. extauth, mock-idp and the
 //! simulated Redis all read this one time (mock-idp's `MockClock` adds the skew fault).
 //!
-//! Tokio's own timers are not simulated (that needs its `test-util` feature): the few real
-//! timers inside extauth run on the wall clock. Its timeouts (Redis `commandTimeout`) never
-//! fire, since every simulated answer comes in microseconds, except where the simulation
-//! makes a call hang on purpose; its cross-replica refresh wait does sleep 100 ms steps of
-//! wall time when a run reaches it, which costs wall time (not CPU) and lets the other
-//! tasks run meanwhile.
+//! Tokio's own clock is the second clock: [`super::run`] starts the runtime paused
+//! (`start_paused`, tokio's `test-util` feature), so the timers inside extauth (its
+//! cross-replica refresh wait, the Redis command timeout, any `tokio::time::timeout`) run
+//! on virtual time. That clock stands still while any task can run and, when every task
+//! waits, jumps to the next timer's deadline: no wall time is slept, and on one thread
+//! with no real I/O the jumps come at the same points for the same seed.
+//!
+//! [`SimTime`] does not move Tokio's clock (no `tokio::time::advance`), on purpose: the
+//! simulation adds concurrent waits up (a user's two-minute think time moves the shared
+//! counter while another user's request is in flight), so advancing Tokio by the same
+//! amount would fire extauth's one-second Redis timeout, or end its refresh wait, on calls
+//! whose own path took milliseconds: failures of the model, not of extauth. A Redis or IdP
+//! slower than extauth's timeouts is modelled where it happens ([`super::redis`],
+//! [`super::net`]: the call fails at the timeout, on `SimTime`). What this leaves out:
+//! Tokio's jumps are not added to `SimTime` (a refresh wait takes no simulated time), and
+//! extauth's timers fire only when nothing else can run, so a replica waiting for another
+//! one's refresh always sees it finish first unless that one is stuck on a timer too. The
+//! time Tokio jumped in a run is in [`super::Report::timer_waits`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -16,8 +16,9 @@
 //! - Invariants ([`oracle`]) after every message and step; the first broken one stops the
 //!   run with the seed, the steps that led to it and the command that replays it.
 //!
-//! Everything runs on one thread (a current-thread runtime; time is [`clock::SimTime`]), so
-//! the same seed gives the same [`trace`] and the same hash.
+//! Everything runs on one thread (a current-thread runtime on Tokio's paused clock; the
+//! world's time is [`clock::SimTime`]), so the same seed gives the same [`trace`] and the
+//! same hash.
 
 pub mod clock;
 pub mod net;
@@ -100,6 +101,9 @@ pub struct Report {
     pub redis_commands: u64,
     /// Simulated time covered.
     pub simulated: Duration,
+    /// Virtual time Tokio's paused clock jumped while every task waited on a timer
+    /// (extauth's refresh wait, timeouts): what would have been slept in wall time.
+    pub timer_waits: Duration,
     /// Wall time taken.
     pub wall: Duration,
     /// The first broken invariant, if any.
@@ -144,6 +148,10 @@ impl Report {
                 "simulated time",
                 format!("{:.1} h", self.simulated.as_secs_f64() / 3600.0),
             ),
+            (
+                "extauth timer waits (virtual)",
+                format!("{:.1} s", self.timer_waits.as_secs_f64()),
+            ),
             ("wall time", format!("{:.2} s", self.wall.as_secs_f64())),
             (
                 "simulated requests / wall s",
@@ -168,8 +176,12 @@ impl Report {
 /// Runs one simulation on this thread (its own current-thread runtime, simulated clock).
 pub fn run(options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
+    // Tokio's clock paused: extauth's own timers (the cross-replica refresh wait, the Redis
+    // command timeout) run on virtual time, which jumps to the next timer whenever every
+    // task waits (see `clock`); no wall time is slept and the jumps are deterministic.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build()?;
     // The ids extauth and mock-idp draw come from the seed too.
     let _extauth_ids = extauth::random::seed_this_thread(options.seed ^ 0x6578_7461_7574_6800);
@@ -297,6 +309,7 @@ struct Active {
 }
 
 async fn simulate(options: &Options) -> anyhow::Result<Report> {
+    let tokio_started = tokio::time::Instant::now();
     let world = world::World::build(options.seed, options.users, options.replicas).await?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let sim = users::Sim::new(&world, options);
@@ -384,6 +397,7 @@ async fn simulate(options: &Options) -> anyhow::Result<Report> {
         refreshes: world.net.refresh_grants(),
         redis_commands: world.redis.commands(),
         simulated: world.time.elapsed(),
+        timer_waits: tokio_started.elapsed(),
         wall: Duration::ZERO,
         violation,
     })

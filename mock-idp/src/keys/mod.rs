@@ -95,8 +95,17 @@ pub struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: Value,
-    /// RS256 keys: the same private key for ring, which signs.
-    rs256: Option<Arc<ring::signature::RsaKeyPair>>,
+    /// RS256 and ES256 keys: the same private key parsed once for ring, which signs.
+    ring: Option<RingKey>,
+}
+
+/// A private key parsed once for ring. jsonwebtoken re-parses its key on every signature
+/// (for ES256 it even re-derives the public point from the scalar, half of the cost);
+/// ring signs from the parsed key.
+#[derive(Clone)]
+enum RingKey {
+    Rs256(Arc<ring::signature::RsaKeyPair>),
+    Es256(Arc<ring::signature::EcdsaKeyPair>),
 }
 
 static SHARED: Mutex<Option<Arc<SigningKey>>> = Mutex::new(None);
@@ -129,10 +138,10 @@ impl SigningKey {
                 let mut key =
                     Self::from_parts(alg, EncodingKey::from_rsa_der(der.as_bytes()), &n, &e);
                 if alg == SigningAlg::RS256 {
-                    key.rs256 = Some(Arc::new(
+                    key.ring = Some(RingKey::Rs256(Arc::new(
                         ring::signature::RsaKeyPair::from_der(der.as_bytes())
                             .map_err(|e| KeyError::Task(format!("ring refused the key: {e}")))?,
-                    ));
+                    )));
                 }
                 Ok(key)
             }
@@ -152,8 +161,9 @@ impl SigningKey {
             0x30, 0x25, 0x02, 0x01, 0x01, 0x04, 0x20,
         ];
         for _ in 0..8 {
+            let scalar = ids::random_bytes(32);
             let mut der = PKCS8_P256_PREFIX.to_vec();
-            der.extend_from_slice(&ids::random_bytes(32));
+            der.extend_from_slice(&scalar);
             let encoding = EncodingKey::from_ec_der(&der);
             let Ok(jwk) = jsonwebtoken::jwk::Jwk::from_encoding_key(
                 &encoding,
@@ -165,6 +175,20 @@ impl SigningKey {
                 continue;
             };
             let Ok(decoding) = DecodingKey::from_ec_components(&ec.x, &ec.y) else {
+                continue;
+            };
+            // ring wants the public point beside the scalar (uncompressed: 04 || x || y).
+            let (Ok(x), Ok(y)) = (URL_SAFE_NO_PAD.decode(&ec.x), URL_SAFE_NO_PAD.decode(&ec.y))
+            else {
+                continue;
+            };
+            let point = [&[0x04][..], &x, &y].concat();
+            let Ok(pair) = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &scalar,
+                &point,
+                &ring::rand::SystemRandom::new(),
+            ) else {
                 continue;
             };
             let canonical = format!(
@@ -187,7 +211,7 @@ impl SigningKey {
                 encoding,
                 decoding,
                 jwk: public,
-                rs256: None,
+                ring: Some(RingKey::Es256(Arc::new(pair))),
             });
         }
         Err(KeyError::Task("no valid P-256 key in 8 draws".into()))
@@ -225,38 +249,49 @@ impl SigningKey {
             encoding,
             decoding: DecodingKey::from_rsa_raw_components(n, e),
             jwk,
-            rs256: None,
+            ring: None,
         }
     }
 
-    /// A JWT of `header` and `claims` signed with this key: RS256 through ring, the other
-    /// algorithms through jsonwebtoken. The same compact form either way
-    /// (`base64url(JSON header) . base64url(JSON claims) . base64url(signature)`).
+    /// A JWT of `header` and `claims` signed with this key: RS256 and ES256 through ring,
+    /// PS256 through jsonwebtoken. The same compact form either way
+    /// (`base64url(JSON header) . base64url(JSON claims) . base64url(signature)`; an ES256
+    /// signature is `r || s`, 64 bytes, as RFC 7518 section 3.4 asks and ring's `FIXED`
+    /// encoding gives).
     pub(crate) fn sign<T: serde::Serialize>(
         &self,
         header: &jsonwebtoken::Header,
         claims: &T,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let Some(pair) = self
-            .rs256
-            .as_ref()
-            .filter(|_| header.alg == jsonwebtoken::Algorithm::RS256)
-        else {
-            return jsonwebtoken::encode(header, claims, &self.encoding);
+        use jsonwebtoken::Algorithm as A;
+        let ring_key = match (&self.ring, header.alg) {
+            (Some(k @ RingKey::Rs256(_)), A::RS256) | (Some(k @ RingKey::Es256(_)), A::ES256) => k,
+            _ => return jsonwebtoken::encode(header, claims, &self.encoding),
         };
         let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(header)?);
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?));
-        let mut signature = vec![0; pair.public().modulus_len()];
-        pair.sign(
-            &ring::signature::RSA_PKCS1_SHA256,
-            &ring::rand::SystemRandom::new(),
-            token.as_bytes(),
-            &mut signature,
-        )
-        .map_err(|_| {
-            jsonwebtoken::errors::ErrorKind::InvalidRsaKey("ring: signing failed".into())
-        })?;
+        let rng = ring::rand::SystemRandom::new();
+        let signature = match ring_key {
+            RingKey::Rs256(pair) => {
+                let mut signature = vec![0; pair.public().modulus_len()];
+                pair.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    token.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| {
+                    jsonwebtoken::errors::ErrorKind::InvalidRsaKey("ring: signing failed".into())
+                })?;
+                signature
+            }
+            RingKey::Es256(pair) => pair
+                .sign(&rng, token.as_bytes())
+                .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidEcdsaKey)?
+                .as_ref()
+                .to_vec(),
+        };
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(&signature));
         Ok(token)

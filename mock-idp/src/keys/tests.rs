@@ -93,3 +93,34 @@ fn an_rs256_token_signed_through_ring_is_the_one_jsonwebtoken_would_make() {
     );
     assert!(jsonwebtoken::decode::<Value>(&forged, key.decoding_key(), &v).is_err());
 }
+
+#[test]
+fn an_es256_token_signed_through_ring_verifies_as_jsonwebtoken_would_check_it() {
+    let key = SigningKey::generate_for(SigningAlg::ES256).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(key.kid().to_owned());
+    let claims = json!({"sub": "user1", "n": 7});
+    let ours = key.sign(&header, &claims).unwrap();
+    // ECDSA signatures are randomized: the header and payload segments are jsonwebtoken's,
+    // the signature is a fixed-size `r || s` (RFC 7518 section 3.4) that verifies.
+    let theirs = jsonwebtoken::encode(&header, &claims, key.encoding_key()).unwrap();
+    let (ours_parts, theirs_parts): (Vec<&str>, Vec<&str>) =
+        (ours.split('.').collect(), theirs.split('.').collect());
+    assert_eq!(ours_parts.len(), 3);
+    assert_eq!(ours_parts[..2], theirs_parts[..2]);
+    assert_eq!(URL_SAFE_NO_PAD.decode(ours_parts[2]).unwrap().len(), 64);
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.required_spec_claims.clear();
+    let data = jsonwebtoken::decode::<Value>(&ours, key.decoding_key(), &v).unwrap();
+    assert_eq!(data.claims, claims);
+    // A tampered payload, or another key's signature, does not verify.
+    let forged = format!(
+        "{}.{}.{}",
+        ours_parts[0],
+        URL_SAFE_NO_PAD.encode(br#"{"sub":"admin","n":7}"#),
+        ours_parts[2]
+    );
+    assert!(jsonwebtoken::decode::<Value>(&forged, key.decoding_key(), &v).is_err());
+    let other = SigningKey::generate_for(SigningAlg::ES256).unwrap();
+    assert!(jsonwebtoken::decode::<Value>(&ours, other.decoding_key(), &v).is_err());
+}
