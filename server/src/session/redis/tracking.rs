@@ -12,7 +12,11 @@
 //!   a value read just before a write cannot stay behind the write's invalidation.
 //! - The tracking connection lost (reset, Redis restarted, no answer to the periodic
 //!   `PING`): every entry goes and nothing is cached until it has subscribed again; reads
-//!   go to Redis meanwhile.
+//!   go to Redis meanwhile. A reset or a Redis restart is seen at once; a silent network
+//!   cut (no reset) only by the next `PING` failing, up to [`PING_EVERY`] + `commandTimeout`
+//!   later, and writes by others in that window are not seen here until then.
+//! - Any invalidation refuses every ticket taken before it (not only the key's): under many
+//!   writes fewer reads fill the cache, never a stale one.
 //! - An entry lives at most until the key's TTL (`PTTL`, read with the value) and at most
 //!   [`MAX_AGE`]; this process's own writes and deletes drop the entry at once.
 //! - Reads that decide what to send to the IdP (the refresh paths:
@@ -40,8 +44,9 @@ use crate::session::{SessionData, SessionId};
 #[cfg(test)]
 mod tests;
 
-/// Entries kept (an arbitrary one is dropped beyond).
-pub const CAPACITY: usize = 65_536;
+/// Entries kept (an arbitrary one is dropped beyond): a Keycloak-sized session is about
+/// 3.5 KB in memory, so about 56 MB when full.
+pub const CAPACITY: usize = 16_384;
 /// The longest an entry lives, whatever the key's TTL.
 pub const MAX_AGE: Duration = Duration::from_secs(300);
 /// How often the tracking connection is pinged (a dead one is replaced).
