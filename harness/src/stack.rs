@@ -543,19 +543,20 @@ impl Stack {
 
         let redis_url = redis.as_ref().map(RedisHandle::url);
         let mut topology_options = redis.as_ref().and_then(RedisHandle::manifest_options);
+        // The store asked for, for the errors of options it does not take.
+        let backend = || {
+            redis
+                .as_ref()
+                .map_or("memory", RedisHandle::name)
+                .to_owned()
+        };
         if options.redis_durable {
             match &mut topology_options {
                 Some((lines, "sentinel" | "cluster")) => {
                     lines.push(crate::redis::DURABLE_OPTION.to_owned());
                 }
                 _ => {
-                    return Err(RedisError::DurableNeedsReplicas {
-                        backend: redis
-                            .as_ref()
-                            .map_or("memory", RedisHandle::name)
-                            .to_owned(),
-                    }
-                    .into());
+                    return Err(RedisError::DurableNeedsReplicas { backend: backend() }.into());
                 }
             }
         }
@@ -572,13 +573,9 @@ impl Stack {
                     manifest = crate::redis::with_options(&manifest, &lines, "standalone")?;
                 }
                 _ => {
-                    return Err(RedisError::ClientCacheNeedsStandalone {
-                        backend: redis
-                            .as_ref()
-                            .map_or("memory", RedisHandle::name)
-                            .to_owned(),
-                    }
-                    .into());
+                    return Err(
+                        RedisError::ClientCacheNeedsStandalone { backend: backend() }.into(),
+                    );
                 }
             }
         }

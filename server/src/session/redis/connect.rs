@@ -64,21 +64,11 @@ pub(super) fn client(
     auth: &RedisAuth,
     db: u32,
 ) -> RedisResult<redis::Client> {
-    client_speaking(addr, tls, auth, db, ProtocolVersion::RESP2)
+    client_with(addr, tls, auth, db, ProtocolVersion::RESP2)
 }
 
-/// [`client`] speaking RESP3, which invalidation pushes need (the client-side cache's
-/// tracking connection).
-pub(super) fn tracking_client(
-    addr: ConnectionAddr,
-    tls: Option<&RedisTls>,
-    auth: &RedisAuth,
-    db: u32,
-) -> RedisResult<redis::Client> {
-    client_speaking(addr, tls, auth, db, ProtocolVersion::RESP3)
-}
-
-fn client_speaking(
+/// [`client`] speaking `protocol` (RESP3 for the client-side cache's tracking connection).
+pub(super) fn client_with(
     addr: ConnectionAddr,
     tls: Option<&RedisTls>,
     auth: &RedisAuth,

@@ -265,8 +265,10 @@ impl RedisStore {
                     &describe,
                 )?;
                 if config.client_side_cache {
-                    let tracking = connect::tracking_client(addr, tls, auth, db)
-                        .map_err(|e| StoreError::Unavailable(format!("{describe}: {e}")))?;
+                    // RESP3: invalidation pushes need it.
+                    let tracking =
+                        connect::client_with(addr, tls, auth, db, redis::ProtocolVersion::RESP3)
+                            .map_err(|e| StoreError::Unavailable(format!("{describe}: {e}")))?;
                     store.tracking =
                         Some(Tracking::start(tracking, prefix, config.command_timeout));
                 }
@@ -721,9 +723,6 @@ impl SessionStore for RedisStore {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         super::forget(id);
         let key = id.storage_key(&self.prefix);
-        if let Some(tracking) = &self.tracking {
-            tracking.forget(&key);
-        }
         let _forget = self.tracking.as_deref().map(|t| t.forget_on_drop(&key));
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&key);

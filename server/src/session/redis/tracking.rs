@@ -264,18 +264,15 @@ async fn run(tracking: Weak<Tracking>, client: redis::Client, prefix: String, ti
     let mut backoff = RETRY_MIN;
     loop {
         let outcome = session(&tracking, &client, &prefix, timeout).await;
-        let Some(t) = tracking.upgrade() else {
+        match tracking.upgrade() {
+            Some(t) => t.set_live(false),
+            None => return,
+        }
+        let Ended::Lost(why) = outcome else {
             return;
         };
-        t.set_live(false);
-        drop(t);
-        match outcome {
-            Ended::Dropped => return,
-            Ended::Lost(why) => {
-                crate::metrics::record_error_kind("redis_tracking_lost");
-                tracing::warn!(error = %why, "Redis client-side cache: tracking connection lost; reading from Redis until it is back");
-            }
-        }
+        crate::metrics::record_error_kind("redis_tracking_lost");
+        tracing::warn!(error = %why, "Redis client-side cache: tracking connection lost; reading from Redis until it is back");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(RETRY_MAX);
         if tracking.strong_count() == 0 {
