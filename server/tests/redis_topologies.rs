@@ -74,6 +74,39 @@ async fn replica(loaded: &config::Loaded, clock: &ManualClock) -> RunningServer 
     .expect("extauth starts")
 }
 
+/// `POST /openai` to extauth's HTTP listener at `addr`, with the cookie when given.
+async fn ask(http: &reqwest::Client, addr: SocketAddr, cookie: Option<&str>) -> support::Answer {
+    let mut req = http
+        .post(format!("http://{addr}/openai"))
+        .header("host", support::APP_HOST)
+        .header("accept", "*/*");
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    support::Answer::read(req.send().await.unwrap()).await
+}
+
+/// A whole login through extauth at `addr` (302 to the IdP, the form, the callback's 302);
+/// the session cookie as `name=value`.
+async fn log_in_at(http: &reqwest::Client, addr: SocketAddr) -> String {
+    let first = ask(http, addr, None).await;
+    assert_eq!(first.status, 302, "{first:?}");
+    let callback = support::log_in(http, first.header("location").unwrap()).await;
+    let back = support::Answer::read(
+        http.get(format!(
+            "http://{addr}{}",
+            support::path_and_query(&callback)
+        ))
+        .header("host", support::APP_HOST)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(back.status, 302, "{back:?}");
+    support::cookie_pair(back.header("set-cookie").unwrap())
+}
+
 /// Logs in through `one`, lets the tokens come due, then sends concurrent requests with the
 /// cookie to both replicas: every one is served with the same refreshed token, and the IdP
 /// saw one `refresh_token` grant (it rotates refresh tokens: a second refresh would have
@@ -88,40 +121,11 @@ async fn two_replicas_refresh_once(options: Vec<String>) {
         replica(&loaded, &clock).await,
     );
     let http = support::client();
-    let ask = |addr: SocketAddr, cookie: Option<String>| {
-        let http = http.clone();
-        async move {
-            let mut req = http
-                .post(format!("http://{addr}/openai"))
-                .header("host", support::APP_HOST)
-                .header("accept", "*/*");
-            if let Some(cookie) = cookie {
-                req = req.header("cookie", cookie);
-            }
-            support::Answer::read(req.send().await.unwrap()).await
-        }
-    };
-    let first = ask(one.http_addr(), None).await;
-    assert_eq!(first.status, 302, "{first:?}");
-    let callback = support::log_in(&http, first.header("location").unwrap()).await;
-    let back = support::Answer::read(
-        http.get(format!(
-            "http://{}{}",
-            one.http_addr(),
-            support::path_and_query(&callback)
-        ))
-        .header("host", support::APP_HOST)
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(back.status, 302, "{back:?}");
-    let cookie = support::cookie_pair(back.header("set-cookie").unwrap());
+    let cookie = log_in_at(&http, one.http_addr()).await;
     // Both replicas have served the session before it comes due (with `clientSideCache`,
     // both hold it in memory: the refresh must not be made from a stale copy).
     for addr in [one.http_addr(), two.http_addr()] {
-        assert_eq!(ask(addr, Some(cookie.clone())).await.status, 200);
+        assert_eq!(ask(&http, addr, Some(&cookie)).await.status, 200);
     }
     clock.advance(299);
     idp.clock().advance(299);
@@ -131,7 +135,7 @@ async fn two_replicas_refresh_once(options: Vec<String>) {
         } else {
             two.http_addr()
         };
-        ask(addr, Some(cookie.clone()))
+        ask(&http, addr, Some(&cookie))
     }))
     .await;
     assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
@@ -183,38 +187,12 @@ async fn a_session_deleted_elsewhere_is_refused_by_a_replica_that_cached_it() {
     let clock = ManualClock::at_system_time();
     let extauth = replica(&loaded, &clock).await;
     let http = support::client();
-    let ask = |cookie: Option<String>| {
-        let http = http.clone();
-        let addr = extauth.http_addr();
-        async move {
-            let mut req = http
-                .post(format!("http://{addr}/openai"))
-                .header("host", support::APP_HOST)
-                .header("accept", "*/*");
-            if let Some(cookie) = cookie {
-                req = req.header("cookie", cookie);
-            }
-            support::Answer::read(req.send().await.unwrap()).await
-        }
-    };
-    let first = ask(None).await;
-    assert_eq!(first.status, 302, "{first:?}");
-    let callback = support::log_in(&http, first.header("location").unwrap()).await;
-    let back = support::Answer::read(
-        http.get(format!(
-            "http://{}{}",
-            extauth.http_addr(),
-            support::path_and_query(&callback)
-        ))
-        .header("host", support::APP_HOST)
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
-    let cookie = support::cookie_pair(back.header("set-cookie").unwrap());
+    let cookie = log_in_at(&http, extauth.http_addr()).await;
     for _ in 0..3 {
-        assert_eq!(ask(Some(cookie.clone())).await.status, 200);
+        assert_eq!(
+            ask(&http, extauth.http_addr(), Some(&cookie)).await.status,
+            200
+        );
     }
     let value = cookie.split_once('=').unwrap().1;
     let key = extauth::session::SessionId::parse(value)
@@ -233,7 +211,7 @@ async fn a_session_deleted_elsewhere_is_refused_by_a_replica_that_cached_it() {
     assert_eq!(deleted, 1);
     let started = Instant::now();
     loop {
-        let answer = ask(Some(cookie.clone())).await;
+        let answer = ask(&http, extauth.http_addr(), Some(&cookie)).await;
         if answer.status == 302 {
             break;
         }

@@ -123,6 +123,16 @@ async fn store_session(f: &Fixture, data: &SessionData) -> SessionId {
     id
 }
 
+/// Requests the IdP's token endpoint received (code exchanges and refreshes).
+async fn token_calls(idp: &MockServer) -> usize {
+    idp.received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/token"))
+        .count()
+}
+
 fn with_cookie(check: CheckRequest, id: &SessionId) -> CheckRequest {
     check.with_header(
         "cookie",
@@ -294,14 +304,7 @@ async fn callback_errors_are_client_errors_with_a_clear_body() {
         assert!(header(&d, "set-cookie").is_empty(), "{label}");
     }
     // The state is checked first: no code reached the token endpoint.
-    let exchanged = f
-        ._idp
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .any(|r| r.url.path().ends_with("/token"));
-    assert!(!exchanged);
+    assert_eq!(token_calls(&f._idp).await, 0);
 }
 
 #[tokio::test]
@@ -829,15 +832,7 @@ async fn a_transient_refresh_failure_keeps_the_session() {
     let d = deny(f.flow.decide(&with_cookie(post_openai(), &id)).await);
     assert_eq!(d.status, StatusCode::SERVICE_UNAVAILABLE, "{}", d.body);
     assert!(f.flow.routes()[0].store.load(&id).await.unwrap().is_some());
-    let tries = f
-        ._idp
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().ends_with("/token"))
-        .count();
-    assert_eq!(tries, 2);
+    assert_eq!(token_calls(&f._idp).await, 2);
 }
 
 #[tokio::test]
@@ -895,14 +890,7 @@ async fn allow_refreshing_false_never_calls_the_token_endpoint() {
         deny(flow.decide(&with_cookie(post_openai(), &id)).await).status,
         StatusCode::FOUND
     );
-    let tokens = idp
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().ends_with("/token"))
-        .count();
-    assert_eq!(tokens, 0);
+    assert_eq!(token_calls(&idp).await, 0);
 }
 
 #[tokio::test]
@@ -1037,13 +1025,6 @@ async fn a_refresh_reads_the_session_past_a_lagging_cache() {
     let flow = testkit::flow_with_store(&loaded(&idp.uri(), "127.0.0.1:1"), store, &clock);
     let a = allow(flow.decide(&with_cookie(post_openai(), &id)).await);
     assert_eq!(a.upstream_headers[0].1, fresh.id_token);
-    let token_calls = idp
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|r| r.url.path().ends_with("/token"))
-        .count();
-    assert_eq!(token_calls, 0);
+    assert_eq!(token_calls(&idp).await, 0);
     assert_eq!(memory.load(&id).await.unwrap(), Some(fresh));
 }

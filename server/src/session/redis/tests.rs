@@ -38,7 +38,8 @@ fn config(topology: RedisTopology) -> RedisConfig {
     }
 }
 
-fn standalone(port: u16) -> RedisConfig {
+/// A standalone server on loopback, prefix `t:` (also the client-side cache's tests).
+pub(super) fn standalone(port: u16) -> RedisConfig {
     config(RedisTopology::Standalone(RedisAddress::Tcp(node(port))))
 }
 

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use data_encoding::BASE32;
 
-use crate::config::{HostPort, RedisAddress, RedisAuth, RedisConfig, RedisTopology};
+use crate::config::RedisConfig;
+use crate::session::redis::tests::standalone;
 use crate::session::redis::{CacheStats, RedisStore};
 use crate::session::tests::sample;
 use crate::session::{SessionId, SessionStore as _};
@@ -15,19 +16,8 @@ const TTL: Duration = Duration::from_secs(600);
 
 fn config(port: u16, client_side_cache: bool) -> RedisConfig {
     RedisConfig {
-        topology: RedisTopology::Standalone(RedisAddress::Tcp(HostPort {
-            host: "127.0.0.1".into(),
-            port,
-        })),
-        db: 0,
-        pool_size: 2,
-        key_prefix: "t:".into(),
-        tls: None,
-        auth: RedisAuth::default(),
-        sentinel_auth: RedisAuth::default(),
-        command_timeout: Duration::from_secs(1),
-        durable: None,
         client_side_cache,
+        ..standalone(port)
     }
 }
 
